@@ -89,3 +89,108 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def save_config(cfg: Any, path: str | Path) -> None:
     Path(path).write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One dataclass per stage. Defaults are the specification's hyperparameters.
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class PreprocessConfig:
+    tokenizer: str = "microsoft/codebert-base"  # a hub name, a local directory, or "bpe"
+    max_tokens: int = 512                       # budget including the two special tokens
+    bpe_vocab_size: int = 16000
+    node_vocab_size: int = 1000
+    vocab_sample: int = 5000                    # train functions the node vocabulary is counted on
+    max_ast_nodes: int = 1200
+    workers: int = 0                            # 0 = all cores
+    quick_test: bool = False
+    quick_test_size: int = 100
+    reuse_from: str | None = None
+
+
+@dataclasses.dataclass
+class EngineConfig:
+    """What every neural model shares: the training engine's settings."""
+    seed: int = 42
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 10                    # early stopping, in epochs
+    monitor: str = "val_f1_vulnerable"    # or val_accuracy, val_roc_auc
+    precision: str = "32-true"            # bf16-mixed on CPU, 16-mixed on CUDA
+    devices: int = 1
+    strategy: str = "auto"                # ddp for several devices (gloo on CPU)
+    accelerator: str = "auto"
+    deterministic: bool = False
+    grad_clip: float = 1.0
+    accumulate: int = 1
+    checkpoint_uri: str | None = None     # any fsspec URL; s3://bucket/prefix mirrors checkpoints
+    sample_weights: str | None = None     # jsonl or json of id -> weight
+    tracking_uri: str | None = None       # MLflow; default sqlite:///<out>/mlflow.db
+    experiment: str = "streamguard"
+    quick_test: bool = False
+    num_workers: int = 0
+
+
+@dataclasses.dataclass
+class GNNConfig(EngineConfig):
+    vocab_size: int = 1000
+    embed_dim: int = 128
+    hidden: int = 256
+    layers: int = 4
+    dropout: float = 0.3
+    head_hidden: int = 256
+    lr_factor: float = 0.5                # ReduceLROnPlateau on validation F1
+    lr_patience: int = 5
+    auto_batch_size: bool = False
+    memory_budget_gb: float = 4.0
+
+
+@dataclasses.dataclass
+class TransformerConfig(EngineConfig):
+    model: str = "microsoft/codebert-base"   # hub name, local directory, or "tiny"
+    epochs: int = 5
+    batch_size: int = 16
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    patience: int = 2
+    max_length: int = 512
+    head_hidden: int = 384
+    dropout: float = 0.1
+    pooling: str = "attention"               # or "cls"
+    # size of the "tiny" model built from config (configs/transformer-tiny.yaml)
+    tiny_layers: int = 2
+    tiny_hidden: int = 128
+    tiny_heads: int = 2
+    tiny_intermediate: int = 512
+
+
+@dataclasses.dataclass
+class LexicalConfig:
+    analyzer: str = "char"                   # "char" (3-6 grams) or "code" (token uni+bi-grams)
+    ngram_min: int = 3
+    ngram_max: int = 6
+    max_features: int = 500000
+    strip_comments: bool = True
+    c_grid: list[float] = dataclasses.field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0])
+    seed: int = 42
+
+
+@dataclasses.dataclass
+class FuseConfig:
+    models: list[str] = dataclasses.field(default_factory=lambda: ["gnn", "lexical"])
+    folds: int = 5
+    method: str = "weighted"                 # weighted average of logits, or "stacker" (logistic regression)
+    seed: int = 42
+    fold_epochs: int = 3                     # epoch budget of each neural fold model
+
+
+@dataclasses.dataclass
+class EvaluateConfig:
+    bootstrap: int = 1000
+    seed: int = 42
+    max_fpr: float = 0.005                   # VD-S: false-negative rate at FPR <= 0.5%
+    peers: list[str] = dataclasses.field(default_factory=list)

@@ -1,0 +1,89 @@
+"""The ``streamguard`` command: parses arguments and dispatches to the stages; nothing else."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from streamguard.errors import UserError
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="import or download raw datasets").add_subparsers(dest="data_cmd",
+                                                                                        required=True)
+    imp = data.add_parser("import", help="import a raw dataset into CodeXGLUE-format jsonl + manifest")
+    imp.add_argument("source_kind", choices=["codexglue"])
+    imp.add_argument("--source", required=True, type=Path,
+                     help="folder with {train,valid,test}.jsonl, or Devign's function.json + train/valid/test.txt")
+    imp.add_argument("--out", required=True, type=Path)
+    imp.add_argument("--dedup", action="store_true", help="drop from train what also appears in valid/test")
+    imp.set_defaults(func=_run_import)
+    dl = data.add_parser("download", help="fetch the public CodeXGLUE copy and verify its checksums")
+    dl.add_argument("source_kind", choices=["codexglue"])
+    dl.add_argument("--out", required=True, type=Path)
+    dl.add_argument("--url", default=None, help="base URL of the copy (default: the public one)")
+    dl.add_argument("--timeout", type=float, default=30.0)
+    dl.set_defaults(func=_run_download)
+
+
+def _run_import(args: argparse.Namespace) -> None:
+    from streamguard.data.ingest import import_codexglue
+    import_codexglue(args.source, args.out, dedup=args.dedup)
+
+
+def _run_download(args: argparse.Namespace) -> None:
+    from streamguard.data.download import download_codexglue
+    download_codexglue(args.out, base_url=args.url, timeout=args.timeout)
+
+
+def _add_preprocess(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("preprocess", help="tokenize, trim, parse ASTs and write processed records")
+    p.add_argument("--raw", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--tokenizer", default=None, help="hub name, local directory, or 'bpe' (trained on train)")
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--quick-test", action="store_true", default=None)
+    p.add_argument("--reuse-from", default=None, help="processed dir whose tokenizer and node vocabulary to use")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    p.set_defaults(func=_run_preprocess)
+
+
+def _run_preprocess(args: argparse.Namespace) -> None:
+    from streamguard.config import PreprocessConfig, load_config
+    from streamguard.data.preprocess import preprocess
+    cfg = load_config(PreprocessConfig, args.config, {
+        "tokenizer": args.tokenizer, "max_tokens": args.max_tokens, "workers": args.workers,
+        "quick_test": args.quick_test, "reuse_from": args.reuse_from}, args.set)
+    preprocess(args.raw, args.out, cfg)
+
+
+# --- train / fuse / predict / evaluate subcommands are added below by their stages -----------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamguard", description=__doc__.split(":")[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data(sub)
+    _add_preprocess(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"streamguard: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("streamguard: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
