@@ -63,11 +63,77 @@ def _run_preprocess(args: argparse.Namespace) -> None:
 # --- train / fuse / predict / evaluate subcommands are added below by their stages -----------------------
 
 
+def _log_info() -> None:
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+def _train_group(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The ``train`` group: each model kind adds its own ``train <kind>`` subcommand to it."""
+    return sub.add_parser("train", help="train a model kind").add_subparsers(dest="train_kind", required=True)
+
+
+def _add_train_lexical(train: argparse._SubParsersAction) -> None:
+    p = train.add_parser("lexical", help="TF-IDF + logistic regression, C chosen on valid")
+    p.add_argument("--data", required=True, type=Path, help="processed dataset dir")
+    p.add_argument("--out", required=True, type=Path, help="run dir to write")
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    p.set_defaults(func=_run_train_lexical)
+
+
+def _run_train_lexical(args: argparse.Namespace) -> None:
+    from streamguard.config import LexicalConfig, load_config
+    from streamguard.train.lexical import train
+    _log_info()
+    train(args.data, args.out, load_config(LexicalConfig, args.config, None, args.set))
+
+
+def _add_fuse(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fuse", help="out-of-fold stacking of base models (no leakage into the weights)")
+    p.add_argument("--models", default=None, help="comma-separated base kinds, e.g. gnn,lexical")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--folds", type=int, default=None)
+    p.add_argument("--method", choices=["weighted", "stacker"], default=None)
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    p.set_defaults(func=_run_fuse)
+
+
+def _run_fuse(args: argparse.Namespace) -> None:
+    from streamguard.config import FuseConfig, load_config
+    from streamguard.train.fuse import train
+    _log_info()
+    cfg = load_config(FuseConfig, args.config, {"models": args.models, "folds": args.folds,
+                                                "method": args.method}, args.set)
+    train(args.data, args.out, cfg)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="score a processed dataset with a trained run (any kind)")
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path, help="processed with the run's tokenizer (--reuse-from)")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--out", required=True, type=Path, help="predictions jsonl to write")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> None:
+    from streamguard.predict import predict_run
+    _log_info()
+    predict_run(args.run, args.data, args.split, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamguard", description=__doc__.split(":")[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
     _add_preprocess(sub)
+    train = _train_group(sub)
+    _add_train_lexical(train)
+    _add_fuse(sub)
+    _add_predict(sub)
     return parser
 
 

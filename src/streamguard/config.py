@@ -177,6 +177,7 @@ class LexicalConfig:
     strip_comments: bool = True
     c_grid: list[float] = dataclasses.field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0])
     seed: int = 42
+    code_source: str = "raw"                 # "raw": whole function from the raw split; "processed": trimmed code
 
 
 @dataclasses.dataclass
@@ -186,6 +187,8 @@ class FuseConfig:
     method: str = "weighted"                 # weighted average of logits, or "stacker" (logistic regression)
     seed: int = 42
     fold_epochs: int = 3                     # epoch budget of each neural fold model
+    threshold_metric: str = "accuracy"       # what the decision threshold maximises on valid: accuracy or f1
+    base_configs: list[str] = dataclasses.field(default_factory=list)  # "kind=path.yaml" per base model
 
 
 @dataclasses.dataclass

@@ -1,0 +1,101 @@
+"""Lexical baseline: TF-IDF over code text and a logistic regression. Texts in, logits out; no file I/O.
+
+Two views of the code are offered: character n-grams (robust to identifier spelling, the stronger view on
+Devign) and code tokens (identifiers, numbers, punctuation) as uni+bi-grams. ``union`` stacks both.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from streamguard.errors import UserError
+
+ANALYZERS = ("char", "code", "union")
+
+# One pass that keeps string/char literals intact (a "//" inside a string is not a comment) and drops comments.
+_COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+_CODE_TOKEN = re.compile(r"[A-Za-z_]\w*|0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?|->|\+\+|--|<<|>>|[<>!=]=|&&|\|\||\S")
+_BLANK_RUN = re.compile(r"[ \t]*\n[\s]*")
+
+
+def strip_comments(code: str) -> str:
+    """Remove C comments but not comment-like text inside literals."""
+    return _COMMENT_OR_LITERAL.sub(lambda m: " " if m.group(0)[0] == "/" else m.group(0), code)
+
+
+def normalise(code: str, strip: bool) -> str:
+    """Comments removed (optionally) and blank-line runs collapsed: Devign doubles every newline, which would
+    otherwise fill the char n-gram vocabulary with whitespace variants of the same text."""
+    if strip:
+        code = strip_comments(code)
+    return _BLANK_RUN.sub("\n", code).strip()
+
+
+def code_tokens(code: str) -> list[str]:
+    return _CODE_TOKEN.findall(code)
+
+
+def _vectorizers(analyzer: str, ngram_min: int, ngram_max: int, max_features: int) -> list[TfidfVectorizer]:
+    if analyzer not in ANALYZERS:
+        raise UserError(f"lexical analyzer must be one of {', '.join(ANALYZERS)}, got {analyzer!r}")
+    if not 1 <= ngram_min <= ngram_max:
+        raise UserError(f"lexical n-gram range must satisfy 1 <= ngram_min <= ngram_max, got "
+                        f"{ngram_min}..{ngram_max}")
+    out = []
+    if analyzer in ("char", "union"):
+        # min_df=2 drops n-grams seen in a single function: they cannot generalise and dominate memory.
+        out.append(TfidfVectorizer(analyzer="char", ngram_range=(ngram_min, ngram_max), min_df=2,
+                                   max_features=max_features, sublinear_tf=True, lowercase=False,
+                                   dtype=np.float32))
+    if analyzer in ("code", "union"):
+        out.append(TfidfVectorizer(analyzer="word", tokenizer=code_tokens, token_pattern=None, preprocessor=None,
+                                   ngram_range=(1, 2), min_df=2, max_features=max_features, sublinear_tf=True,
+                                   lowercase=False, dtype=np.float32))
+    return out
+
+
+@dataclass
+class LexicalFeatures:
+    """Fitted TF-IDF view(s) of the code; ``transform`` gives one sparse row per function."""
+    analyzer: str = "char"
+    ngram_min: int = 3
+    ngram_max: int = 6
+    max_features: int = 500000
+    strip_comments: bool = True
+
+    def fit_transform(self, codes: Sequence[str]) -> sparse.csr_matrix:
+        self._vecs = _vectorizers(self.analyzer, self.ngram_min, self.ngram_max, self.max_features)
+        texts = [normalise(c, self.strip_comments) for c in codes]
+        x = sparse.hstack([v.fit_transform(texts) for v in self._vecs], format="csr")
+        for v in self._vecs:
+            # The pruned terms (millions of char n-grams) are only kept for introspection: drop them so the
+            # saved model stays small.
+            v.stop_words_ = None
+        return x
+
+    def transform(self, codes: Sequence[str]) -> sparse.csr_matrix:
+        texts = [normalise(c, self.strip_comments) for c in codes]
+        return sparse.hstack([v.transform(texts) for v in self._vecs], format="csr")
+
+    @property
+    def n_features(self) -> int:
+        return sum(len(v.vocabulary_) for v in self._vecs)
+
+
+def fit_classifier(x: sparse.csr_matrix, y: np.ndarray, c: float, seed: int) -> LogisticRegression:
+    # liblinear is deterministic and fast on sparse, wide, binary problems like this one.
+    clf = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=seed)
+    return clf.fit(x, y)
+
+
+def logits(clf: LogisticRegression, x: sparse.csr_matrix) -> np.ndarray:
+    """Two-class logits [l0, l1] whose softmax equals the classifier's probability (symmetric split of
+    the log-odds), so every model kind's logits mean the same thing to the fusion."""
+    d = clf.decision_function(x).astype(np.float64)
+    return np.stack([-d / 2.0, d / 2.0], axis=1)
