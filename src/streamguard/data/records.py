@@ -32,6 +32,10 @@ def validate_raw(row: Any) -> dict[str, Any]:
         raise RecordError("'func' is empty")
     if "\x00" in func:
         raise RecordError("'func' contains NUL bytes")
+    try:
+        func.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError("'func' contains lone surrogates (not encodable as UTF-8)") from None
     if isinstance(target, bool) or target not in (0, 1):
         raise RecordError(f"'target' must be 0 or 1, got {target!r}")
     return {"project": str(row.get("project") or ""), "commit_id": str(row.get("commit_id") or ""),
@@ -96,13 +100,15 @@ def validate_processed(rec: dict[str, Any], vocab_size: int, node_vocab_size: in
         raise RecordError("tokens and token_offsets differ in length")
     if any(not 0 <= t < vocab_size for t in tokens):
         raise RecordError("token id outside the tokenizer vocabulary")
-    last_end = 0
+    last_start = 0
     for start, end in offsets:
         if start == end == 0:
             continue  # special tokens carry an empty span
-        if not (0 <= start <= end <= len(code)) or start < last_end:
+        # byte-level BPE may split one character into several tokens that share its span: starts only
+        # have to be non-decreasing
+        if not (0 <= start <= end <= len(code)) or start < last_start:
             raise RecordError(f"token offset [{start}, {end}] outside the code or out of order")
-        last_end = end
+        last_start = start
     n_nodes = len(rec["ast_nodes"])
     if n_nodes == 0:
         raise RecordError("graph has no nodes")

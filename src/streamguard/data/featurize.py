@@ -1,0 +1,102 @@
+"""One function -> one processed record: tokens with offsets, trimming, AST graph with node-vocabulary ids.
+
+Runs inside the preprocessing worker processes, so it imports only ``tokenizers`` and ``tree_sitter`` (not
+``transformers``): workers start in well under a second.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer
+
+from streamguard.data.ast import ASTParser, Graph
+from streamguard.data.trim import choose_window, find_risky_spans
+
+UNK = "<unk>"
+
+
+@dataclass
+class Featurizer:
+    tokenizer: Tokenizer
+    cls_id: int
+    sep_id: int
+    max_tokens: int
+    parser: ASTParser
+    vocab: dict[str, int] | None = None  # None while the node vocabulary is being counted
+
+    @classmethod
+    def from_dir(cls, tokenizer_dir: Path, identity: dict, max_tokens: int, max_nodes: int,
+                 vocab: list[str] | None) -> "Featurizer":
+        tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+        return cls(tok, identity["cls_id"], identity["sep_id"], max_tokens, ASTParser(max_nodes),
+                   {label: i for i, label in enumerate(vocab)} if vocab else None)
+
+    def kept_code(self, code: str) -> tuple[str, dict[str, Any], list[int], list[list[int]]]:
+        """Tokenize, trim to the budget around risky code, and return the kept text with its tokens."""
+        enc = self.tokenizer.encode(code, add_special_tokens=False)
+        ids, offsets = enc.ids, enc.offsets
+        window = choose_window(offsets, find_risky_spans(code), self.max_tokens - 2)
+        kept_ids = ids[window.start:window.end]
+        kept = offsets[window.start:window.end]
+        first = kept[0][0] if kept and window.strategy != "none" else 0
+        last = kept[-1][1] if kept and window.strategy != "none" else len(code)
+        info = {"orig_num_tokens": len(ids), "trimmed": window.strategy != "none", "trim_strategy": window.strategy,
+                "trim_span": [first, last], "risky_apis": list(window.risky_apis)}
+        rel = [[a - first, b - first] for a, b in kept]
+        return code[first:last], info, kept_ids, rel
+
+    def labels(self, code: str) -> Graph:
+        _, info, _, _ = self.kept_code(code)
+        return self.parser.parse(code, tuple(info["trim_span"]))
+
+    def node_ids(self, graph: Graph) -> list[int]:
+        assert self.vocab is not None
+        vocab, unk = self.vocab, self.vocab[UNK]
+        return [vocab.get(label, vocab.get(kind, unk)) if is_text else vocab.get(label, unk)
+                for label, kind, is_text in zip(graph.labels, graph.types, graph.leaf_text)]
+
+    def record(self, row: dict[str, Any], split: str, row_no: int, source: str) -> dict[str, Any]:
+        code, info, ids, offsets = self.kept_code(row["func"])
+        graph = self.parser.parse(row["func"], tuple(info["trim_span"]))
+        tokens = [self.cls_id, *ids, self.sep_id]
+        idx = row.get("idx")
+        return {
+            "id": f"{source.upper()}-{split.upper()}-{row_no}", "code": code, "language": "c", "tokens": tokens,
+            "token_offsets": [[0, 0], *offsets, [0, 0]], "ast_nodes": self.node_ids(graph),
+            "edge_index": [list(e) for e in graph.edges], "label": int(row["target"]),
+            "metadata": {"source": source, "split": split, "orig_id": "" if idx is None else str(idx), "row": row_no,
+                         "project": row.get("project", ""), "ast_success": graph.strategy != "token_graph",
+                         "ast_strategy": graph.strategy, "num_tokens": len(tokens), "num_ast_nodes": len(graph.labels),
+                         **info}}
+
+
+def count_labels(graph: Graph, types: Counter, texts: Counter) -> None:
+    for label, kind, is_text in zip(graph.labels, graph.types, graph.leaf_text):
+        types[kind] += 1
+        if is_text:
+            texts[label] += 1
+
+
+def build_vocab(types: Counter, texts: Counter, size: int) -> list[str]:
+    """Unknown first, then every node type (the fallback labels), then the most frequent leaf texts."""
+    vocab = [UNK] + [t for t, _ in types.most_common()]
+    seen = set(vocab)
+    for text, _ in texts.most_common():
+        if len(vocab) >= size:
+            break
+        if text not in seen:
+            vocab.append(text)
+            seen.add(text)
+    return vocab[:size]
+
+
+def save_vocab(path: Path, vocab: list[str], counted_on: int) -> None:
+    path.write_text(json.dumps({"labels": vocab, "unk_id": 0, "counted_on_train_functions": counted_on}) + "\n")
+
+
+def load_vocab(path: Path) -> list[str]:
+    return json.loads(path.read_text())["labels"]

@@ -1,0 +1,135 @@
+"""Ingest: raw sources -> CodeXGLUE-format ``{train,valid,test}.jsonl`` + ``manifest.json`` + ``rejects.jsonl``.
+
+Two source forms are read: CodeXGLUE's jsonl splits, and Devign's ``function.json`` with the CodeXGLUE
+index files ``train.txt`` / ``valid.txt`` / ``test.txt``. Every input line is either written or rejected with
+its reason: counts in = counts out + rejects.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from streamguard.data.records import SPLITS, RecordError, read_jsonl_lines, validate_raw, write_jsonl
+from streamguard.data.stats import audit, hashes, normalised_hash
+from streamguard.errors import UserError
+from streamguard.provenance import environment, sha256_file
+
+Entry = tuple[int, Any]  # (line number in the source file, parsed row or RecordError)
+
+
+def _jsonl_source(source: Path, split: str) -> tuple[Iterator[Entry], list[Path]]:
+    path = source / f"{split}.jsonl"
+    return read_jsonl_lines(path), [path]
+
+
+def _devign_source(source: Path, split: str, functions: list[Any]) -> tuple[Iterator[Entry], list[Path]]:
+    index_path = source / f"{split}.txt"
+
+    def entries() -> Iterator[Entry]:
+        for lineno, line in enumerate(index_path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            text = line.strip()
+            if not text:
+                continue
+            if not text.isdigit():
+                yield lineno, RecordError(f"index line is not a non-negative integer: {text[:40]!r}")
+            elif int(text) >= len(functions):
+                yield lineno, RecordError(f"index {text} is past the end of function.json ({len(functions)} rows)")
+            else:
+                row = functions[int(text)]
+                yield lineno, ({**row, "idx": int(text)} if isinstance(row, dict) else row)
+    return entries(), [index_path, source / "function.json"]
+
+
+def _load_devign_functions(source: Path) -> list[Any]:
+    try:
+        functions = json.loads((source / "function.json").read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{source / 'function.json'} is not valid JSON: {exc}") from None
+    if not isinstance(functions, list):
+        raise UserError(f"{source / 'function.json'} must hold a JSON array of functions")
+    return functions
+
+
+def detect_form(source: Path) -> str:
+    if not source.is_dir():
+        raise UserError(f"source folder not found: {source}")
+    if all((source / f"{s}.jsonl").is_file() for s in SPLITS):
+        return "codexglue-jsonl"
+    if (source / "function.json").is_file() and all((source / f"{s}.txt").is_file() for s in SPLITS):
+        return "devign-function-json"
+    raise UserError(f"{source} holds neither train/valid/test.jsonl nor function.json with train/valid/test.txt")
+
+
+def import_codexglue(source: Path, out: Path, dedup: bool = False) -> dict[str, Any]:
+    """Validate and write every split; return the manifest (also written to ``out/manifest.json``)."""
+    started = time.time()
+    form = detect_form(source)
+    functions = _load_devign_functions(source) if form == "devign-function-json" else []
+    kept: dict[str, list[dict]] = {}
+    rejects: list[dict] = []
+    read: dict[str, int] = {}
+    inputs: dict[str, str] = {}
+    for split in SPLITS:
+        entries, files = (_jsonl_source(source, split) if form == "codexglue-jsonl"
+                          else _devign_source(source, split, functions))
+        inputs.update({str(f): sha256_file(f) for f in files})
+        kept[split], read[split] = [], 0
+        for lineno, obj in entries:
+            read[split] += 1
+            try:
+                if isinstance(obj, RecordError):
+                    raise obj
+                kept[split].append(validate_raw(obj))
+            except RecordError as exc:
+                rejects.append({"split": split, "line": lineno, "reason": str(exc)})
+    report = audit(kept)
+    removed = _dedup_train(kept, rejects) if dedup else 0
+    manifest = _write(out, kept, rejects, read, report, removed, dedup)
+    manifest.update({"source": "codexglue", "source_form": form, "source_dir": str(source.resolve()),
+                     "inputs_sha256": inputs, "seconds": round(time.time() - started, 2), "environment": environment()})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    _print_summary(out, manifest)
+    return manifest
+
+
+def _dedup_train(kept: dict[str, list[dict]], rejects: list[dict]) -> int:
+    """Drop train rows whose code (whitespace-normalised) is also in valid or test; they become rejects."""
+    held_out = hashes(kept["valid"]) | hashes(kept["test"])
+    remaining = []
+    for row in kept["train"]:
+        if normalised_hash(row["func"]) in held_out:
+            rejects.append({"split": "train", "line": None, "idx": row["idx"],
+                            "reason": "duplicate of a valid/test function (--dedup)"})
+        else:
+            remaining.append(row)
+    removed = len(kept["train"]) - len(remaining)
+    kept["train"] = remaining
+    return removed
+
+
+def _write(out: Path, kept: dict[str, list[dict]], rejects: list[dict], read: dict[str, int],
+           report: dict[str, Any], removed: int, dedup: bool) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    counts, files = {}, {}
+    for split in SPLITS:
+        write_jsonl(out / f"{split}.jsonl", kept[split])
+        n_rej = sum(1 for r in rejects if r["split"] == split)
+        counts[split] = {"read": read[split], "written": len(kept[split]), "rejected": n_rej}
+        assert read[split] == len(kept[split]) + n_rej, "every input line is written or rejected"
+        files[f"{split}.jsonl"] = sha256_file(out / f"{split}.jsonl")
+    write_jsonl(out / "rejects.jsonl", rejects)
+    return {"counts": counts, "sha256": files, "audit": report,
+            "dedup": {"enabled": dedup, "removed_from_train": removed}}
+
+
+def _print_summary(out: Path, manifest: dict[str, Any]) -> None:
+    parts = [f"{s} {c['written']}/{c['read']}" for s, c in manifest["counts"].items()]
+    cross = manifest["audit"]["cross_split"]
+    leak = cross.get("train-test", {}).get("shared_functions", 0) + cross.get("valid-test", {}).get(
+        "shared_functions", 0)
+    print(f"imported {', '.join(parts)} (written/read); {sum(c['rejected'] for c in manifest['counts'].values())} "
+          f"rejected; {leak} test functions also in train/valid; "
+          f"{manifest['dedup']['removed_from_train']} removed by --dedup -> {out}")

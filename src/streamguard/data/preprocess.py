@@ -1,0 +1,214 @@
+"""The preprocess stage: raw CodeXGLUE splits -> processed records + tokenizer + node vocabulary + metadata.
+
+Work is spread over processes (tree-sitter and Python graph building are CPU-bound). The node vocabulary is
+counted on the first ``vocab_sample`` train functions, so that records can be streamed to disk in one pass.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from streamguard.config import PreprocessConfig, to_dict
+from streamguard.data.featurize import Featurizer, build_vocab, count_labels, load_vocab, save_vocab
+from streamguard.data.records import SPLITS, RecordError, read_jsonl_lines, validate_raw, write_jsonl
+from streamguard.data.summary import summarise, print_summary
+from streamguard.data.tokenize import SafeTokenizer
+from streamguard.errors import UserError
+from streamguard.provenance import environment, sha256_file
+
+_WORKER: dict[str, Any] = {}
+CHUNK = 16
+
+
+def _init_worker(tokenizer_dir: str, identity: dict, max_tokens: int, max_nodes: int, vocab: list[str] | None,
+                 source: str) -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER["f"] = Featurizer.from_dir(Path(tokenizer_dir), identity, max_tokens, max_nodes, vocab)
+    _WORKER["source"] = source
+
+
+def _count_task(code: str) -> tuple[Counter, Counter]:
+    types, texts = Counter(), Counter()
+    f: Featurizer = _WORKER["f"]
+    count_labels(f.labels(code), types, texts)
+    return types, texts
+
+
+def _record_task(task: tuple[str, int, Any]) -> tuple[str, int, str | None, dict | None, str | None]:
+    """(split, row) -> the record as a JSON line and its statistics, or the reason it was rejected."""
+    split, row_no, obj = task
+    try:
+        if isinstance(obj, RecordError):
+            raise obj
+        row = validate_raw(obj)
+        rec = _WORKER["f"].record(row, split, row_no, _WORKER["source"])
+        return split, row_no, json.dumps(rec, ensure_ascii=False), rec["metadata"], None
+    except RecordError as exc:
+        return split, row_no, None, None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a record must never crash the stage; it is rejected with the cause
+        return split, row_no, None, None, f"internal error while processing: {type(exc).__name__}: {exc}"
+
+
+def _read_raw(raw: Path, cfg: PreprocessConfig) -> dict[str, list[tuple[int, Any]]]:
+    if not raw.is_dir():
+        raise UserError(f"raw dataset folder not found: {raw}")
+    splits = {}
+    for split in SPLITS:
+        path = raw / f"{split}.jsonl"
+        if not path.is_file():
+            raise UserError(f"{path} not found (expected the output of `streamguard data import`)")
+        entries = list(read_jsonl_lines(path))
+        splits[split] = entries[: cfg.quick_test_size] if cfg.quick_test else entries
+    return splits
+
+
+def _fingerprint(raw: Path, cfg: PreprocessConfig) -> str:
+    parts = [sha256_file(raw / f"{s}.jsonl") for s in SPLITS] + [json.dumps(to_dict(cfg), sort_keys=True)]
+    # the code that makes records is part of the input: a changed parser must not reuse stale output
+    parts += [sha256_file(p) for p in sorted(Path(__file__).parent.glob("*.py"))]
+    if cfg.reuse_from:
+        parts.append(sha256_file(Path(cfg.reuse_from) / "node_vocab.json"))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _prepare_tokenizer(splits: dict[str, list], out: Path, cfg: PreprocessConfig) -> SafeTokenizer:
+    tok_dir = out / "tokenizer"
+    if cfg.reuse_from:
+        src = Path(cfg.reuse_from)
+        if not (src / "tokenizer").is_dir() or not (src / "node_vocab.json").is_file():
+            raise UserError(f"--reuse-from {src}: not a processed dataset (no tokenizer/ or node_vocab.json)")
+        shutil.copytree(src / "tokenizer", tok_dir, dirs_exist_ok=True)
+        tok = SafeTokenizer.load(tok_dir)
+        tok.name = json.loads((src / "preprocessing_metadata.json").read_text())["tokenizer"]["name"]
+        return tok
+    if cfg.tokenizer == "bpe":
+        texts = [o["func"] for _, o in splits["train"] if isinstance(o, dict) and isinstance(o.get("func"), str)]
+        if not texts:
+            raise UserError("cannot train the BPE tokenizer: the train split has no usable function")
+        return SafeTokenizer.train_bpe(texts, cfg.bpe_vocab_size, tok_dir)
+    tok = SafeTokenizer.load(cfg.tokenizer)
+    tok.save(tok_dir)
+    return tok
+
+
+def _node_vocab(pool, splits: dict[str, list], out: Path, cfg: PreprocessConfig) -> list[str]:
+    if cfg.reuse_from:
+        vocab = load_vocab(Path(cfg.reuse_from) / "node_vocab.json")
+        shutil.copy(Path(cfg.reuse_from) / "node_vocab.json", out / "node_vocab.json")
+        return vocab
+    sample = [o["func"] for _, o in splits["train"][: cfg.vocab_sample]
+              if isinstance(o, dict) and isinstance(o.get("func"), str) and o["func"].strip()]
+    types, texts = Counter(), Counter()
+    for t, x in pool.imap_unordered(_count_task, sample, chunksize=CHUNK):
+        types.update(t)
+        texts.update(x)
+    vocab = build_vocab(types, texts, cfg.node_vocab_size)
+    save_vocab(out / "node_vocab.json", vocab, len(sample))
+    return vocab
+
+
+def _source_name(raw: Path) -> str:
+    manifest = raw / "manifest.json"
+    if manifest.is_file():
+        return str(json.loads(manifest.read_text()).get("source") or "raw")
+    return "raw"
+
+
+def _up_to_date(out: Path, fingerprint: str) -> dict | None:
+    meta_path = out / "preprocessing_metadata.json"
+    if not meta_path.is_file() or not all((out / f"{s}.jsonl").is_file() for s in SPLITS):
+        return None
+    meta = json.loads(meta_path.read_text())
+    return meta if meta.get("fingerprint") == fingerprint else None
+
+
+def _process_all(pool, tasks: list[tuple[str, int, Any]], out: Path) -> tuple[list[dict], list[dict]]:
+    """Stream records to ``{split}.jsonl`` in input order; return their metadata and the rejects."""
+    from rich.progress import Progress
+
+    metas: list[dict] = []
+    rejects: list[dict] = []
+    handles = {s: open(out / f"{s}.jsonl.tmp", "w", encoding="utf-8") for s in SPLITS}
+    results = pool.imap(_record_task, tasks, chunksize=CHUNK)
+    with Progress(transient=True) as progress:
+        bar = progress.add_task("preprocessing", total=len(tasks))
+        for split, row_no, line, meta, reason in results:
+            if line is None:
+                rejects.append({"split": split, "row": row_no, "reason": reason})
+            else:
+                handles[split].write(line + "\n")
+                metas.append(meta)
+            progress.advance(bar)
+    for split, fh in handles.items():
+        fh.close()
+        (out / f"{split}.jsonl.tmp").replace(out / f"{split}.jsonl")
+    return metas, rejects
+
+
+def preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
+    """Run the stage; skip the work when ``out`` already holds the result of the same inputs and config."""
+    started = time.time()
+    splits = _read_raw(raw, cfg)
+    fingerprint = _fingerprint(raw, cfg)
+    if (meta := _up_to_date(out, fingerprint)) is not None:
+        print(f"preprocess: {out} is up to date (same inputs and config)")
+        return meta
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    tok = _prepare_tokenizer(splits, out, cfg)
+    identity = tok.identity(out / "tokenizer")
+    timings["tokenizer_s"] = round(time.time() - started, 2)
+    source = _source_name(raw)
+    workers = cfg.workers or os.cpu_count() or 1
+    init = [str(out / "tokenizer"), identity, cfg.max_tokens, cfg.max_ast_nodes, None, source]
+    tasks = [(split, i, obj) for split in SPLITS for i, (_, obj) in enumerate(splits[split])]
+    with _pool(workers, init) as pool:
+        vocab = _node_vocab(pool, splits, out, cfg)
+    timings["node_vocab_s"] = round(time.time() - started - timings["tokenizer_s"], 2)
+    init[4] = vocab
+    t0 = time.time()
+    with _pool(workers, init) as pool:
+        metas, rejects = _process_all(pool, tasks, out)
+    timings["records_s"] = round(time.time() - t0, 2)
+    write_jsonl(out / "rejects.jsonl", rejects)
+    timings["total_s"] = round(time.time() - started, 2)
+    meta = summarise(metas, rejects, {s: len(v) for s, v in splits.items()}, raw, cfg)
+    meta.update({"fingerprint": fingerprint, "raw_dir": str(raw.resolve()), "tokenizer": identity,
+                 "node_vocab_size": len(vocab), "workers": workers, "timings": timings, "config": to_dict(cfg),
+                 "inputs_sha256": {s: sha256_file(raw / f"{s}.jsonl") for s in SPLITS}, "environment": environment()})
+    (out / "preprocessing_metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print_summary(out, meta)
+    return meta
+
+
+class _InProcess:
+    """Stands in for a pool when one worker is asked for: no process start-up, same code path."""
+
+    def __init__(self, init: list):
+        _init_worker(*init)
+
+    def imap_unordered(self, fn, items, chunksize=1):
+        return map(fn, items)
+
+    def imap(self, fn, items, chunksize=1):
+        return map(fn, items)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _pool(workers: int, init: list):
+    if workers <= 1:
+        return _InProcess(init)
+    # spawn, not fork: the parent may have started the tokenizers library's thread pool (BPE training)
+    return mp.get_context("spawn").Pool(workers, _init_worker, init)
