@@ -1,0 +1,163 @@
+"""The fusion stage (``streamguard fuse``) and the fusion kind's ``predict``.
+
+No leakage by construction: K stratified folds over train; each base model is trained on K-1 folds and
+predicts the held-out fold, so every train function gets an out-of-fold logit from a model that never saw it.
+The fusion is fit on those logits only. Base models retrained on all of train give valid and test logits;
+valid only picks the decision threshold; test is only predicted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from streamguard.config import FuseConfig, load_config, to_dict
+from streamguard.data.records import read_jsonl, write_jsonl
+from streamguard.errors import UserError
+from streamguard.models import fusion as fusion_model
+from streamguard.train import registry
+from streamguard.train.rundir import (logit_margin, prediction_rows, read_exp_config, read_split,
+                                      write_exp_config, write_predictions)
+
+log = logging.getLogger(__name__)
+FUSION_FILE = "fusion.json"
+
+
+def _check_models(models: list[str], folds: int) -> None:
+    if not models:
+        raise UserError("fuse: --models names no base model")
+    if len(set(models)) != len(models):
+        raise UserError(f"fuse: a base model is named twice in {','.join(models)}")
+    if "fusion" in models:
+        raise UserError("fuse: a fusion cannot be a base model of another fusion")
+    if folds < 2:
+        raise UserError(f"fuse: --folds must be at least 2, got {folds}")
+    for kind in models:
+        registry.get(kind)  # fail before hours of fold training, not after
+
+
+def base_config(kind: str, cfg: FuseConfig) -> Any:
+    """A base kind's config: its YAML from ``base_configs`` if given, the fold epoch budget, the fusion seed.
+    Fold and full models share the budget so that the OOF logits the weights are fit on look like the full
+    models' logits they are applied to."""
+    paths = dict(item.split("=", 1) for item in cfg.base_configs if "=" in item)
+    bad = [item for item in cfg.base_configs if "=" not in item]
+    if bad:
+        raise UserError(f"fuse: base_configs entries must look like kind=path.yaml, got {bad[0]!r}")
+    base = load_config(registry.config_class(kind), paths.get(kind))
+    if hasattr(base, "epochs"):
+        base.epochs = cfg.fold_epochs
+    if hasattr(base, "seed"):
+        base.seed = cfg.seed
+    return base
+
+
+def make_folds(ids: list[str], labels: list[int], k: int, seed: int) -> list[set[str]]:
+    if min(sum(labels), len(labels) - sum(labels)) < k:
+        raise UserError(f"fuse: each class needs at least {k} training items for {k} folds")
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [{ids[i] for i in held} for _, held in skf.split(np.zeros(len(ids)), labels)]
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]], bcfg: Any) -> list[dict]:
+    """Train ``kind`` on K-1 folds and predict the held-out one, for each fold; resumable per fold."""
+    mod, all_ids, oof = registry.get(kind), set().union(*folds), []
+    for i, held in enumerate(folds):
+        run = out_dir / "folds" / kind / f"fold-{i}"
+        done, key = run / "oof.jsonl", _digest(kind, sorted(held), sorted(all_ids), to_dict(bcfg))
+        if done.is_file() and (run / "fold_key").is_file() and (run / "fold_key").read_text() == key:
+            rows = read_jsonl(done)
+        else:
+            mod.train(data_dir, run, bcfg, train_ids=all_ids - held)
+            rows = mod.predict(run, data_dir, "train", ids=held)
+            if {r["id"] for r in rows} != held or len(rows) != len(held):
+                raise UserError(f"fuse: {kind} fold {i} returned predictions for other ids than its held-out fold")
+            rows = [{**r, "fold": i, "kind": kind} for r in rows]
+            write_jsonl(done, rows)
+            (run / "fold_key").write_text(key)
+        oof.extend(rows)
+        log.info("fuse: %s fold %d/%d done", kind, i + 1, len(folds))
+    return sorted(oof, key=lambda r: r["id"])
+
+
+def _matrix(per_kind: dict[str, list[dict]], ids: list[str]) -> np.ndarray:
+    cols = []
+    for kind, rows in per_kind.items():
+        by_id = {r["id"]: r for r in rows}
+        cols.append(logit_margin(by_id[i] for i in ids))
+    return np.stack(cols, axis=1)
+
+
+def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
+          train_ids: set[str] | None = None) -> Path:
+    cfg = cfg or FuseConfig()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    _check_models(cfg.models, cfg.folds)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tr = sorted(read_split(data_dir, "train", ids=train_ids, keep=("id", "label")), key=lambda r: r["id"])
+    ids, y = [r["id"] for r in tr], np.array([r["label"] for r in tr])
+    folds = make_folds(ids, y.tolist(), cfg.folds, cfg.seed)
+    oof = {}
+    for kind in cfg.models:
+        oof[kind] = out_of_fold(kind, data_dir, out_dir, folds, base_config(kind, cfg))
+        write_jsonl(out_dir / "oof" / f"{kind}.jsonl", oof[kind])
+    fus = fusion_model.fit(_matrix(oof, ids), y, cfg.method, cfg.seed)
+    for kind in cfg.models:
+        registry.get(kind).train(data_dir, out_dir / "base" / kind, base_config(kind, cfg), train_ids=train_ids)
+    fus_meta = {"models": cfg.models, "base_runs": {k: f"base/{k}" for k in cfg.models}, **asdict(fus)}
+    va = _base_predictions(out_dir, fus_meta, data_dir, "valid")
+    fus.threshold = fusion_model.choose_threshold(fus.margin(va[1]), np.array([r["label"] for r in va[0]]),
+                                                  cfg.threshold_metric)
+    fus_meta.update(asdict(fus))
+    (out_dir / FUSION_FILE).write_text(json.dumps(fus_meta, indent=2) + "\n")
+    write_predictions(out_dir, "valid", prediction_rows(va[0], fus.logits(va[1])))
+    if (data_dir / "test.jsonl").is_file():
+        write_predictions(out_dir, "test", _predict_with(fus_meta, out_dir, data_dir, "test"))
+    write_exp_config(out_dir, "fusion", data_dir, to_dict(cfg), {
+        "base_models": cfg.models, "folds": cfg.folds, "fold_epochs": cfg.fold_epochs,
+        "fusion": fus_meta, "n_oof": len(ids)})
+    log.info("fuse: weights %s bias %.3f threshold %.3f", fus.weights, fus.bias, fus.threshold)
+    return out_dir
+
+
+def _base_predictions(run_dir: Path, meta: dict, data_dir: Path, split: str,
+                      ids: set[str] | None = None) -> tuple[list[dict], np.ndarray]:
+    """Records (id, label, project) and the (n, k) log-odds of the base models, aligned by id."""
+    per_kind = {}
+    for kind in meta["models"]:
+        per_kind[kind] = registry.get(kind).predict(Path(run_dir) / meta["base_runs"][kind], data_dir, split, ids)
+    first = per_kind[meta["models"][0]]
+    recs = [{"id": r["id"], "label": r["label"], "metadata": {"project": r.get("project", "")}} for r in first]
+    return recs, _matrix(per_kind, [r["id"] for r in first])
+
+
+def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
+    exp = read_exp_config(run_dir)
+    if exp["model"] != "fusion":
+        raise UserError(f"{run_dir} is a {exp['model']} run, not a fusion")
+    path = Path(run_dir) / FUSION_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir} has no {FUSION_FILE}; the fusion run did not finish")
+    return _predict_with(json.loads(path.read_text()), Path(run_dir), Path(data_dir), split, ids)
+
+
+def _predict_with(meta: dict, run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
+    fus = fusion_model.Fusion(meta["method"], meta["weights"], meta["bias"], meta["threshold"])
+    recs, z = _base_predictions(run_dir, meta, data_dir, split, ids)
+    return prediction_rows(recs, fus.logits(z))
+
+
+def read_oof(run_dir: Path, kind: str) -> list[dict]:
+    """The out-of-fold predictions of one base model (for noise reduction)."""
+    read_exp_config(run_dir)
+    return read_jsonl(Path(run_dir) / "oof" / f"{kind}.jsonl")
