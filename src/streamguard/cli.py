@@ -63,6 +63,27 @@ def _run_preprocess(args: argparse.Namespace) -> None:
 # --- train / fuse / predict / evaluate subcommands are added below by their stages -----------------------
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="metrics with bootstrap CIs, paired tests, peers, and reports")
+    p.add_argument("--runs", required=True, nargs="+", metavar="[NAME=]RUN",
+                   help="run dirs or globs; runs of one model with different seeds are grouped (see docs)")
+    p.add_argument("--out", required=True, type=Path, help="report dir, e.g. reports/NAME")
+    p.add_argument("--seeds", default=None, help="keep N lowest seeds per model, or a comma list of seeds")
+    p.add_argument("--peers", default=None, help="comma list of static analysers: flawfinder,cppcheck")
+    p.add_argument("--data", type=Path, default=None, help="processed dir (peers and code examples need it)")
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    from streamguard.config import EvaluateConfig, load_config
+    from streamguard.evaluate.stage import evaluate
+    cfg = load_config(EvaluateConfig, args.config, {"peers": args.peers}, args.set)
+    res = evaluate(args.runs, args.out, cfg, data_dir=args.data, seeds=args.seeds)
+    print(f"evaluated {len(res['entries'])} entries on {res['test_items']} test items -> {args.out}/report.html")
+
+
 def _log_info() -> None:
     import logging
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -130,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
     _add_preprocess(sub)
+    _add_evaluate(sub)
     train = _train_group(sub)
     _add_train_lexical(train)
     _add_fuse(sub)

@@ -131,7 +131,15 @@ class EngineConfig:
     tracking_uri: str | None = None       # MLflow; default sqlite:///<out>/mlflow.db
     experiment: str = "streamguard"
     quick_test: bool = False
+    quick_test_size: int = 64             # graphs per split with quick_test
     num_workers: int = 0
+    threads: int = 0                      # torch threads per process; 0 = cores / devices
+    optimizer: str = "adam"               # adam (L2 weight decay, as specified) or adamw
+    scheduler: str = "plateau"            # plateau (ReduceLROnPlateau on the monitor), linear (decay), none
+    lr_factor: float = 0.5                # ReduceLROnPlateau
+    lr_patience: int = 5
+    warmup_epochs: float = 0.0            # linear learning-rate warm-up
+    predict_batch_size: int = 128
 
 
 @dataclasses.dataclass
@@ -142,10 +150,14 @@ class GNNConfig(EngineConfig):
     layers: int = 4
     dropout: float = 0.3
     head_hidden: int = 256
-    lr_factor: float = 0.5                # ReduceLROnPlateau on validation F1
-    lr_patience: int = 5
     auto_batch_size: bool = False
     memory_budget_gb: float = 4.0
+    conv: str = "gcn"                     # gcn (specified) or ggnn (gated, as in Devign)
+    residual: bool = False
+    norm: bool = False                    # LayerNorm after each graph layer
+    ncs_edges: bool = False               # edges between consecutive leaves (Devign's natural code sequence)
+    ident_edges: bool = False             # edges between uses of the same leaf label (data-flow proxy)
+    cache_dir: str | None = None          # graph cache; default <data>/.graph_cache
 
 
 @dataclasses.dataclass
@@ -197,3 +209,5 @@ class EvaluateConfig:
     seed: int = 42
     max_fpr: float = 0.005                   # VD-S: false-negative rate at FPR <= 0.5%
     peers: list[str] = dataclasses.field(default_factory=list)
+    threshold_metric: str = "accuracy"       # what the valid-chosen threshold maximises: accuracy or f1
+    examples: int = 3                        # most confident false negatives / false positives shown

@@ -1,0 +1,110 @@
+"""The evaluate stage: runs (+ peers) in, reports/<name>/{metrics.json, report.md, report.html} out."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamguard.config import EvaluateConfig, save_config, to_dict
+from streamguard.errors import UserError
+from streamguard.evaluate import analysis, plots
+from streamguard.evaluate.entries import Entry, Items, common_items, model_entries, peer_entry, trivial_entry
+from streamguard.evaluate.report import render_html, render_markdown
+from streamguard.evaluate.runs import group_runs, select_seeds
+from streamguard.provenance import environment, sha256_file
+
+
+def _examples(entries: list[Entry], test: Items, code: list[str] | None, k: int) -> dict[str, Any]:
+    """Most confident mistakes of the best model (highest test accuracy; its lowest-seed run)."""
+    models = [e for e in entries if e.kind == "model"]
+    if not models or k <= 0:
+        return {"note": "No model to show examples for.", "items": []}
+    best = max(models, key=lambda e: float(np.mean([np.mean((s >= t) == test.label) for s, t in
+                                                    zip(e.test, e.thresholds)])))
+    prob, t = best.test[0], best.thresholds[0]
+    fn = [i for i in np.argsort(prob) if test.label[i] == 1 and prob[i] < t][:k]
+    fp = [i for i in np.argsort(-prob) if test.label[i] == 0 and prob[i] >= t][:k]
+    items = [{"kind": kind, "id": test.ids[i], "project": test.project[i], "label": int(test.label[i]),
+              "prob": float(prob[i]), "code": code[i] if code is not None else None}
+             for kind, idx in (("false negative", fn), ("false positive", fp)) for i in idx]
+    return {"note": f"Most confident mistakes of {best.name} (seed {best.seeds[0]}, threshold {t:.3f}).",
+            "items": items, "model": best.name}
+
+
+def _inputs(entries: list[Entry]) -> dict[str, Any]:
+    out = {}
+    for e in entries:
+        for run in e.runs:
+            preds = Path(run) / "predictions"
+            out[run] = {split: sha256_file(preds / f"{split}.jsonl") for split in ("valid", "test")}
+    return out
+
+
+def _load(specs: list[str], seeds: str | None, cfg: EvaluateConfig,
+          data_dir: Path | None, out_dir: Path) -> tuple[list[Entry], Items, Items, list[str], list[str] | None]:
+    groups = select_seeds(group_runs(specs), seeds)
+    valid, _ = common_items(groups, "valid")
+    test, dropped = common_items(groups, "test")
+    warnings = [f"{path}: {n} test ids not predicted by every run were left out" for path, n in dropped.items() if n]
+    entries = model_entries(groups, valid, test, cfg.threshold_metric)
+    code = None
+    if cfg.peers and data_dir is None:
+        raise UserError("--peers needs --data PROCESSED_DIR: the peers run on the raw functions")
+    for name in cfg.peers:
+        entry, code = peer_entry(name, data_dir, valid, test, cfg.threshold_metric, out_dir / "peer_cache")
+        entries.append(entry)
+    if code is None and data_dir is not None:
+        from streamguard.evaluate.peers import raw_functions
+        code = raw_functions(data_dir, "test", test.ids)
+    entries.append(trivial_entry(valid, test))
+    return entries, valid, test, warnings, code
+
+
+def evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Path | None = None,
+             seeds: str | None = None) -> dict[str, Any]:
+    """Score every run and peer on the shared test items and write the three reports into ``out_dir``."""
+    if cfg.threshold_metric not in ("accuracy", "f1"):
+        raise UserError(f"threshold_metric must be accuracy or f1, got {cfg.threshold_metric!r}")
+    if cfg.bootstrap < 1000:
+        raise UserError(f"bootstrap must be at least 1000 resamples, got {cfg.bootstrap}")
+    if not specs:
+        raise UserError("--runs needs at least one run directory")
+    started = time.time()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries, valid, test, warnings, code = _load(specs, seeds, cfg, data_dir, out_dir)
+    results, dists = analysis.entry_metrics(entries, valid, test, cfg)
+    res: dict[str, Any] = {
+        "settings": to_dict(cfg), "test_items": len(test.ids), "valid_items": len(valid.ids),
+        "test_vulnerable_share": float(test.label.mean()), "entries": results,
+        "published": analysis.published_rows(), "paired": analysis.paired_tests(entries, test, results, dists),
+        "across_seeds": analysis.across_seeds(entries, results),
+        "per_project": analysis.per_project(entries, test, cfg), "warnings": warnings,
+        "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None}
+    examples = _examples(entries, test, code, cfg.examples)
+    res["examples"] = [{k: v for k, v in ex.items() if k != "code"} for ex in examples["items"]]
+    images = {"roc_pr": plots.roc_pr(entries, test), "confusion": plots.confusion(entries, test),
+              "calibration": plots.calibration(entries, test), "training": plots.training_curves(entries)}
+    res["environment"] = environment()
+    res["seconds"] = round(time.time() - started, 2)
+    res = _clean(res)
+    (out_dir / "metrics.json").write_text(json.dumps(res, indent=2, allow_nan=False) + "\n")
+    (out_dir / "report.md").write_text(render_markdown(res))
+    (out_dir / "report.html").write_text(render_html(res, images, examples))
+    save_config(cfg, out_dir / "evaluate_config.json")
+    return res
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN (a metric undefined on one class) to null."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,58 @@
+"""flawfinder and cppcheck on real Devign functions (tests/fixtures/peers_functions.jsonl)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from evaluate_fixtures import make_processed, peer_functions
+
+from streamguard.errors import UserError
+from streamguard.evaluate import peers
+
+
+def test_flawfinder_levels_one_process_many_functions():
+    funcs = [f["func"] for f in peer_functions()]
+    risky = "void f(char *d, char *s) { strcpy(d, s); }"
+    safe = "int add(int a, int b) { return a + b; }"
+    levels = peers.flawfinder_levels(funcs + [risky, safe])
+    assert len(levels) == len(funcs) + 2
+    assert levels[-2] == 4  # strcpy is flawfinder level 4
+    assert levels[-1] == -1
+    assert any(lv >= 0 for lv in levels[:-2]) and all(-1 <= lv <= 5 for lv in levels)
+
+
+@pytest.mark.skipif(shutil.which("cppcheck") is None, reason="Debian package cppcheck not installed")
+def test_cppcheck_levels_ignore_analysis_failures():
+    buggy = "int f(void) { int a[4]; return a[10]; }"
+    unparsable = "static int f(void) { FOO_MACRO( { }"
+    levels = peers.cppcheck_levels([buggy, unparsable] + [f["func"] for f in peer_functions()[:6]])
+    assert levels[0] == peers.CPPCHECK_LEVELS["error"]  # out-of-bounds read
+    assert levels[1] == -1  # a syntax error is the tool failing, not a finding
+
+
+def test_scores_levels_and_cache(tmp_path):
+    assert peers.level_scores([-1, 0, 5], "flawfinder") == [0.0, 1 / 6, 1.0]
+    assert peers.score_to_level(peers.candidate_scores("flawfinder")[2], "flawfinder") == 2
+    funcs = ["void f(char *d, char *s) { strcpy(d, s); }"]
+    first = peers.peer_levels("flawfinder", funcs, tmp_path)
+    cached = list(tmp_path.glob("flawfinder-*.json"))
+    assert len(cached) == 1 and peers.peer_levels("flawfinder", funcs, tmp_path) == first
+
+
+def test_raw_functions_follow_metadata_rows(tmp_path):
+    funcs = peer_functions()
+    data = make_processed(tmp_path, funcs)
+    tests = [f for f in funcs if f["split"] == "test"]
+    ids = [f"CODEXGLUE-TEST-{f['row']}" for f in reversed(tests)]
+    assert peers.raw_functions(data, "test", ids) == [f["func"] for f in reversed(tests)]
+    with pytest.raises(UserError, match="not in"):
+        peers.raw_functions(data, "test", ["CODEXGLUE-TEST-99999"])
+
+
+def test_missing_tool_and_unknown_peer_are_user_errors(monkeypatch, tmp_path):
+    with pytest.raises(UserError, match="unknown peer"):
+        peers.peer_levels("splint", ["int x;"])
+    monkeypatch.setattr(peers.shutil, "which", lambda name: None)
+    monkeypatch.setattr(peers.sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(UserError, match="apt-get install cppcheck"):
+        peers.cppcheck_levels(["int x;"])
