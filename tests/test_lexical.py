@@ -15,7 +15,7 @@ from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, code_tokens, normalise, strip_comments
 from streamguard.train import lexical
 
-FAST = dict(ngram_min=3, ngram_max=4, max_features=20000, c_grid=[0.3, 3.0])
+FAST = {'ngram_min': 3, 'ngram_max': 4, 'max_features': 20000, 'c_grid': [0.3, 3.0]}
 
 
 def test_strip_comments_keeps_literals() -> None:

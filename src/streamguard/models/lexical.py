@@ -19,7 +19,7 @@ from streamguard.errors import UserError
 ANALYZERS = ("char", "code", "union")
 
 # One pass that keeps string/char literals intact (a "//" inside a string is not a comment) and drops comments.
-_COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+_COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.DOTALL)
 _CODE_TOKEN = re.compile(r"[A-Za-z_]\w*|0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?|->|\+\+|--|<<|>>|[<>!=]=|&&|\|\||\S")
 _BLANK_RUN = re.compile(r"[ \t]*\n[\s]*")
 

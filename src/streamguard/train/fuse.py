@@ -22,8 +22,14 @@ from streamguard.data.records import read_jsonl, write_jsonl
 from streamguard.errors import UserError
 from streamguard.models import fusion as fusion_model
 from streamguard.train import registry
-from streamguard.train.rundir import (logit_margin, prediction_rows, read_exp_config, read_split,
-                                      write_exp_config, write_predictions)
+from streamguard.train.rundir import (
+    logit_margin,
+    prediction_rows,
+    read_exp_config,
+    read_split,
+    write_exp_config,
+    write_predictions,
+)
 
 log = logging.getLogger(__name__)
 FUSION_FILE = "fusion.json"
@@ -92,7 +98,7 @@ def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]],
 
 def _matrix(per_kind: dict[str, list[dict]], ids: list[str]) -> np.ndarray:
     cols = []
-    for kind, rows in per_kind.items():
+    for rows in per_kind.values():
         by_id = {r["id"]: r for r in rows}
         cols.append(logit_margin(by_id[i] for i in ids))
     return np.stack(cols, axis=1)

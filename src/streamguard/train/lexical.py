@@ -18,8 +18,13 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from streamguard.config import LexicalConfig, to_dict
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits
-from streamguard.train.rundir import (prediction_rows, read_exp_config, read_split, write_exp_config,
-                                      write_predictions)
+from streamguard.train.rundir import (
+    prediction_rows,
+    read_exp_config,
+    read_split,
+    write_exp_config,
+    write_predictions,
+)
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.pkl"

@@ -63,7 +63,7 @@ def config_class(kind: str) -> type:
         return _EXTRA[kind][1]
     if kind not in KINDS:
         raise UserError(f"unknown model kind '{kind}' (known: {', '.join(known_kinds())})")
-    import streamguard.config as config
+    from streamguard import config
     return getattr(config, KINDS[kind][1])
 
 
