@@ -60,6 +60,20 @@ def _run_preprocess(args: argparse.Namespace) -> None:
     preprocess(args.raw, args.out, cfg)
 
 
+def _add_pipeline(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipeline", help="run the whole job (a configs/pipeline-*.yaml), resuming finished steps")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override pipeline params")
+    p.add_argument("--only", nargs="*", default=None, help="run only these steps")
+    p.set_defaults(func=_run_pipeline)
+
+
+def _run_pipeline(args: argparse.Namespace) -> None:
+    from streamguard.pipeline import run_pipeline
+    values = dict(item.split("=", 1) for item in args.set if "=" in item)
+    run_pipeline(args.config, values, args.only)
+
+
 # --- train / fuse / predict / evaluate subcommands are added below by their stages -----------------------
 
 
@@ -110,6 +124,52 @@ def _run_train_lexical(args: argparse.Namespace) -> None:
     train(args.data, args.out, load_config(LexicalConfig, args.config, None, args.set))
 
 
+def engine_options() -> argparse.ArgumentParser:
+    """Options every neural kind shares (the training engine's): use as ``parents=[engine_options()]``."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--data", required=True, type=Path, help="processed dataset dir")
+    p.add_argument("--out", required=True, type=Path, help="run dir to write (a rerun resumes it)")
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--monitor", choices=["val_f1_vulnerable", "val_accuracy", "val_roc_auc"], default=None,
+                   help="early stopping and best-checkpoint metric (default val_f1_vulnerable)")
+    p.add_argument("--checkpoint-uri", default=None, help="fsspec URL to mirror checkpoints to, e.g. s3://b/run")
+    p.add_argument("--sample-weights", default=None, help="json {id: weight} or jsonl of {id, weight}")
+    p.add_argument("--devices", type=int, default=None)
+    p.add_argument("--strategy", default=None, help="auto, ddp (gloo on CPU), ...")
+    p.add_argument("--precision", default=None, help="32-true, bf16-mixed (CPU), 16-mixed (CUDA)")
+    p.add_argument("--deterministic", action="store_true", default=None)
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default sqlite:///<out>/mlflow.db; 'none')")
+    p.add_argument("--quick-test", action="store_true", default=None, help="a few graphs, to check the setup")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    return p
+
+
+def engine_overrides(args: argparse.Namespace) -> dict:
+    keys = ("seed", "epochs", "batch_size", "monitor", "checkpoint_uri", "sample_weights", "devices", "strategy",
+            "precision", "deterministic", "tracking_uri", "quick_test")
+    return {k: getattr(args, k) for k in keys}
+
+
+def _add_train_gnn(train: argparse._SubParsersAction) -> None:
+    p = train.add_parser("gnn", parents=[engine_options()], help="GCN over compacted AST graphs")
+    p.add_argument("--auto-batch-size", action="store_true", default=None,
+                   help="batch size from GraphStatistics (preprocessing_metadata.json)")
+    p.set_defaults(func=_run_train_gnn)
+
+
+def _run_train_gnn(args: argparse.Namespace) -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: busy waiting thrashes
+    from streamguard.config import GNNConfig, load_config
+    from streamguard.train.gnn import train
+    _log_info()
+    cfg = load_config(GNNConfig, args.config, {**engine_overrides(args), "auto_batch_size": args.auto_batch_size},
+                      args.set)
+    print(f"run dir: {train(args.data, args.out, cfg)}")
+
+
 def _add_fuse(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fuse", help="out-of-fold stacking of base models (no leakage into the weights)")
     p.add_argument("--models", default=None, help="comma-separated base kinds, e.g. gnn,lexical")
@@ -151,9 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
     _add_preprocess(sub)
+    _add_pipeline(sub)
     _add_evaluate(sub)
     train = _train_group(sub)
     _add_train_lexical(train)
+    _add_train_gnn(train)
     _add_fuse(sub)
     _add_predict(sub)
     return parser

@@ -1,0 +1,38 @@
+# Everything sets itself up: the virtual environment is made on first use.
+# make demo   - the main job end to end on the bundled sample (CPU, local tracking)
+# make test   - the whole test suite (offline, CPU)
+# make devign - the same pipeline on the full Devign data in ../shared/data/devign
+
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+SG       := $(VENV)/bin/streamguard
+STAMP    := $(VENV)/.installed
+DEVIGN   ?= ../shared/data/devign
+export OMP_WAIT_POLICY ?= PASSIVE
+export TOKENIZERS_PARALLELISM ?= false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test devign lint clean
+
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(SG) pipeline --config configs/pipeline-demo.yaml
+
+devign: $(STAMP)
+	$(SG) pipeline --config configs/pipeline-devign.yaml --set source=$(DEVIGN)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+
+clean:
+	rm -rf data/raw data/processed runs reports

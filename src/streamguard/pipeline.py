@@ -1,0 +1,69 @@
+"""The main job: every stage in order, each skipped when its output is already there (resumable).
+
+A pipeline file (configs/pipeline-*.yaml) lists steps; each is a ``streamguard`` command line with
+``{name}``-style placeholders and the file whose presence means the step is done.
+"""
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streamguard.errors import UserError
+
+
+def load_steps(path: Path, values: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    if not path.is_file():
+        raise UserError(f"pipeline file not found: {path}")
+    spec = yaml.safe_load(path.read_text()) or {}
+    params = _resolve({**{k: str(v) for k, v in (spec.get("params") or {}).items()}, **values})
+    steps = []
+    for step in spec.get("steps") or []:
+        try:
+            args = [a.format(**params) for a in shlex.split(step["run"])]
+            done = step["done"].format(**params) if step.get("done") else None
+        except KeyError as exc:
+            raise UserError(f"{path}: step {step.get('name', '?')} uses unknown placeholder {exc}") from None
+        steps.append({"name": step["name"], "args": args, "done": done})
+    return steps, params
+
+
+def _resolve(params: dict[str, str]) -> dict[str, str]:
+    """Params may name other params (``raw: data/raw/{name}``): substitute until nothing changes."""
+    for _ in range(10):
+        try:
+            resolved = {k: v.format(**params) for k, v in params.items()}
+        except KeyError as exc:
+            raise UserError(f"pipeline param refers to unknown param {exc}") from None
+        if resolved == params:
+            return resolved
+        params = resolved
+    raise UserError("pipeline params refer to each other in a cycle")
+
+
+def run_pipeline(path: Path, values: dict[str, str], only: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the steps; a failing step stops the job with its name, and a rerun resumes from it."""
+    from streamguard.cli import main
+
+    steps, params = load_steps(path, values)
+    results = []
+    for step in steps:
+        if only and step["name"] not in only:
+            continue
+        if step["done"] and Path(step["done"]).exists():
+            print(f"[pipeline] {step['name']}: done already ({step['done']})")
+            results.append({"name": step["name"], "seconds": 0.0, "skipped": True})
+            continue
+        print(f"[pipeline] {step['name']}: streamguard {shlex.join(step['args'])}", flush=True)
+        started = time.time()
+        if main(step["args"]) != 0:
+            raise UserError(f"pipeline step '{step['name']}' failed; fix it and rerun: finished steps are kept")
+        results.append({"name": step["name"], "seconds": round(time.time() - started, 1), "skipped": False})
+    total = sum(r["seconds"] for r in results)
+    print("[pipeline] " + ", ".join(f"{r['name']} {r['seconds']:.0f}s" for r in results) + f"; total {total:.0f}s")
+    if params.get("report"):
+        print(f"[pipeline] report: {params['report']}")
+    return results
