@@ -34,7 +34,7 @@ def roc_pr(entries: list[Entry], test: Items) -> str:
         fpr, tpr, _ = roc_curve(y, e.test[0])
         prec, rec, _ = precision_recall_curve(y, e.test[0])
         label = e.name if len(e.seeds) == 1 else f"{e.name} (seed {e.seeds[0]})"
-        ax_roc.plot(fpr, tpr, label=label, drawstyle="steps-post" if e.kind == "peer" else "default")
+        ax_roc.plot(fpr, tpr, label=label)
         ax_pr.step(rec, prec, where="post", label=label)
     ax_roc.plot([0, 1], [0, 1], ls=":", color="grey", label="chance")
     ax_pr.axhline(y.mean(), ls=":", color="grey", label=f"all vulnerable ({y.mean():.3f})")
