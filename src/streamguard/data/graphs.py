@@ -1,0 +1,180 @@
+"""AST graphs as a cached PyTorch dataset for the GNN.
+
+Each processed split is converted once into flat tensors (node ids, normalised edges, per-graph offsets)
+and saved with ``torch.save`` under a name keyed by the jsonl's sha256 and the edge options, so epochs
+never re-read JSON and a changed file never reuses a stale cache. Loading uses ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+from streamguard.data.records import RecordError, read_jsonl_lines
+from streamguard.errors import UserError
+from streamguard.provenance import sha256_file
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
+EDGE_KINDS = ("ast", "ncs", "ident")
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """Which edges a graph carries besides the AST's, made undirected, with self-loops."""
+    ncs: bool = False    # natural code sequence: consecutive leaves, as in Devign
+    ident: bool = False  # consecutive occurrences of the same leaf label: a cheap data-flow proxy
+    unk_id: int = 0
+
+    def key(self) -> str:
+        return "ast" + ("+ncs" if self.ncs else "") + ("+ident" if self.ident else "")
+
+
+def graph_edges(nodes: Sequence[int], edges: Sequence[Sequence[int]], opts: GraphOptions) -> torch.Tensor:
+    """Directed edge pairs (2, E): AST parent->child edges plus the optional extra kinds."""
+    n = len(nodes)
+    src = [int(e[0]) for e in edges]
+    dst = [int(e[1]) for e in edges]
+    if opts.ncs or opts.ident:
+        has_child = set(src)
+        # Nodes are listed in pre-order, so leaves appear in source order.
+        leaves = [i for i in range(n) if i not in has_child]
+        if opts.ncs:
+            src += leaves[:-1]
+            dst += leaves[1:]
+        if opts.ident:
+            last: dict[int, int] = {}
+            for leaf in leaves:
+                label = int(nodes[leaf])
+                if label != opts.unk_id and label in last:
+                    src.append(last[label])
+                    dst.append(leaf)
+                last[label] = leaf
+    return torch.tensor([src, dst], dtype=torch.int64).reshape(2, -1)
+
+
+def normalised_graph(nodes: Sequence[int], edges: Sequence[Sequence[int]],
+                     opts: GraphOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric GCN normalisation of the undirected graph with self-loops, rows = targets, sorted by row."""
+    n = len(nodes)
+    directed = graph_edges(nodes, edges, opts)
+    both = torch.cat([directed, directed.flip(0)], 1)
+    ei, w = gcn_norm(both, None, n, add_self_loops=True)
+    ei = ei.flip(0)  # GCNConv aggregates into the target: the target is the CSR row
+    order = torch.argsort(ei[0] * n + ei[1])
+    return ei[:, order], w[order]
+
+
+def build_cache(jsonl: Path, opts: GraphOptions) -> dict[str, Any]:
+    """Convert every record of a processed split into the flat tensors of the cache."""
+    ids: list[str] = []
+    projects: list[str] = []
+    labels: list[int] = []
+    xs, eis, ws = [], [], []
+    for lineno, rec in read_jsonl_lines(jsonl):
+        if isinstance(rec, RecordError):
+            raise UserError(f"{jsonl}:{lineno}: {rec}")
+        try:
+            nodes, edges = rec["ast_nodes"], rec["edge_index"]
+            ids.append(str(rec["id"]))
+            labels.append(int(rec["label"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{jsonl}:{lineno}: not a processed record ({exc!r})") from None
+        if not nodes:
+            raise UserError(f"{jsonl}:{lineno}: graph has no nodes")
+        projects.append(str((rec.get("metadata") or {}).get("project") or ""))
+        ei, w = normalised_graph(nodes, edges, opts)
+        xs.append(torch.tensor(nodes, dtype=torch.int16))
+        eis.append(ei.to(torch.int32))
+        ws.append(w.float())
+    node_ptr = torch.tensor([0] + [len(x) for x in xs], dtype=torch.int64).cumsum(0)
+    edge_ptr = torch.tensor([0] + [e.shape[1] for e in eis], dtype=torch.int64).cumsum(0)
+    return {"version": CACHE_VERSION, "ids": ids, "projects": projects,
+            "labels": torch.tensor(labels, dtype=torch.int64),
+            "x": torch.cat(xs) if xs else torch.zeros(0, dtype=torch.int16),
+            "edge_index": torch.cat(eis, 1) if eis else torch.zeros(2, 0, dtype=torch.int32),
+            "edge_weight": torch.cat(ws) if ws else torch.zeros(0), "node_ptr": node_ptr, "edge_ptr": edge_ptr}
+
+
+def _cache_dir(data_dir: Path, cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return cache_dir
+    default = data_dir / ".graph_cache"
+    try:
+        default.mkdir(exist_ok=True)
+        return default
+    except OSError:  # a read-only dataset: fall back to the user's cache
+        return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamguard" / "graphs"
+
+
+def load_split(data_dir: Path, split: str, opts: GraphOptions, cache_dir: Path | None = None) -> dict[str, Any]:
+    """The cached graphs of one split, converting (and saving) them on first use."""
+    jsonl = data_dir / f"{split}.jsonl"
+    if not jsonl.is_file():
+        raise UserError(f"processed split not found: {jsonl}")
+    digest = sha256_file(jsonl)
+    folder = _cache_dir(data_dir, cache_dir)
+    path = folder / f"{split}-{digest[:16]}-{opts.key()}-v{CACHE_VERSION}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a cache cut short by a crash is rebuilt, never trusted
+            log.warning("graph cache %s unreadable (%s); rebuilding", path, exc)
+    data = build_cache(jsonl, opts)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(data, tmp)
+    tmp.replace(path)
+    return data
+
+
+class GraphDataset(Dataset):
+    """Graphs of one split (optionally a subset of ids) with per-sample loss weights; items are positions."""
+
+    def __init__(self, data: dict[str, Any], ids: set[str] | None = None,
+                 weights: dict[str, float] | None = None) -> None:
+        self.data = data
+        keep = range(len(data["ids"])) if ids is None else [i for i, k in enumerate(data["ids"]) if k in ids]
+        self.rows = torch.tensor(list(keep), dtype=torch.int64)
+        self.ids = [data["ids"][i] for i in self.rows.tolist()]
+        self.projects = [data["projects"][i] for i in self.rows.tolist()]
+        self.labels = data["labels"][self.rows]
+        w = weights or {}
+        self.weights = torch.tensor([float(w.get(k, 1.0)) for k in self.ids], dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+    def num_nodes(self) -> torch.Tensor:
+        ptr = self.data["node_ptr"]
+        return ptr[self.rows + 1] - ptr[self.rows]
+
+    def collate(self, items: list[int]) -> dict[str, Any]:
+        """Concatenate graphs into one disjoint graph; edges stay sorted by row because offsets increase."""
+        d = self.data
+        xs, eis, ws, sizes = [], [], [], []
+        offset = 0
+        for i in items:
+            r = int(self.rows[i])
+            n0, n1 = int(d["node_ptr"][r]), int(d["node_ptr"][r + 1])
+            e0, e1 = int(d["edge_ptr"][r]), int(d["edge_ptr"][r + 1])
+            xs.append(d["x"][n0:n1])
+            eis.append(d["edge_index"][:, e0:e1].to(torch.int64) + offset)
+            ws.append(d["edge_weight"][e0:e1])
+            sizes.append(n1 - n0)
+            offset += n1 - n0
+        idx = torch.tensor(items, dtype=torch.int64)
+        batch = torch.repeat_interleave(torch.arange(len(items)), torch.tensor(sizes))
+        inputs = {"x": torch.cat(xs).to(torch.int64), "edge_index": torch.cat(eis, 1),
+                  "edge_weight": torch.cat(ws), "batch": batch, "num_graphs": len(items)}
+        return {"inputs": inputs, "label": self.labels[idx], "weight": self.weights[idx], "index": idx}

@@ -1,0 +1,122 @@
+"""Graph models over AST graphs: tensors in, logits out.
+
+The specified model is a 4-layer GCN (embedding 1000 -> 128, hidden 256, mean + max pooling, head
+512 -> 256 -> 2). Message passing is a product with the precomputed, symmetrically normalised adjacency
+D^-1/2 (A + I) D^-1/2 held as a CSR matrix: the same maths as PyG's ``GCNConv`` but, without
+torch_scatter on this CPU, several times faster (see DESIGN.md, "Known facts").
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+from torch_geometric.nn import global_max_pool, global_mean_pool
+
+CONVS = ("gcn", "ggnn")
+
+
+def csr_adjacency(edge_index: torch.Tensor, edge_weight: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """A sparse CSR matrix from edges already sorted by source row (as the graph cache stores them)."""
+    row, col = edge_index[0], edge_index[1]
+    counts = torch.bincount(row, minlength=num_nodes)
+    crow = torch.zeros(num_nodes + 1, dtype=torch.int64, device=row.device)
+    torch.cumsum(counts, 0, out=crow[1:])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col.to(torch.int64), edge_weight.float(), size=(num_nodes, num_nodes),
+                                       check_invariants=False)
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """adj @ h for a symmetric adj: the gradient is adj @ grad, which skips the CSR transpose autograd
+    would otherwise build on every backward pass (that transpose cost more than the product itself)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, adj: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(adj)
+        return torch.sparse.mm(adj, h)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        (adj,) = ctx.saved_tensors
+        return None, torch.sparse.mm(adj, grad.contiguous())
+
+
+def propagate(adj: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """adj @ h (adj symmetric) in float32: sparse kernels have no reduced-precision CPU path."""
+    with torch.autocast(device_type=h.device.type, enabled=False):
+        return _SymmetricSpMM.apply(adj, h.float())
+
+
+def dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Dropout whose CPU mask comes from random bytes: torch's CPU Bernoulli sampling took a quarter of
+    a training step. Keep probability is (256 - round(256 p)) / 256, i.e. p = 0.3 drops 77/256 = 0.301."""
+    if not training or p <= 0:
+        return h
+    if h.device.type != "cpu":
+        return nn.functional.dropout(h, p, True)
+    n, cut = h.numel(), round(256 * p)
+    words = torch.empty((n + 6) // 7, dtype=torch.int64).random_()
+    # random_() fills 63 bits: use the 7 low bytes of each word, never the biased top byte (little-endian)
+    rand = words.view(torch.uint8).view(-1, 8)[:, :7].reshape(-1)[:n].view(h.shape)
+    # a float mask and a product: masked_fill and where were several times slower here
+    return h * (rand >= cut).to(h.dtype).mul_(256.0 / (256 - cut))
+
+
+class GraphClassifier(nn.Module):
+    """GCN (default) or gated graph network over node-label ids, pooled per graph, then an MLP head."""
+
+    def __init__(self, vocab_size: int = 1000, embed_dim: int = 128, hidden: int = 256, layers: int = 4,
+                 dropout: float = 0.3, head_hidden: int = 256, conv: str = "gcn", residual: bool = False,
+                 norm: bool = False) -> None:
+        super().__init__()
+        if conv not in CONVS:
+            raise ValueError(f"conv must be one of {CONVS}, got {conv!r}")
+        self.conv, self.residual, self.dropout = conv, residual, dropout
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        if conv == "gcn":
+            dims = [embed_dim] + [hidden] * layers
+            self.lins = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(layers))
+        else:
+            # Devign's GGNN: project the embedding to the state size, then gated updates with per-step weights
+            self.inp = nn.Linear(embed_dim, hidden)
+            self.lins = nn.ModuleList(nn.Linear(hidden, hidden, bias=False) for _ in range(layers))
+            self.gru = nn.GRUCell(hidden, hidden)
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden) if norm else nn.Identity() for _ in range(layers))
+        self.head = nn.Sequential(nn.Linear(2 * hidden, head_hidden), nn.ReLU(), nn.Dropout(dropout),
+                                  nn.Linear(head_hidden, 2))
+
+    def _first_layer(self, x: torch.Tensor) -> torch.Tensor:
+        # Embedding then linear equals one lookup in (E W): cheaper when a batch has more nodes than the
+        # vocabulary has labels, and the gradient reaching E and W is the same.
+        lin = self.lins[0] if self.conv == "gcn" else self.inp
+        table = lin(self.embed.weight)
+        return nn.functional.embedding(x, table)  # its backward is ~4x faster than indexing on CPU
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor,
+                batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        adj = csr_adjacency(edge_index, edge_weight, x.numel())
+        if self.conv == "gcn":
+            h = self._gcn(x, adj)
+        else:
+            h = self._ggnn(x, adj)
+        pooled = torch.cat([global_mean_pool(h, batch, num_graphs), global_max_pool(h, batch, num_graphs)], 1)
+        return self.head(pooled)
+
+    def _gcn(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        h = None
+        for i, lin in enumerate(self.lins):
+            z = self._first_layer(x) if i == 0 else lin(h)
+            out = self.norms[i](propagate(adj, z).to(z.dtype))
+            if self.residual and h is not None:
+                out = out + h
+            h = dropout(torch.relu(out), self.dropout, self.training)
+        return h
+
+    def _ggnn(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        h = self._first_layer(x)
+        for i, lin in enumerate(self.lins):
+            m = propagate(adj, lin(h)).to(h.dtype)
+            h = self.norms[i](self.gru(m, h))
+        return dropout(h, self.dropout, self.training)

@@ -1,0 +1,267 @@
+"""The training engine every neural model shares, built on PyTorch Lightning.
+
+A kind (gnn, transformer) hands over a model (tensors in, logits out) and datasets whose ``collate`` yields
+``{"inputs": {...model kwargs...}, "label", "weight", "index"}``; the engine does the rest: seeds, AMP,
+early stopping and best-checkpoint choice on the monitored metric, atomic mirrored checkpoints, resume,
+tracking, and the predictions of the best checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader
+from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
+
+from streamguard.config import EngineConfig
+from streamguard.data.records import write_jsonl
+from streamguard.errors import UserError
+from streamguard.train import checkpoint as ck
+from streamguard.train.tracking import (MetricsCallback, StderrProgressBar, configure_threads, make_mlflow_logger,
+                                       write_exp_config)
+
+log = logging.getLogger(__name__)
+MONITORS = ("val_f1_vulnerable", "val_accuracy", "val_roc_auc")
+
+
+class ClassificationDataset(Protocol):
+    ids: list[str]
+    projects: list[str]
+    labels: torch.Tensor
+
+    def __len__(self) -> int: ...
+    def collate(self, items: list[int]) -> dict[str, Any]: ...
+
+
+class LitClassifier(pl.LightningModule):
+    """Weighted cross-entropy training of any logits model; validation metrics of the vulnerable class."""
+
+    def __init__(self, model: nn.Module, cfg: EngineConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        self.val_acc, self.val_f1, self.val_auc = BinaryAccuracy(), BinaryF1Score(), BinaryAUROC()
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._loss_sum = torch.zeros(())
+        self._loss_n = torch.zeros(())
+
+    def forward(self, inputs: dict[str, Any]) -> torch.Tensor:
+        return self.model(**inputs)
+
+    def configure_optimizers(self) -> Any:
+        opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.cfg.optimizer)
+        if opt_cls is None:
+            raise UserError(f"optimizer must be adam or adamw, got {self.cfg.optimizer!r}")
+        opt = opt_cls(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        if self.cfg.scheduler == "plateau":
+            # Stepped by hand after validation, so that the checkpoint written then already holds the step.
+            self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="max", factor=self.cfg.lr_factor, patience=self.cfg.lr_patience)
+        return opt
+
+    def _step_lr(self) -> None:
+        """Warm-up (any scheduler) and linear decay (scheduler=linear), from the global step alone."""
+        steps_per_epoch = max(1, self.trainer.num_training_batches // max(1, self.cfg.accumulate))
+        warm = int(self.cfg.warmup_epochs * steps_per_epoch)
+        step = self.global_step
+        if self.cfg.scheduler == "linear":
+            total = max(warm + 1, int(self.trainer.estimated_stepping_batches))
+            scale = (step + 1) / warm if step < warm else max(0.0, (total - step) / max(1, total - warm))
+        elif step < warm:
+            scale = (step + 1) / warm
+        else:
+            return
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.cfg.lr * scale
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_n = torch.zeros((), device=self.device)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._step_lr()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["inputs"]).float()
+        per_sample = nn.functional.cross_entropy(logits, batch["label"], reduction="none")
+        loss = (per_sample * batch["weight"]).mean()
+        n = batch["label"].numel()
+        self._loss_sum += loss.detach() * n
+        self._loss_n += n
+        self.log("loss", loss, prog_bar=True, logger=False, batch_size=n)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits = self(batch["inputs"]).float()
+        labels = batch["label"]
+        loss = nn.functional.cross_entropy(logits, labels)
+        prob = torch.softmax(logits, 1)[:, 1]
+        self.val_acc.update(prob, labels)
+        self.val_f1.update(prob, labels)
+        self.val_auc.update(prob, labels)
+        self.log("val_loss", loss, on_epoch=True, sync_dist=True, batch_size=labels.numel(), prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        metrics = {"val_accuracy": self.val_acc.compute(), "val_f1_vulnerable": self.val_f1.compute(),
+                   "val_roc_auc": self.val_auc.compute()}
+        for m in (self.val_acc, self.val_f1, self.val_auc):
+            m.reset()
+        total = self.trainer.strategy.reduce(self._loss_sum, reduce_op="sum")
+        count = self.trainer.strategy.reduce(self._loss_n, reduce_op="sum")
+        metrics["train_loss"] = total / count.clamp(min=1)
+        metrics["lr"] = torch.tensor(self.optimizers().optimizer.param_groups[0]["lr"])
+        self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=False)
+        if self.plateau is not None:
+            self.plateau.step(float(metrics[self.cfg.monitor]))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Plain types only, so that the checkpoint loads with weights_only=True.
+        np_state = np.random.get_state()
+        checkpoint["sg_rng"] = {"python": random.getstate(), "numpy": [np_state[0], np_state[1].tolist(),
+                                                                        *np_state[2:]],
+                                "torch": torch.get_rng_state(),
+                                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        if self.plateau is not None:
+            checkpoint["sg_plateau"] = {k: v for k, v in self.plateau.state_dict().items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("sg_rng")
+        if rng:
+            random.setstate(_tuples(rng["python"]))
+            name, keys, *rest = rng["numpy"]
+            np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+            torch.set_rng_state(rng["torch"])
+            if rng["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        self._pending_plateau = checkpoint.get("sg_plateau")
+
+    def on_fit_start(self) -> None:
+        state = getattr(self, "_pending_plateau", None)
+        if state and self.plateau is not None:
+            self.plateau.load_state_dict(state)
+
+
+def _tuples(obj: Any) -> Any:
+    return tuple(_tuples(o) for o in obj) if isinstance(obj, (list, tuple)) else obj
+
+
+def load_sample_weights(path: str | Path) -> dict[str, float]:
+    """``{"id": weight}`` JSON, or jsonl rows with ``id`` and ``weight``; weights must be finite and >= 0."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"sample weights file not found: {p}")
+    try:
+        if p.suffix == ".jsonl":
+            rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+            weights = {str(r["id"]): float(r["weight"]) for r in rows}
+        else:
+            weights = {str(k): float(v) for k, v in json.loads(p.read_text()).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"sample weights {p}: expected id -> weight ({exc})") from None
+    bad = [k for k, w in weights.items() if not (math.isfinite(w) and w >= 0)]
+    if bad:
+        raise UserError(f"sample weights {p}: weight of {bad[0]!r} is not a finite number >= 0")
+    return weights
+
+
+def _callbacks(cfg: EngineConfig, ckpt_dir: Path, out_dir: Path) -> list[pl.Callback]:
+    if cfg.monitor not in MONITORS:
+        raise UserError(f"monitor must be one of {', '.join(MONITORS)}, got {cfg.monitor!r}")
+    per_epoch = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch-{epoch:03d}", auto_insert_metric_name=False,
+                                save_top_k=-1, every_n_epochs=1, save_last=True, enable_version_counter=False)
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.monitor, mode="max", save_top_k=1,
+                           enable_version_counter=False, auto_insert_metric_name=False)
+    refresh = 1 if sys.stderr.isatty() else 50  # a log file gets a line every 50 batches, not every batch
+    return [MetricsCallback(out_dir / "metrics.csv"), EarlyStopping(cfg.monitor, patience=cfg.patience,
+                                                                    mode="max"),
+            per_epoch, best, StderrProgressBar(refresh_rate=refresh)]
+
+
+def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: EngineConfig) -> DataLoader:
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=ds.collate,
+                      num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+
+
+def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig, out_dir: Path,
+        kind: str, data_files: list[Path], extra: dict[str, Any] | None = None) -> Path:
+    """Train (resuming when a checkpoint exists), then write predictions of the best checkpoint."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    configure_threads(cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    ckpt_dir = out_dir / "checkpoints"
+    resume = ck.find_resume(ckpt_dir, cfg.checkpoint_uri)
+    if resume is not None:
+        log.warning("resuming from %s", resume)
+    if rank_zero_only.rank == 0:
+        write_exp_config(out_dir / "exp_config.json", kind, cfg, data_files, resume, extra)
+    ckpt_io = ck.MirroredCheckpointIO(cfg.checkpoint_uri)
+    logger = make_mlflow_logger(out_dir, cfg.tracking_uri, cfg.experiment, out_dir.name) \
+        if rank_zero_only.rank == 0 else None
+    trainer = pl.Trainer(max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
+                         strategy=cfg.strategy, precision=cfg.precision, deterministic=cfg.deterministic,
+                         gradient_clip_val=cfg.grad_clip or None, accumulate_grad_batches=cfg.accumulate,
+                         num_sanity_val_steps=0, plugins=[ckpt_io], logger=logger or False,
+                         callbacks=_callbacks(cfg, ckpt_dir, out_dir), default_root_dir=out_dir,
+                         enable_model_summary=False, log_every_n_steps=50)
+    lit = LitClassifier(model, cfg)
+    started = time.time()
+    trainer.fit(lit, _loader(datasets["train"], cfg.batch_size, True, cfg),
+                _loader(datasets["valid"], cfg.batch_size, False, cfg), ckpt_path=str(resume) if resume else None)
+    if not trainer.is_global_zero:
+        return out_dir
+    summary = {"wall_s": round(time.time() - started, 1), "epochs_run": trainer.current_epoch,
+               "stopped_epoch": trainer.early_stopping_callback.stopped_epoch,
+               "best_score": float(trainer.checkpoint_callbacks[1].best_model_score or math.nan),
+               "monitor": cfg.monitor, "resumed_from": str(resume) if resume else None}
+    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_predictions(model, datasets, cfg, out_dir)
+    for name in ("exp_config.json", "metrics.csv", "train_summary.json", "predictions/valid.jsonl",
+                 "predictions/test.jsonl"):
+        ckpt_io.upload(out_dir / name, name="run/" + name)
+    ckpt_io.flush(final=True)
+    return out_dir
+
+
+def best_state_dict(ckpt_dir: Path) -> dict[str, torch.Tensor]:
+    """The model weights of best.ckpt (last.ckpt when no epoch was ever validated), without the prefix."""
+    path = ckpt_dir / ck.BEST if (ckpt_dir / ck.BEST).is_file() else ckpt_dir / ck.LAST
+    if not path.is_file():
+        raise UserError(f"no checkpoint in {ckpt_dir}")
+    state = ck.load_checkpoint_file(path)["state_dict"]
+    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+
+
+@torch.no_grad()
+def predict_rows(model: nn.Module, ds: ClassificationDataset, batch_size: int) -> list[dict[str, Any]]:
+    """Rows of the predictions contract: id, label, prob_vulnerable, logits, project."""
+    model.eval()
+    rows: list[dict[str, Any]] = []
+    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=ds.collate):
+        logits = model(**batch["inputs"]).float()
+        probs = torch.softmax(logits, 1)[:, 1]
+        for i, p, lg in zip(batch["index"].tolist(), probs.tolist(), logits.tolist()):
+            rows.append({"id": ds.ids[i], "label": int(ds.labels[i]), "prob_vulnerable": p,
+                         "logits": [round(v, 6) for v in lg], "project": ds.projects[i]})
+    return rows
+
+
+def write_predictions(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig,
+                      out_dir: Path) -> None:
+    model.load_state_dict(best_state_dict(out_dir / "checkpoints"))
+    for split in ("valid", "test"):
+        if split in datasets:
+            write_jsonl(out_dir / "predictions" / f"{split}.jsonl",
+                        predict_rows(model, datasets[split], cfg.predict_batch_size))

@@ -1,0 +1,155 @@
+"""Per-epoch metrics: one stable log line, metrics.csv, and MLflow (embedded sqlite by default).
+
+The log line is a contract: the cloud launcher reads it with ``METRIC_RE``. Keep its keys and format.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from lightning.pytorch.loggers import MLFlowLogger
+
+from streamguard.config import EngineConfig, to_dict
+from streamguard.provenance import environment, sha256_file
+
+log = logging.getLogger(__name__)
+CSV_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_vulnerable", "val_roc_auc", "lr")
+# The launcher should search (not anchor) lines: when stdout and stderr share a log file, the progress
+# bar's carriage returns may precede a metric line. One metric a match, e.g. "epoch=3 train_loss=0.6512 val_loss=0.6801 ... lr=1.000e-03"
+METRIC_RE = re.compile(r"(?P<name>epoch|train_loss|val_loss|val_accuracy|val_f1_vulnerable|val_roc_auc|lr)="
+                       r"(?P<value>[-+0-9.eE]+|nan)")
+LINE_RE = re.compile(r"^epoch=\d+ train_loss=\S+ val_loss=\S+ val_accuracy=\S+ val_f1_vulnerable=\S+ "
+                     r"val_roc_auc=\S+ lr=\S+$")
+
+
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's bar, drawn on stderr so that stdout holds only the metric lines, whole."""
+
+    def init_train_tqdm(self) -> Tqdm:
+        return Tqdm(desc=self.train_description, position=2 * self.process_position, disable=self.is_disabled,
+                    leave=True, dynamic_ncols=True, file=sys.stderr, smoothing=0, bar_format=self.BAR_FORMAT)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        has_main_bar = self.trainer.state.fn != "validate"
+        return Tqdm(desc=self.validation_description, position=2 * self.process_position + has_main_bar,
+                    disable=self.is_disabled, leave=not has_main_bar, dynamic_ncols=True, file=sys.stderr,
+                    bar_format=self.BAR_FORMAT)
+
+
+def format_line(row: dict[str, Any]) -> str:
+    parts = [f"epoch={int(row['epoch'])}"]
+    for key in CSV_FIELDS[1:-1]:
+        parts.append(f"{key}={float(row[key]):.4f}")
+    parts.append(f"lr={float(row['lr']):.3e}")
+    return " ".join(parts)
+
+
+def parse_line(line: str) -> dict[str, float]:
+    """What the launcher does with a log line: metric name -> value."""
+    return {m.group("name"): float(m.group("value")) for m in METRIC_RE.finditer(line)}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+class MetricsCallback(pl.Callback):
+    """Writes one CSV row and one log line per validated epoch (rank zero only).
+
+    A resumed run rewrites the CSV without rows at or after the epoch it restarts from, so an epoch that
+    was logged but whose checkpoint never landed appears once.
+    """
+
+    def __init__(self, csv_path: Path) -> None:
+        self.csv_path = csv_path
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        epoch = trainer.current_epoch
+
+        def val(key: str) -> float:
+            return float(m[key]) if key in m else math.nan
+
+        row = {"epoch": epoch, "train_loss": val("train_loss"), "val_loss": val("val_loss"),
+               "val_accuracy": val("val_accuracy"), "val_f1_vulnerable": val("val_f1_vulnerable"),
+               "val_roc_auc": val("val_roc_auc"), "lr": val("lr")}
+        rows = [r for r in read_csv(self.csv_path) if int(r["epoch"]) < epoch] + [row]
+        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(self.csv_path)
+        print(format_line(row), flush=True)
+
+
+def make_mlflow_logger(out_dir: Path, tracking_uri: str | None, experiment: str,
+                       run_name: str) -> MLFlowLogger | None:
+    """The MLflow logger, resuming the run recorded in ``out_dir``; ``tracking_uri: none`` turns it off."""
+    if tracking_uri is not None and tracking_uri.lower() == "none":
+        return None
+    uri = tracking_uri or f"sqlite:///{(out_dir / 'mlflow.db').resolve()}"
+    run_file = out_dir / "mlflow_run_id"
+    run_id = run_file.read_text().strip() if run_file.is_file() else None
+    try:
+        logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_name=run_name, run_id=run_id,
+                              log_model=False)
+        _ = logger.experiment  # connect now, so that a bad URI fails before training, not after
+        if run_id is None:
+            logger.experiment.get_run(logger.run_id)
+    except Exception as exc:
+        if run_id is None:
+            raise
+        log.warning("MLflow run %s not found at %s (%s); starting a new run", run_id, uri, exc)
+        logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_name=run_name, log_model=False)
+    if logger.run_id:
+        run_file.write_text(logger.run_id + "\n")
+    return logger
+
+
+def configure_threads(cfg: EngineConfig) -> int:
+    """Split the cores between the processes of a CPU run; several processes with all threads each thrash."""
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // max(1, cfg.devices))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def device_info(cfg: EngineConfig) -> dict[str, Any]:
+    cuda = torch.cuda.is_available()
+    return {"accelerator": cfg.accelerator, "devices": cfg.devices, "strategy": cfg.strategy,
+            "precision": cfg.precision, "cuda": torch.cuda.get_device_name(0) if cuda else None,
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def write_exp_config(path: Path, kind: str, cfg: EngineConfig, data_files: list[Path],
+                     resumed_from: Path | None, extra: dict[str, Any] | None = None) -> None:
+    """The reproducibility record: hyperparameters, seeds, git state, input checksums, versions, device."""
+    env = environment()
+    # Same top-level keys as the other kinds' records (train/rundir.py), plus the engine's own.
+    record = {"model": kind, "hyperparameters": to_dict(cfg), "seed": cfg.seed,
+              "seeds": {"seed": cfg.seed, "deterministic": cfg.deterministic},
+              "git": env.pop("git"), "data_sha256": {p.name: sha256_file(p) for p in data_files if p.is_file()},
+              "packages": env.pop("packages"), "environment": env, "device": device_info(cfg),
+              "command": sys.argv, "resumed_from": str(resumed_from) if resumed_from else None,
+              **(extra or {})}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
