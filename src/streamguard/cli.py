@@ -170,6 +170,25 @@ def _run_train_gnn(args: argparse.Namespace) -> None:
     print(f"run dir: {train(args.data, args.out, cfg)}")
 
 
+def _add_train_transformer(train: argparse._SubParsersAction) -> None:
+    p = train.add_parser("transformer", parents=[engine_options()],
+                         help="Hugging Face encoder (CodeBERT) + attention pooling, on the processed tokens")
+    p.add_argument("--model", default=None,
+                   help="hub name (default microsoft/codebert-base), a local saved model dir, or 'tiny'")
+    p.add_argument("--accumulate", type=int, default=None, help="gradient accumulation steps")
+    p.set_defaults(func=_run_train_transformer)
+
+
+def _run_train_transformer(args: argparse.Namespace) -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: busy waiting thrashes
+    from streamguard.config import TransformerConfig, load_config
+    from streamguard.train.transformer import train
+    _log_info()
+    cfg = load_config(TransformerConfig, args.config, {**engine_overrides(args), "model": args.model,
+                                                       "accumulate": args.accumulate}, args.set)
+    print(f"run dir: {train(args.data, args.out, cfg)}")
+
+
 def _add_fuse(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fuse", help="out-of-fold stacking of base models (no leakage into the weights)")
     p.add_argument("--models", default=None, help="comma-separated base kinds, e.g. gnn,lexical")
@@ -216,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = _train_group(sub)
     _add_train_lexical(train)
     _add_train_gnn(train)
+    _add_train_transformer(train)
     _add_fuse(sub)
     _add_predict(sub)
     return parser

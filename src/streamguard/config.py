@@ -173,6 +173,10 @@ class TransformerConfig(EngineConfig):
     head_hidden: int = 384
     dropout: float = 0.1
     pooling: str = "attention"               # or "cls"
+    optimizer: str = "adamw"
+    scheduler: str = "linear"                # after a warm-up of warmup_ratio of all steps
+    precision: str = "auto"                  # 16-mixed on CUDA (GradScaler), 32-true on CPU
+    predict_batch_size: int = 64
     # size of the "tiny" model built from config (configs/transformer-tiny.yaml)
     tiny_layers: int = 2
     tiny_hidden: int = 128

@@ -1,0 +1,297 @@
+"""The ``transformer`` model kind: train and predict entry points (docs/contracts.md) over processed tokens.
+
+The encoder is a hub model (default ``microsoft/codebert-base``), a local directory holding a saved Hugging
+Face model, or ``tiny``: a small RoBERTa built from config, sized to the data's own tokenizer, so that the
+whole path runs without a model hub. The best checkpoint is also exported in Hugging Face format
+(``<run>/hf_model``) and that export is what ``predict`` loads.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from torch.utils.data import Dataset
+
+from streamguard.config import TransformerConfig, load_config
+from streamguard.data.records import RecordError, read_jsonl_lines
+from streamguard.data.tokenize import hub_reachable
+from streamguard.errors import UserError
+from streamguard.models.transformer import POOLINGS, TransformerClassifier
+from streamguard.train import engine
+from streamguard.train.registry import check_compatible, data_identity
+from streamguard.train.rundir import read_exp_config, split_path
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "valid", "test")
+EXPORT_DIR = "hf_model"
+HEAD_WEIGHTS = "streamguard_head.safetensors"
+HEAD_CONFIG = "streamguard_head.json"
+
+
+class TokenDataset(Dataset):
+    """Token ids of one processed split (optionally a subset of ids) with per-sample loss weights."""
+
+    def __init__(self, path: Path, pad_id: int, max_length: int, ids: set[str] | None = None,
+                 weights: dict[str, float] | None = None) -> None:
+        if not path.is_file():
+            raise UserError(f"processed split not found: {path}")
+        self.pad_id, self.ids, self.projects = pad_id, [], []
+        self.tokens: list[torch.Tensor] = []
+        labels = []
+        for lineno, rec in read_jsonl_lines(path):
+            if isinstance(rec, RecordError):
+                raise UserError(f"{path}:{lineno}: {rec}")
+            try:
+                rid, toks, label = str(rec["id"]), rec["tokens"], int(rec["label"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise UserError(f"{path}:{lineno}: not a processed record ({exc!r})") from None
+            if ids is not None and rid not in ids:
+                continue
+            if len(toks) < 2:
+                raise UserError(f"{path}:{lineno}: record {rid} has fewer than 2 tokens (needs <s> ... </s>)")
+            if len(toks) > max_length:  # keep the CLS at the start and the SEP at the end
+                toks = toks[: max_length - 1] + toks[-1:]
+            self.ids.append(rid)
+            self.projects.append(str((rec.get("metadata") or {}).get("project") or ""))
+            self.tokens.append(torch.tensor(toks, dtype=torch.int32))  # int32: half the memory of int64
+            labels.append(label)
+        self.labels = torch.tensor(labels, dtype=torch.int64)
+        w = weights or {}
+        self.weights = torch.tensor([float(w.get(k, 1.0)) for k in self.ids], dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+    def collate(self, items: list[int]) -> dict[str, Any]:
+        """Pad to the longest sequence of the batch, not to max_length: short functions cost less."""
+        width = max(len(self.tokens[i]) for i in items)
+        input_ids = torch.full((len(items), width), self.pad_id, dtype=torch.int64)
+        mask = torch.zeros((len(items), width), dtype=torch.int64)
+        for row, i in enumerate(items):
+            n = len(self.tokens[i])
+            input_ids[row, :n] = self.tokens[i]
+            mask[row, :n] = 1
+        idx = torch.tensor(items, dtype=torch.int64)
+        return {"inputs": {"input_ids": input_ids, "attention_mask": mask}, "label": self.labels[idx],
+                "weight": self.weights[idx], "index": idx}
+
+
+def data_tokenizer_meta(data_dir: Path) -> dict[str, Any]:
+    """The tokenizer record of preprocessing_metadata.json (name, sha256, vocab_size, pad_id, ...)."""
+    path = Path(data_dir) / "preprocessing_metadata.json"
+    try:
+        meta = json.loads(path.read_text())["tokenizer"]
+        int(meta["pad_id"]), int(meta["vocab_size"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read the tokenizer's pad_id and vocab_size ({exc!r})") from None
+    return meta
+
+
+def _load_data_tokenizer(data_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+    folder = Path(data_dir) / "tokenizer"
+    if not (folder / "tokenizer.json").is_file():
+        raise UserError(f"{data_dir} holds no tokenizer/ directory: preprocess it again")
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def _go_offline() -> None:
+    """Hub calls fail at once instead of retrying for ~45 s; the constant is read at import, so set both."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from huggingface_hub import constants
+    constants.HF_HUB_OFFLINE = True
+
+
+def _from_pretrained(loader: Any, name: str) -> Any:
+    """``loader.from_pretrained(name)`` for a hub name or a local directory; one line naming the fixes."""
+    local = Path(name).is_dir()
+    offline = not local and not hub_reachable()
+    if offline:
+        _go_offline()
+    try:
+        return loader.from_pretrained(name, local_files_only=offline)
+    except (OSError, ValueError) as exc:
+        where = "local directory" if local else "model hub (offline or unreachable)" if offline else "model hub"
+        raise UserError(f"cannot load model '{name}' from the {where} ({str(exc).splitlines()[0][:120]}); "
+                        "use --model tiny (a small RoBERTa built from config, no download) or --model PATH "
+                        "(a directory holding a saved Hugging Face model)") from None
+
+
+def check_tokenizer(model_tokenizer: Any, data_dir: Path, source: str) -> None:
+    """Refuse a model whose tokenizer maps tokens to other ids than the one the data was encoded with."""
+    data_tok = _load_data_tokenizer(data_dir)
+    if model_tokenizer.get_vocab() != data_tok.get_vocab():
+        sha = data_tokenizer_meta(data_dir).get("sha256", "?")
+        raise UserError(f"model '{source}' has another tokenizer ({len(model_tokenizer)} tokens) than {data_dir} "
+                        f"({len(data_tok)} tokens, sha256 {sha[:12]}); preprocess the data with --tokenizer "
+                        f"{source}, or train with --model tiny")
+
+
+def _tiny_encoder(cfg: TransformerConfig, tokenizer: Any) -> torch.nn.Module:
+    from transformers import AutoModel, RobertaConfig
+    pad = tokenizer.pad_token_id
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=cfg.tiny_hidden,
+                           num_hidden_layers=cfg.tiny_layers, num_attention_heads=cfg.tiny_heads,
+                           intermediate_size=cfg.tiny_intermediate, hidden_dropout_prob=cfg.dropout,
+                           attention_probs_dropout_prob=cfg.dropout, type_vocab_size=1,
+                           # RoBERTa numbers positions from pad_id + 1, as CodeBERT's 514 positions do
+                           max_position_embeddings=cfg.max_length + pad + 1, pad_token_id=pad,
+                           bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
+    return AutoModel.from_config(config)
+
+
+def build_model(cfg: TransformerConfig, data_dir: Path) -> tuple[TransformerClassifier, Any]:
+    """The classifier and the tokenizer that goes with it, refusing one that differs from the data's."""
+    if cfg.pooling not in POOLINGS:
+        raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, got {cfg.pooling!r}")
+    torch.manual_seed(cfg.seed)  # the fresh weights (tiny encoder, head) are part of the seeded run
+    if cfg.model == "tiny":
+        tokenizer = _load_data_tokenizer(data_dir)
+        encoder = _tiny_encoder(cfg, tokenizer)
+    else:
+        from transformers import AutoModel, AutoTokenizer
+        tokenizer = _from_pretrained(AutoTokenizer, cfg.model)
+        check_tokenizer(tokenizer, data_dir, cfg.model)  # before the encoder: no download for a refusal
+        encoder = _from_pretrained(AutoModel, cfg.model)
+    positions = getattr(encoder.config, "max_position_embeddings", None)
+    if positions is not None and cfg.max_length + tokenizer.pad_token_id + 1 > positions:
+        raise UserError(f"max_length {cfg.max_length} exceeds what model '{cfg.model}' supports ({positions} "
+                        "positions)")
+    # from_pretrained returns eval mode, and Lightning keeps each module's mode: without this, no dropout
+    return _classifier(encoder, cfg.head_hidden, cfg.dropout, cfg.pooling).train(), tokenizer
+
+
+def _classifier(encoder: torch.nn.Module, head_hidden: int, dropout: float, pooling: str) -> TransformerClassifier:
+    # The encoder's own pooler is unused (its outputs feed nothing): drop it, or DDP fails on unused parameters.
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return TransformerClassifier(encoder, encoder.config.hidden_size, head_hidden, dropout, pooling)
+
+
+def _resolve_schedule(cfg: TransformerConfig) -> None:
+    """Warm-up as a fraction of all steps (the engine counts it in epochs); precision ``auto``."""
+    if cfg.warmup_ratio > 0 and cfg.warmup_epochs == 0:
+        cfg.warmup_epochs = cfg.warmup_ratio * cfg.epochs
+    if cfg.precision == "auto":
+        # fp16 autocast with a GradScaler on CUDA; this CPU has no fast reduced-precision matmul
+        cuda = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
+        cfg.precision = "16-mixed" if cuda else "32-true"
+    if cfg.model == "tiny" and cfg.lr < 1e-4:
+        log.warning("lr %g is meant for fine-tuning a pretrained encoder; a tiny model trained from scratch "
+                    "learns little with it (configs/transformer-tiny.yaml uses a larger one)", cfg.lr)
+
+
+def _datasets(data_dir: Path, cfg: TransformerConfig, train_ids: set[str] | None) -> dict[str, TokenDataset]:
+    pad = int(data_tokenizer_meta(data_dir)["pad_id"])
+    weights = engine.load_sample_weights(cfg.sample_weights) if cfg.sample_weights else None
+    out = {}
+    for split in SPLITS:
+        ids = train_ids if split == "train" else None
+        if cfg.quick_test:
+            ids = _first_ids(data_dir / f"{split}.jsonl", cfg.quick_test_size) if ids is None else \
+                set(sorted(ids)[: cfg.quick_test_size])
+        out[split] = TokenDataset(data_dir / f"{split}.jsonl", pad, cfg.max_length, ids,
+                                  weights if split == "train" else None)
+    if weights is not None:
+        matched = sum(1 for k in out["train"].ids if k in weights)
+        log.warning("sample weights: %d of %d train functions have a weight in %s", matched, len(out["train"]),
+                    cfg.sample_weights)
+    if len(out["train"]) == 0:
+        raise UserError(f"no training functions in {data_dir} (train_ids matched none?)")
+    return out
+
+
+def _first_ids(path: Path, n: int) -> set[str]:
+    ids: set[str] = set()
+    for _, rec in read_jsonl_lines(path):
+        if len(ids) >= n:
+            break
+        if isinstance(rec, dict) and "id" in rec:
+            ids.add(str(rec["id"]))
+    return ids
+
+
+def train(data_dir: Path, out_dir: Path, cfg: TransformerConfig, train_ids: set[str] | None = None) -> Path:
+    """Fine-tune (or, for ``tiny``, train) on the train split, write the run dir and the HF export."""
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    ident = data_identity(data_dir)
+    _resolve_schedule(cfg)
+    model, tokenizer = build_model(cfg, data_dir)  # first: a model that cannot load fails before data is read
+    datasets = _datasets(data_dir, cfg, train_ids)
+    files = [data_dir / f"{s}.jsonl" for s in SPLITS] + [data_dir / "preprocessing_metadata.json",
+                                                          data_dir / "node_vocab.json"]
+    if cfg.sample_weights:
+        files.append(Path(cfg.sample_weights))
+    lengths = torch.tensor([len(t) for t in datasets["train"].tokens], dtype=torch.float32)
+    extra: dict[str, Any] = {"data_dir": str(data_dir), "data_identity": ident,
+                             "tokenizer": data_tokenizer_meta(data_dir), "encoder": model.encoder.config.to_dict(),
+                             "functions": {s: len(d) for s, d in datasets.items()},
+                             "train_mean_tokens": round(float(lengths.mean()), 1),
+                             "train_ids_given": train_ids is not None, "export_dir": EXPORT_DIR}
+    engine.fit(model, datasets, cfg, out_dir, "transformer", files, extra)
+    if rank_zero_only.rank == 0:
+        model.load_state_dict(engine.best_state_dict(out_dir / "checkpoints"))
+        export(model, tokenizer, cfg, out_dir / EXPORT_DIR)
+    return out_dir
+
+
+def export(model: TransformerClassifier, tokenizer: Any, cfg: TransformerConfig, folder: Path) -> Path:
+    """Encoder + tokenizer with ``save_pretrained`` (loadable with transformers alone), head beside them."""
+    from safetensors.torch import save_file
+    folder.mkdir(parents=True, exist_ok=True)
+    model.encoder.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.head_state_dict().items()},
+              str(folder / HEAD_WEIGHTS))
+    (folder / HEAD_CONFIG).write_text(json.dumps({
+        "hidden": model.encoder.config.hidden_size, "head_hidden": cfg.head_hidden, "dropout": cfg.dropout,
+        "pooling": cfg.pooling, "max_length": cfg.max_length, "labels": ["not_vulnerable", "vulnerable"]},
+        indent=2) + "\n")
+    return folder
+
+
+def load_export(folder: Path) -> tuple[TransformerClassifier, dict[str, Any]]:
+    """The classifier of an export: ``AutoModel.from_pretrained`` for the encoder, the head from safetensors."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+    if not (folder / HEAD_CONFIG).is_file():
+        raise UserError(f"{folder} is not a transformer export: {HEAD_CONFIG} is missing")
+    head = json.loads((folder / HEAD_CONFIG).read_text())
+    try:  # the export has no pooler (unused); say so, or transformers reports its weights as missing
+        encoder = AutoModel.from_pretrained(str(folder), add_pooling_layer=False)
+    except TypeError:  # an architecture without that option
+        encoder = AutoModel.from_pretrained(str(folder))
+    model = _classifier(encoder, head["head_hidden"], head["dropout"], head["pooling"])
+    missing, unexpected = model.load_state_dict(load_file(str(folder / HEAD_WEIGHTS)), strict=False)
+    if unexpected or any(not k.startswith("encoder.") for k in missing):
+        raise UserError(f"{folder}/{HEAD_WEIGHTS} does not match the head in {HEAD_CONFIG}")
+    return model.eval(), head
+
+
+def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
+    """Rows of the predictions contract for ``split`` of any dataset made with the run's tokenizer."""
+    run_dir, data_dir = Path(run_dir), Path(data_dir)
+    exp = read_exp_config(run_dir)
+    if exp.get("model") != "transformer":
+        raise UserError(f"{run_dir} is a {exp.get('model')} run, not a transformer run")
+    check_compatible(exp.get("data_identity"), data_dir, run_dir)
+    model, head = load_export(run_dir / EXPORT_DIR)
+    pad = int(data_tokenizer_meta(data_dir)["pad_id"])
+    ds = TokenDataset(split_path(data_dir, split), pad, int(head["max_length"]), ids)
+    if ids is not None and len(ds) != len(ids):
+        missing = sorted(ids - set(ds.ids))
+        raise UserError(f"{len(missing)} requested id(s) are not in {data_dir}/{split}.jsonl, e.g. {missing[0]}")
+    batch = int(exp.get("hyperparameters", {}).get("predict_batch_size", 32))
+    return engine.predict_rows(model, ds, batch)
+
+
+def load_transformer_config(path: Path | None, overrides: dict[str, Any], extra: list[str]) -> TransformerConfig:
+    return load_config(TransformerConfig, path, overrides, extra)
