@@ -34,7 +34,10 @@ def tiny_cfg(**kw) -> TransformerConfig:
 
 @pytest.fixture(scope="module")
 def run(processed_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return kind.train(processed_small, tmp_path_factory.mktemp("tf") / "run", tiny_cfg())
+    cfg = tiny_cfg()
+    out = kind.train(processed_small, tmp_path_factory.mktemp("tf") / "run", cfg)
+    assert cfg == tiny_cfg()  # the caller's config is left as given (the fusion keys its folds on it)
+    return out
 
 
 def test_run_dir_and_predictions_follow_the_contract(run: Path, processed_small: Path) -> None:

@@ -7,6 +7,7 @@ whole path runs without a model hub. The best checkpoint is also exported in Hug
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -223,6 +224,7 @@ def train(data_dir: Path, out_dir: Path, cfg: TransformerConfig, train_ids: set[
     """Fine-tune (or, for ``tiny``, train) on the train split, write the run dir and the HF export."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     ident = data_identity(data_dir)
+    cfg = dataclasses.replace(cfg)  # resolved here, never in the caller's object (the fusion keys folds on it)
     _resolve_schedule(cfg)
     model, tokenizer = build_model(cfg, data_dir)  # first: a model that cannot load fails before data is read
     datasets = _datasets(data_dir, cfg, train_ids)
