@@ -158,6 +158,14 @@ def _tuples(obj: Any) -> Any:
     return tuple(_tuples(o) for o in obj) if isinstance(obj, (list, tuple)) else obj
 
 
+def seed_all(cfg: EngineConfig) -> None:
+    """Seed Python, NumPy and torch (CUDA too). Kinds call it before building their model, so that the
+    initial weights are part of the seeded run; ``fit`` calls it again before training."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def load_sample_weights(path: str | Path) -> dict[str, float]:
     """``{"id": weight}`` JSON, or jsonl rows with ``id`` and ``weight``; weights must be finite and >= 0."""
     p = Path(path)
@@ -190,9 +198,30 @@ def _callbacks(cfg: EngineConfig, ckpt_dir: Path, out_dir: Path) -> list[pl.Call
             per_epoch, best, StderrProgressBar(refresh_rate=refresh)]
 
 
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """A shuffle that is a function of (seed, epoch) alone, like DistributedSampler's: a resumed run draws
+    the same order as an uninterrupted one whatever else consumed the global RNG meanwhile."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at the start of every epoch
+        self.epoch = epoch
+
+    def __iter__(self) -> Any:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: EngineConfig) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=ds.collate,
-                      num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+    # A private generator: the loader's per-iterator seed draw must not consume the global RNG that
+    # dropout uses, or a resumed run would drift from an uninterrupted one.
+    return DataLoader(ds, batch_size=batch_size, sampler=EpochSampler(len(ds), cfg.seed) if shuffle else None,
+                      collate_fn=ds.collate, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+                      generator=torch.Generator().manual_seed(cfg.seed))
 
 
 def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig, out_dir: Path,
@@ -200,7 +229,7 @@ def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engin
     """Train (resuming when a checkpoint exists), then write predictions of the best checkpoint."""
     out_dir.mkdir(parents=True, exist_ok=True)
     configure_threads(cfg)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    seed_all(cfg)
     ckpt_dir = out_dir / "checkpoints"
     resume = ck.find_resume(ckpt_dir, cfg.checkpoint_uri)
     if resume is not None:

@@ -81,6 +81,7 @@ def train(data_dir: Path, out_dir: Path, cfg: GNNConfig, train_ids: set[str] | N
                              "graphs": {s: len(d) for s, d in datasets.items()},
                              "train_mean_nodes": round(float(nodes.mean()), 1),
                              "train_ids_given": train_ids is not None}
+    engine.seed_all(cfg)
     return engine.fit(build_model(cfg), datasets, cfg, out_dir, "gnn", files, extra)
 
 
