@@ -27,7 +27,8 @@ def test_strip_comments_keeps_literals() -> None:
 def test_code_tokens_and_normalise() -> None:
     assert code_tokens("if (p->len >= 0x1F) x++;") == ["if", "(", "p", "->", "len", ">=", "0x1F", ")", "x",
                                                         "++", ";"]
-    assert normalise("a;\n\n\n\n  b; // c\n", strip=True) == "a;\nb;"
+    assert normalise("a;\n\n\n\n  b; // c\n", strip=True, collapse=True) == "a;\nb;"
+    assert normalise("a;\n\n  b; // c\n", strip=False) == "a;\n\n  b; // c\n"
 
 
 @pytest.mark.parametrize("analyzer", ["char", "code", "union"])

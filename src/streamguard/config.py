@@ -191,9 +191,10 @@ class LexicalConfig:
     ngram_max: int = 6
     max_features: int = 500000
     strip_comments: bool = True
-    c_grid: list[float] = dataclasses.field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0])
+    c_grid: list[float] = dataclasses.field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0])
     seed: int = 42
     code_source: str = "raw"                 # "raw": whole function from the raw split; "processed": trimmed code
+    collapse_blank_lines: bool = False       # squeeze whitespace-only line runs before the n-grams
 
 
 @dataclasses.dataclass

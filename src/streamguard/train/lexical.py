@@ -112,7 +112,8 @@ def train(data_dir: Path, out_dir: Path, cfg: LexicalConfig | None = None,
     va = read_split(data_dir, "valid")
     if len({r["label"] for r in tr}) < 2:
         raise UserError("lexical: the training items hold only one class")
-    feats = LexicalFeatures(cfg.analyzer, cfg.ngram_min, cfg.ngram_max, cfg.max_features, cfg.strip_comments)
+    feats = LexicalFeatures(cfg.analyzer, cfg.ngram_min, cfg.ngram_max, cfg.max_features, cfg.strip_comments,
+                            cfg.collapse_blank_lines)
     x = feats.fit_transform(texts(tr, data_dir, "train", cfg.code_source))
     xv = feats.transform(texts(va, data_dir, "valid", cfg.code_source))
     y, yv = np.array([r["label"] for r in tr]), np.array([r["label"] for r in va])
