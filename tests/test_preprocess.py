@@ -67,3 +67,14 @@ def test_quick_test_and_a_huge_function(tmp_path, raw_small):
     huge = _records(tmp_path / "out", "test")[-1]
     assert "strcpy" in huge["code"] and huge["metadata"]["trim_strategy"] == "risky_window"
     assert len(huge["tokens"]) == 512
+
+
+def test_node_vocabulary_does_not_depend_on_the_order_counts_arrive_in():
+    from collections import Counter
+
+    from streamguard.data.featurize import build_vocab
+
+    a_types, a_texts = Counter({"call_expression": 5, "identifier": 5}), Counter({"x": 2, "y": 2, "z": 1})
+    b_types, b_texts = Counter({"identifier": 5, "call_expression": 5}), Counter({"z": 1, "y": 2, "x": 2})
+    assert build_vocab(a_types, a_texts, 4) == build_vocab(b_types, b_texts, 4) == [
+        "<unk>", "call_expression", "identifier", "x"]

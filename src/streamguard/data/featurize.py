@@ -83,9 +83,10 @@ def count_labels(graph: Graph, types: Counter, texts: Counter) -> None:
 
 def build_vocab(types: Counter, texts: Counter, size: int) -> list[str]:
     """Unknown first, then every node type (the fallback labels), then the most frequent leaf texts."""
-    vocab = [UNK] + [t for t, _ in types.most_common()]
+    # ties are broken by the label itself: counts come from workers in any order, the vocabulary must not
+    vocab = [UNK] + [t for t, _ in sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))]
     seen = set(vocab)
-    for text, _ in texts.most_common():
+    for text, _ in sorted(texts.items(), key=lambda kv: (-kv[1], kv[0])):
         if len(vocab) >= size:
             break
         if text not in seen:
