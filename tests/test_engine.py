@@ -15,7 +15,7 @@ from streamguard.train.checkpoint import load_checkpoint_file
 
 DATA = Path(__file__).parent / "fixtures" / "gnn_processed"
 # small and deterministic; batch 4 gives 12 steps an epoch, so a kill lands inside an epoch
-ARGS = ["--deterministic", "--seed", "7", "--tracking-uri", "none", "--set", "hidden=32", "embed_dim=16",
+ARGS = ["--deterministic", "--seed", "7", "--tracking-uri", "off", "--set", "hidden=32", "embed_dim=16",
         "head_hidden=32", "layers=2", "batch_size=4", "patience=50"]
 
 

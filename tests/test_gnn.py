@@ -152,7 +152,7 @@ def test_sample_weights_multiply_the_loss(tmp_path: Path) -> None:
     ids = [json.loads(ln)["id"] for ln in (DATA / "train.jsonl").read_text().splitlines()]
     weights.write_text(json.dumps({k: 0.0 for k in ids}))
     proc = run_train(tmp_path / "run", tmp_path / "cache", "--epochs", "1", "--sample-weights", str(weights),
-                     "--tracking-uri", "none")
+                     "--tracking-uri", "off")
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("epoch="))
     assert parse_line(line)["train_loss"] == 0.0
@@ -163,7 +163,7 @@ def test_sample_weights_multiply_the_loss(tmp_path: Path) -> None:
 
 def test_auto_batch_size_and_monitor_switch(tmp_path: Path) -> None:
     proc = run_train(tmp_path / "run", tmp_path / "cache", "--epochs", "1", "--auto-batch-size", "--monitor",
-                     "val_roc_auc", "--tracking-uri", "none")
+                     "val_roc_auc", "--tracking-uri", "off")
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = json.loads((tmp_path / "run" / "exp_config.json").read_text())
     meta = json.loads((DATA / "preprocessing_metadata.json").read_text())

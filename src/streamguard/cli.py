@@ -141,7 +141,7 @@ def engine_options() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default=None, help="auto, ddp (gloo on CPU), ...")
     p.add_argument("--precision", default=None, help="32-true, bf16-mixed (CPU), 16-mixed (CUDA)")
     p.add_argument("--deterministic", action="store_true", default=None)
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default sqlite:///<out>/mlflow.db; 'none')")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default sqlite:///<out>/mlflow.db; 'off')")
     p.add_argument("--quick-test", action="store_true", default=None, help="a few graphs, to check the setup")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     return p

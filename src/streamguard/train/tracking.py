@@ -102,8 +102,8 @@ class MetricsCallback(pl.Callback):
 
 def make_mlflow_logger(out_dir: Path, tracking_uri: str | None, experiment: str,
                        run_name: str) -> MLFlowLogger | None:
-    """The MLflow logger, resuming the run recorded in ``out_dir``; ``tracking_uri: none`` turns it off."""
-    if tracking_uri is not None and tracking_uri.lower() == "none":
+    """The MLflow logger, resuming the run recorded in ``out_dir``; ``tracking_uri: off`` turns it off."""
+    if tracking_uri is not None and tracking_uri.lower() == "off":
         return None
     uri = tracking_uri or f"sqlite:///{(out_dir / 'mlflow.db').resolve()}"
     run_file = out_dir / "mlflow_run_id"
