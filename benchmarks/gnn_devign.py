@@ -38,7 +38,8 @@ def score(path: Path) -> dict[str, float]:
 def machine() -> dict[str, object]:
     cpu = "unknown"
     try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),

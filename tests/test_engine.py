@@ -29,7 +29,7 @@ def env() -> dict[str, str]:
 
 
 def run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env())
+    proc = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout, env=env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

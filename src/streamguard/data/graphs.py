@@ -125,7 +125,7 @@ def load_split(data_dir: Path, split: str, opts: GraphOptions, cache_dir: Path |
     if path.is_file():
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a cache cut short by a crash is rebuilt, never trusted
+        except Exception as exc:  # noqa: BLE001 - a cache cut short by a crash is rebuilt, never trusted
             log.warning("graph cache %s unreadable (%s); rebuilding", path, exc)
     data = build_cache(jsonl, opts)
     folder.mkdir(parents=True, exist_ok=True)

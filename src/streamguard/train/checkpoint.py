@@ -92,7 +92,7 @@ class MirroredCheckpointIO(CheckpointIO):
             try:
                 fs, root = self._remote()
                 fs.rm(f"{root}/{local.name}")
-            except Exception as exc:  # a stale remote file is harmless: resume validates what it loads
+            except Exception as exc:  # noqa: BLE001 - a stale remote copy is harmless: resume validates
                 log.warning("could not remove %s from %s: %s", local.name, self.remote_uri, exc)
 
     def teardown(self) -> None:
@@ -135,7 +135,7 @@ class MirroredCheckpointIO(CheckpointIO):
                 fs.makedirs(root, exist_ok=True)
                 fs.put_file(str(local), f"{root}/{name}")
                 return True
-            except Exception as exc:  # any transport error: log, back off, try again later
+            except Exception as exc:  # noqa: BLE001 - any transport error: log, back off, try again later
                 log.warning("upload of %s to %s failed (attempt %d/%d): %s", name, self.remote_uri,
                             attempt + 1, attempts, exc)
                 self._fs = None  # reconnect next time: the old client may hold dead connections
@@ -157,7 +157,7 @@ def _candidates(names: list[str]) -> list[str]:
 def _valid(path: Path) -> dict[str, Any] | None:
     try:
         ckpt = load_checkpoint_file(path)
-    except Exception as exc:  # truncated, corrupt, or holding objects weights_only refuses
+    except Exception as exc:  # noqa: BLE001 - truncated, corrupt, or holding objects weights_only refuses
         log.warning("checkpoint %s is unreadable (%s: %s); trying an older one", path, type(exc).__name__,
                     str(exc).splitlines()[0][:200] if str(exc) else "")
         return None
@@ -190,7 +190,7 @@ def download_newest(remote_uri: str, folder: Path) -> Path | None:
     try:
         fs, root = remote_fs(remote_uri)
         names = [Path(p).name for p in fs.ls(root, detail=False, refresh=True)] if fs.exists(root) else []
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         log.warning("cannot list checkpoint mirror %s (%s); starting without it", remote_uri, exc)
         return None
     folder.mkdir(parents=True, exist_ok=True)
@@ -199,7 +199,7 @@ def download_newest(remote_uri: str, folder: Path) -> Path | None:
         tmp = folder / f".{name}.download"
         try:
             fs.get_file(f"{root}/{name}", str(tmp))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             log.warning("cannot download %s from %s: %s", name, remote_uri, exc)
             continue
         if _valid(tmp) is None:

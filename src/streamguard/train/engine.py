@@ -29,8 +29,13 @@ from streamguard.config import EngineConfig
 from streamguard.data.records import write_jsonl
 from streamguard.errors import UserError
 from streamguard.train import checkpoint as ck
-from streamguard.train.tracking import (MetricsCallback, StderrProgressBar, configure_threads, make_mlflow_logger,
-                                       write_exp_config)
+from streamguard.train.tracking import (
+    MetricsCallback,
+    StderrProgressBar,
+    configure_threads,
+    make_mlflow_logger,
+    write_exp_config,
+)
 
 log = logging.getLogger(__name__)
 MONITORS = ("val_f1_vulnerable", "val_accuracy", "val_roc_auc")
