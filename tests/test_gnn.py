@@ -21,8 +21,10 @@ SMALL = ["hidden=32", "embed_dim=16", "head_hidden=32", "layers=2", "batch_size=
 
 
 def run_train(out: Path, cache: Path, *extra: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    flags = [a for a in extra if "=" not in a]
+    sets = [a for a in extra if "=" in a]
     cmd = [sys.executable, "-m", "streamguard.cli", "train", "gnn", "--data", str(DATA), "--out", str(out),
-           *extra, "--set", f"cache_dir={cache}", *SMALL]
+           *flags, "--set", f"cache_dir={cache}", *SMALL, *sets]
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1"}
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -161,11 +163,13 @@ def test_sample_weights_multiply_the_loss(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "finite number >= 0" in bad.stderr
 
 
-def test_auto_batch_size_and_monitor_switch(tmp_path: Path) -> None:
-    proc = run_train(tmp_path / "run", tmp_path / "cache", "--epochs", "1", "--auto-batch-size", "--monitor",
-                     "val_roc_auc", "--tracking-uri", "off")
+def test_auto_batch_size_monitor_switch_and_quick_test(tmp_path: Path) -> None:
+    proc = run_train(tmp_path / "run", tmp_path / "cache", "--auto-batch-size", "--monitor", "val_roc_auc",
+                     "--tracking-uri", "off", "--quick-test", "quick_test_size=10")
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = json.loads((tmp_path / "run" / "exp_config.json").read_text())
+    assert exp["graphs"] == {"train": 10, "valid": 10, "test": 10} and exp["hyperparameters"]["epochs"] == 2
+    assert len((tmp_path / "run" / "predictions" / "test.jsonl").read_text().splitlines()) == 10
     meta = json.loads((DATA / "preprocessing_metadata.json").read_text())
     assert exp["hyperparameters"]["batch_size"] == meta["graph_stats"]["recommended_batch_size"]
     assert exp["hyperparameters"]["monitor"] == "val_roc_auc"

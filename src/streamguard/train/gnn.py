@@ -71,6 +71,8 @@ def train(data_dir: Path, out_dir: Path, cfg: GNNConfig, train_ids: set[str] | N
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if cfg.auto_batch_size:
         cfg.batch_size = _auto_batch_size(data_dir, cfg)
+    if cfg.quick_test:  # a setup check: a few graphs, two epochs
+        cfg.epochs = min(cfg.epochs, 2)
     datasets = _datasets(data_dir, cfg, train_ids)
     files = [data_dir / f"{s}.jsonl" for s in SPLITS] + [data_dir / "node_vocab.json",
                                                           data_dir / "preprocessing_metadata.json"]
