@@ -153,3 +153,22 @@ def test_bad_models_fail_before_training(tmp_path, monkeypatch, capsys) -> None:
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and msg in err[0]
     assert not (tmp_path / "f" / "folds").exists()
+
+
+def test_a_finished_full_run_serves_as_base_model_and_fold_runs_are_refused(setup) -> None:
+    s = setup
+    full = s.spy.train(s.data, s.out.parent / "spy-full", SpyConfig())
+    (full / "predictions").mkdir()
+    (full / "predictions" / "valid.jsonl").write_text("")
+    cfg = dataclasses.replace(s.cfg, base_runs=[f"spy={full}"])
+    fuse.train(s.data, s.out, cfg)
+    # the spy's full model was not trained again: 3 fold fits + the reused run's own fit
+    assert sorted(s.spy.fits) == sorted([str(full)] + [str(s.out / "folds" / "spy" / f"fold-{i}") for i in range(3)])
+    meta = json.loads((s.out / "fusion.json").read_text())
+    assert (s.out / meta["base_runs"]["spy"]).resolve() == full.resolve()
+    assert len(_jsonl(s.out / "predictions" / "test.jsonl")) == len(read_split(s.data, "test", keep=("id",)))
+    fold_run = s.out / "folds" / "spy" / "fold-0"
+    exp = json.loads((fold_run / "exp_config.json").read_text())
+    (fold_run / "exp_config.json").write_text(json.dumps({**exp, "train_ids_given": True}))
+    with pytest.raises(UserError, match="subset of train"):
+        fuse.reused_base_runs(dataclasses.replace(s.cfg, base_runs=[f"spy={fold_run}"]), s.data)

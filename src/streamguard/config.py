@@ -206,6 +206,9 @@ class FuseConfig:
     fold_epochs: int = 3                     # epoch budget of each neural fold model
     threshold_metric: str = "accuracy"       # what the decision threshold maximises on valid: accuracy or f1
     base_configs: list[str] = dataclasses.field(default_factory=list)  # "kind=path.yaml" per base model
+    # "kind=run_dir": a finished run of that kind, trained on all of train, serves as the full base model
+    # instead of training it again (the fold models are trained all the same)
+    base_runs: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,27 @@ def base_config(kind: str, cfg: FuseConfig) -> Any:
     if hasattr(base, "seed"):
         base.seed = cfg.seed
     return base
+
+
+def reused_base_runs(cfg: FuseConfig, data_dir: Path) -> dict[str, Path]:
+    """The finished full-train runs named in ``base_runs``, checked: right kind, same data, not a fold model."""
+    runs: dict[str, Path] = {}
+    for item in cfg.base_runs:
+        kind, sep, path = item.partition("=")
+        if not sep or kind not in cfg.models:
+            raise UserError(f"fuse: base_runs entries must look like kind=run_dir with a kind of --models, "
+                            f"got {item!r}")
+        run = Path(path)
+        exp = read_exp_config(run)
+        if exp["model"] != kind:
+            raise UserError(f"fuse: {run} is a {exp['model']} run, not {kind}")
+        if exp.get("fold_mode") or exp.get("train_ids_given"):
+            raise UserError(f"fuse: {run} was trained on a subset of train; a base run must use all of it")
+        if not (run / "predictions" / "valid.jsonl").is_file():
+            raise UserError(f"fuse: {run} did not finish (no predictions/valid.jsonl)")
+        registry.check_compatible(exp.get("data_identity"), data_dir, run)
+        runs[kind] = run
+    return runs
 
 
 def make_folds(ids: list[str], labels: list[int], k: int, seed: int) -> list[set[str]]:
@@ -118,9 +140,13 @@ def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
         oof[kind] = out_of_fold(kind, data_dir, out_dir, folds, base_config(kind, cfg))
         write_jsonl(out_dir / "oof" / f"{kind}.jsonl", oof[kind])
     fus = fusion_model.fit(_matrix(oof, ids), y, cfg.method, cfg.seed)
+    reused = reused_base_runs(cfg, data_dir) if train_ids is None else {}
     for kind in cfg.models:
-        registry.get(kind).train(data_dir, out_dir / "base" / kind, base_config(kind, cfg), train_ids=train_ids)
-    fus_meta = {"models": cfg.models, "base_runs": {k: f"base/{k}" for k in cfg.models}, **asdict(fus)}
+        if kind not in reused:
+            registry.get(kind).train(data_dir, out_dir / "base" / kind, base_config(kind, cfg),
+                                     train_ids=train_ids)
+    base_runs = {k: os.path.relpath(reused[k], out_dir) if k in reused else f"base/{k}" for k in cfg.models}
+    fus_meta = {"models": cfg.models, "base_runs": base_runs, **asdict(fus)}
     va = _base_predictions(out_dir, fus_meta, data_dir, "valid")
     fus.threshold = fusion_model.choose_threshold(fus.margin(va[1]), np.array([r["label"] for r in va[0]]),
                                                   cfg.threshold_metric)
