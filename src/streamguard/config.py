@@ -203,7 +203,7 @@ class FuseConfig:
     folds: int = 5
     method: str = "weighted"                 # weighted average of logits, or "stacker" (logistic regression)
     seed: int = 42
-    fold_epochs: int = 3                     # epoch budget of each neural fold model
+    fold_epochs: int = 3                     # epoch budget of each neural fold model; 0 = each kind's own
     threshold_metric: str = "accuracy"       # what the decision threshold maximises on valid: accuracy or f1
     base_configs: list[str] = dataclasses.field(default_factory=list)  # "kind=path.yaml" per base model
     # "kind=run_dir": a finished run of that kind, trained on all of train, serves as the full base model

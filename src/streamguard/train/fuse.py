@@ -58,7 +58,7 @@ def base_config(kind: str, cfg: FuseConfig) -> Any:
     if bad:
         raise UserError(f"fuse: base_configs entries must look like kind=path.yaml, got {bad[0]!r}")
     base = load_config(registry.config_class(kind), paths.get(kind))
-    if hasattr(base, "epochs"):
+    if hasattr(base, "epochs") and cfg.fold_epochs > 0:  # 0: each kind's own epochs (from its YAML)
         base.epochs = cfg.fold_epochs
     if hasattr(base, "seed"):
         base.seed = cfg.seed
