@@ -58,7 +58,8 @@ def test_predict_reproduces_the_runs_own_test_predictions(trained, run) -> None:
 def test_predict_other_data_and_split(trained) -> None:
     root, _, other = trained
     out = root / "other.jsonl"
-    assert main(["predict", "--run", str(root / "fus"), "--data", str(other), "--split", "test", "--out", str(out)]) == 0
+    assert main(["predict", "--run", str(root / "fus"), "--data", str(other), "--split", "test",
+                 "--out", str(out)]) == 0
     rows = _jsonl(out)
     assert [r["id"] for r in rows] == [json.loads(x)["id"] for x in (other / "test.jsonl").read_text().splitlines()]
     assert len(rows) == 60 and all(0.0 <= r["prob_vulnerable"] <= 1.0 for r in rows)

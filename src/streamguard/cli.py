@@ -226,7 +226,8 @@ def _run_predict(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="streamguard", description="Train and run detectors of vulnerable C functions.")
+    parser = argparse.ArgumentParser(prog="streamguard",
+                                     description="Train and run detectors of vulnerable C functions.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data(sub)
     _add_preprocess(sub)

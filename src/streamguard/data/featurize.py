@@ -30,7 +30,7 @@ class Featurizer:
 
     @classmethod
     def from_dir(cls, tokenizer_dir: Path, identity: dict, max_tokens: int, max_nodes: int,
-                 vocab: list[str] | None) -> "Featurizer":
+                 vocab: list[str] | None) -> Featurizer:
         tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
         return cls(tok, identity["cls_id"], identity["sep_id"], max_tokens, ASTParser(max_nodes),
                    {label: i for i, label in enumerate(vocab)} if vocab else None)

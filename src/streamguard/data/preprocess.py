@@ -18,7 +18,7 @@ from typing import Any
 from streamguard.config import PreprocessConfig, to_dict
 from streamguard.data.featurize import Featurizer, build_vocab, count_labels, load_vocab, save_vocab
 from streamguard.data.records import SPLITS, RecordError, read_jsonl_lines, validate_raw, write_jsonl
-from streamguard.data.summary import summarise, print_summary
+from streamguard.data.summary import print_summary, summarise
 from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
 from streamguard.provenance import environment, sha256_file

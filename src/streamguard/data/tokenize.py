@@ -43,7 +43,7 @@ class SafeTokenizer:
 
     # -- construction --------------------------------------------------------------------------------
     @classmethod
-    def load(cls, name_or_path: str | Path) -> "SafeTokenizer":
+    def load(cls, name_or_path: str | Path) -> SafeTokenizer:
         """Load a hub model's tokenizer or a saved one; offline without it, one line that names the fix."""
         from transformers import AutoTokenizer
 
@@ -60,7 +60,7 @@ class SafeTokenizer:
         return cls(tok, name)
 
     @classmethod
-    def train_bpe(cls, texts: Iterable[str], vocab_size: int, out_dir: Path) -> "SafeTokenizer":
+    def train_bpe(cls, texts: Iterable[str], vocab_size: int, out_dir: Path) -> SafeTokenizer:
         """Train a byte-level BPE (RoBERTa-style specials) and save it where the processed data lives."""
         from tokenizers import ByteLevelBPETokenizer
         from tokenizers.processors import RobertaProcessing

@@ -163,7 +163,7 @@ def raw_functions(data_dir: Path, split: str, ids: list[str]) -> list[str]:
     processed = data_dir / f"{split}.jsonl"
     if not processed.is_file():
         raise UserError(f"--data {data_dir}: {split}.jsonl is missing")
-    for lineno, rec in read_jsonl_lines(processed):
+    for _, rec in read_jsonl_lines(processed):
         if isinstance(rec, dict) and rec.get("id") in wanted:
             rows[rec["id"]] = int(rec.get("metadata", {}).get("row", -1))
     missing = [i for i in ids if i not in rows]

@@ -8,7 +8,8 @@ from typing import Any
 Table = tuple[list[str], list[list[str]]]
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:24px auto;padding:0 16px;color:#222}
 .wrap{overflow-x:auto}table{border-collapse:collapse;margin:8px 0 20px;font-size:12.5px;
-font-variant-numeric:tabular-nums}th,td{border:1px solid #ccc;padding:4px 7px;text-align:left;white-space:pre;vertical-align:top}
+font-variant-numeric:tabular-nums}
+th,td{border:1px solid #ccc;padding:4px 7px;text-align:left;white-space:pre;vertical-align:top}
 th{background:#f0f3f7}
 tr.ref td{color:#777;font-style:italic}img{max-width:100%;border:1px solid #eee;margin:6px 0}
 pre{background:#f7f7f7;border:1px solid #ddd;padding:8px;overflow-x:auto;font-size:12px;max-height:420px}
@@ -56,7 +57,8 @@ def main_table(res: dict[str, Any]) -> tuple[Table, list[int]]:
 
 
 def paired_table(res: dict[str, Any]) -> Table:
-    head = ["A", "B", "McNemar b / c", "p (Holm)", "run pairs p<0.05", "F1 A-B [95% CI]", "p (Holm)", "acc A-B [95% CI]", "p (Holm)"]
+    head = ["A", "B", "McNemar b / c", "p (Holm)", "run pairs p<0.05", "F1 A-B [95% CI]", "p (Holm)",
+            "acc A-B [95% CI]", "p (Holm)"]
     rows = []
     for r in res["paired"]:
         mc, bf, ba = r["mcnemar"], r["bootstrap_f1"], r["bootstrap_accuracy"]
