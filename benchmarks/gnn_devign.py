@@ -65,6 +65,8 @@ def main() -> None:
     if proc.returncode != 0:
         sys.exit(f"training failed with exit code {proc.returncode}")
     wall = time.time() - start
+    if (out / "train_summary.json").stat().st_mtime < start:  # never report a previous run's files
+        sys.exit("training ended without writing train_summary.json")
     exp = json.loads((out / "exp_config.json").read_text())
     summary = json.loads((out / "train_summary.json").read_text())
     epoch_s = np.diff([start] + [t for t, _ in stamps])[1:] if len(stamps) > 1 else np.array([wall])

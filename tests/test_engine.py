@@ -68,6 +68,20 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path: P
     assert json.loads((out / "exp_config.json").read_text())["resumed_from"]
 
 
+def test_sigterm_exits_143_without_predictions(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(cmd(out, tmp_path / "cache", 50), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env())
+    deadline = time.time() + 240
+    while not (out / "checkpoints" / "epoch-000.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # what a spot instance gets before it goes
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "stopped by SIGTERM" in err and "rerun the same command" in err
+    assert not (out / "predictions").exists() and not (out / "train_summary.json").exists()
+
+
 def test_corrupt_last_checkpoint_resumes_from_previous_with_warning(tmp_path: Path) -> None:
     out, cache = tmp_path / "run", tmp_path / "cache"
     run(cmd(out, cache, 2))

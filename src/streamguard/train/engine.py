@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
@@ -252,8 +253,16 @@ def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engin
                          enable_model_summary=False, log_every_n_steps=50)
     lit = LitClassifier(model, cfg)
     started = time.time()
-    trainer.fit(lit, _loader(datasets["train"], cfg.batch_size, True, cfg),
-                _loader(datasets["valid"], cfg.batch_size, False, cfg), ckpt_path=str(resume) if resume else None)
+    try:
+        trainer.fit(lit, _loader(datasets["train"], cfg.batch_size, True, cfg),
+                    _loader(datasets["valid"], cfg.batch_size, False, cfg), ckpt_path=str(resume) if resume else None)
+    except SIGTERMException:
+        # Lightning's SIGTERMException exits with status 0, which reads as a finished run (a spot
+        # interruption sends SIGTERM): send what the mirror still lacks, then exit 143 like a killed process.
+        ckpt_io.flush(final=True)
+        log.warning("stopped by SIGTERM during epoch %d; rerun the same command to resume from the last checkpoint",
+                    trainer.current_epoch)
+        raise SystemExit(143) from None
     if not trainer.is_global_zero:
         return out_dir
     summary = {"wall_s": round(time.time() - started, 1), "epochs_run": trainer.current_epoch,
