@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,7 @@ def test_unreachable_mirror_is_logged_queued_and_retried(tmp_path: Path, monkeyp
                                                          caplog: pytest.LogCaptureFixture) -> None:
     remote = tmp_path / "remote"
     remote.write_text("a file where the folder should be: every upload fails")
-    io = ck.MirroredCheckpointIO(f"file://{remote}", attempts=2, backoff_s=0.01)
+    io = ck.MirroredCheckpointIO(f"file://{remote}", attempts=2, backoff_s=0.01, cooldown_s=0.0)
     with caplog.at_level(logging.WARNING):
         io.save_checkpoint(fake_ckpt(0), tmp_path / "local" / "epoch-000.ckpt")
         io.save_checkpoint(fake_ckpt(1), tmp_path / "local" / "epoch-001.ckpt")
@@ -102,7 +103,10 @@ def test_dead_s3_endpoint_fails_fast_and_never_raises(tmp_path: Path, monkeypatc
     monkeypatch.setenv("S3_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
-    io = ck.MirroredCheckpointIO("s3://nobucket/run", attempts=1)
+    io = ck.MirroredCheckpointIO("s3://nobucket/run", attempts=1, cooldown_s=60)
+    start = time.monotonic()
     io.save_checkpoint(fake_ckpt(0), tmp_path / "last.ckpt")
-    assert "last.ckpt" in io.pending and (tmp_path / "last.ckpt").is_file()
+    io.save_checkpoint(fake_ckpt(1), tmp_path / "epoch-001.ckpt")  # within the cooldown: no new try
+    assert time.monotonic() - start < 20
+    assert set(io.pending) == {"last.ckpt", "epoch-001.ckpt"} and (tmp_path / "last.ckpt").is_file()
     assert ck.find_resume(tmp_path / "empty", "s3://nobucket/run") is None

@@ -37,6 +37,8 @@ def remote_fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
                    "config_kwargs": {"connect_timeout": 5, "read_timeout": 30,
                                      "retries": {"max_attempts": 2, "mode": "standard"}}}
     fs, root = fsspec.core.url_to_fs(uri, **options)
+    if protocol in ("s3", "s3a"):
+        fs.retries = 1  # s3fs's own retry loop (5 with back-off) on top of botocore's stalled each failure
     return fs, root.rstrip("/")
 
 
@@ -66,9 +68,11 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict[st
 class MirroredCheckpointIO(CheckpointIO):
     """Lightning CheckpointIO: atomic local files, copied to ``remote_uri`` with retries when given."""
 
-    def __init__(self, remote_uri: str | None = None, attempts: int = 3, backoff_s: float = 0.5) -> None:
+    def __init__(self, remote_uri: str | None = None, attempts: int = 3, backoff_s: float = 0.5,
+                 cooldown_s: float = 30.0) -> None:
         self.remote_uri = remote_uri
-        self.attempts, self.backoff_s = attempts, backoff_s
+        self.attempts, self.backoff_s, self.cooldown_s = attempts, backoff_s, cooldown_s
+        self._next_try = 0.0
         self.pending: dict[str, Path] = {}  # remote name -> local file still to upload
         self._healthy = True
         self._fs: fsspec.AbstractFileSystem | None = None
@@ -98,11 +102,10 @@ class MirroredCheckpointIO(CheckpointIO):
     def teardown(self) -> None:
         self.flush(final=True)
 
-    def upload(self, local: Path, name: str | None = None) -> None:
-        """Queue any file (metrics, predictions) for the mirror and try to send it now."""
+    def queue(self, local: Path, name: str | None = None) -> None:
+        """Queue any file (metrics, predictions) for the mirror; the next flush sends it."""
         if self.remote_uri:
             self.pending[name or local.name] = local
-            self.flush()
 
     def _remote(self) -> tuple[fsspec.AbstractFileSystem, str]:
         if self._fs is None:
@@ -111,7 +114,9 @@ class MirroredCheckpointIO(CheckpointIO):
 
     def flush(self, final: bool = False) -> bool:
         """Try every queued upload; True when the queue is empty afterwards."""
-        # After a failure only one quick try per file until the server answers again: no stalls per epoch.
+        if not final and not self._healthy and time.monotonic() < self._next_try:
+            return False  # the server was down moments ago: do not stall every checkpoint on it
+        # After a failure one quick try per flush until the server answers again.
         attempts = self.attempts if (self._healthy or final) else 1
         for name, local in list(self.pending.items()):
             if not local.is_file():
@@ -122,6 +127,7 @@ class MirroredCheckpointIO(CheckpointIO):
                 self._healthy = True
             else:
                 self._healthy = False
+                self._next_try = time.monotonic() + self.cooldown_s
                 break
         if self.pending:
             log.warning("checkpoint mirror %s unreachable; %d file(s) queued for retry: %s", self.remote_uri,

@@ -273,7 +273,7 @@ def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engin
     write_predictions(model, datasets, cfg, out_dir)
     for name in ("exp_config.json", "metrics.csv", "train_summary.json", "predictions/valid.jsonl",
                  "predictions/test.jsonl"):
-        ckpt_io.upload(out_dir / name, name="run/" + name)
+        ckpt_io.queue(out_dir / name, name="run/" + name)
     ckpt_io.flush(final=True)
     return out_dir
 
