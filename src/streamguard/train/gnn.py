@@ -40,7 +40,8 @@ def _auto_batch_size(data_dir: Path, cfg: GNNConfig) -> int:
     try:
         size = int(json.loads(meta_path.read_text())["graph_stats"]["recommended_batch_size"])
     except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-        raise UserError(f"--auto-batch-size needs graph_stats.recommended_batch_size in {meta_path} ({exc!r})")
+        raise UserError(f"--auto-batch-size needs graph_stats.recommended_batch_size in {meta_path} ({exc!r})") \
+            from None
     log.warning("auto batch size: %d (GraphStatistics, memory budget in preprocessing_metadata.json)", size)
     return max(1, size)
 

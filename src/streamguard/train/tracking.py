@@ -27,7 +27,7 @@ from streamguard.provenance import environment, sha256_file
 log = logging.getLogger(__name__)
 CSV_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_vulnerable", "val_roc_auc", "lr")
 # The launcher should search (not anchor) lines: when stdout and stderr share a log file, the progress
-# bar's carriage returns may precede a metric line. One metric a match, e.g. "epoch=3 train_loss=0.6512 val_loss=0.6801 ... lr=1.000e-03"
+# bar's carriage returns may precede a metric line. One metric a match, e.g. "epoch=3 train_loss=0.6512 ..."
 METRIC_RE = re.compile(r"(?P<name>epoch|train_loss|val_loss|val_accuracy|val_f1_vulnerable|val_roc_auc|lr)="
                        r"(?P<value>[-+0-9.eE]+|nan)")
 LINE_RE = re.compile(r"^epoch=\d+ train_loss=\S+ val_loss=\S+ val_accuracy=\S+ val_f1_vulnerable=\S+ "
