@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--throughput-only", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    cfg = load_config(TransformerConfig, args.config, {"tracking_uri": "none"}, args.set)
+    cfg = load_config(TransformerConfig, args.config, {"tracking_uri": "off"}, args.set)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     tput = throughput(args.data, cfg, cfg.batch_size, args.steps)
     result = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),

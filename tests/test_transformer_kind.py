@@ -27,7 +27,7 @@ CONTRACT = {"id", "label", "prob_vulnerable", "logits", "project"}
 
 def tiny_cfg(**kw) -> TransformerConfig:
     base = {"model": "tiny", "tiny_layers": 1, "tiny_hidden": 32, "tiny_heads": 2, "tiny_intermediate": 64,
-            "max_length": 96, "batch_size": 8, "epochs": 2, "lr": 1e-3, "patience": 5, "tracking_uri": "none",
+            "max_length": 96, "batch_size": 8, "epochs": 2, "lr": 1e-3, "patience": 5, "tracking_uri": "off",
             "threads": 1, "seed": 7}
     return TransformerConfig(**{**base, **kw})
 
