@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,13 @@ def input_hashes(data_dir: Path) -> dict[str, str]:
 
 def write_exp_config(out_dir: Path, model: str, data_dir: Path, hyper: dict[str, Any],
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The reproducibility record of every kind: hyperparameters, seed, data checksums and identity, git
+    state, package versions, command; ``extra`` adds what a kind knows beyond that (the engine: device)."""
+    env = environment()
     cfg = {"model": model, "hyperparameters": hyper, "seed": hyper.get("seed"), "data_dir": str(data_dir),
            "data_identity": data_identity(data_dir), "data_sha256": input_hashes(data_dir),
-           "environment": environment(), "device": "cpu", **(extra or {})}
+           "git": env.pop("git"), "packages": env.pop("packages"), "environment": env, "command": sys.argv,
+           "device": "cpu", **(extra or {})}
     path = Path(out_dir) / "exp_config.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")

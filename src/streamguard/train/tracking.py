@@ -5,7 +5,6 @@ The log line is a contract: the cloud launcher reads it with ``METRIC_RE``. Keep
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -22,7 +21,7 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import MLFlowLogger
 
 from streamguard.config import EngineConfig, to_dict
-from streamguard.provenance import environment, sha256_file
+from streamguard.provenance import sha256_file
 
 log = logging.getLogger(__name__)
 CSV_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_vulnerable", "val_roc_auc", "lr")
@@ -141,15 +140,12 @@ def device_info(cfg: EngineConfig) -> dict[str, Any]:
 
 def write_exp_config(path: Path, kind: str, cfg: EngineConfig, data_files: list[Path],
                      resumed_from: Path | None, extra: dict[str, Any] | None = None) -> None:
-    """The reproducibility record: hyperparameters, seeds, git state, input checksums, versions, device."""
-    env = environment()
-    # Same top-level keys as the other kinds' records (train/rundir.py), plus the engine's own.
-    record = {"model": kind, "hyperparameters": to_dict(cfg), "seed": cfg.seed,
-              "seeds": {"seed": cfg.seed, "deterministic": cfg.deterministic},
-              "git": env.pop("git"), "data_sha256": {p.name: sha256_file(p) for p in data_files if p.is_file()},
-              "packages": env.pop("packages"), "environment": env, "device": device_info(cfg),
-              "command": sys.argv, "resumed_from": str(resumed_from) if resumed_from else None,
-              **(extra or {})}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    """The shared record (train/rundir.py) plus the engine's own: seeds, device, what it resumed from."""
+    from streamguard.train.rundir import write_exp_config as write_record
+
+    data_dir = data_files[0].parent
+    others = {str(p): sha256_file(p) for p in data_files if p.parent != data_dir and p.is_file()}  # sample weights
+    write_record(path.parent, kind, data_dir, to_dict(cfg), {
+        "seeds": {"seed": cfg.seed, "deterministic": cfg.deterministic}, "device": device_info(cfg),
+        "other_inputs_sha256": others,
+        "resumed_from": str(resumed_from) if resumed_from else None, **(extra or {})})
