@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from streamguard.data.records import read_jsonl
 from streamguard.errors import UserError
+from streamguard.train.rundir import read_exp_config
 
 SEED_SUFFIX = re.compile(r"[-_](?:seed|s)?\d+$")
 PRED_FIELDS = ("id", "label", "prob_vulnerable")
@@ -92,15 +92,7 @@ def load_run(path: Path) -> Run:
     """Read one run directory; every problem is a UserError naming the file."""
     if not path.is_dir():
         raise UserError(f"run directory not found: {path}")
-    cfg_path = path / "exp_config.json"
-    if not cfg_path.is_file():
-        raise UserError(f"{path} is not a run directory: exp_config.json is missing")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{cfg_path} is not valid JSON: {exc.msg}") from None
-    if not isinstance(config, dict) or "model" not in config:
-        raise UserError(f"{cfg_path} has no 'model' field")
+    config = read_exp_config(path)
     splits = {}
     for split in ("valid", "test"):
         pred = path / "predictions" / f"{split}.jsonl"
