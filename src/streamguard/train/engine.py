@@ -191,6 +191,17 @@ def load_sample_weights(path: str | Path) -> dict[str, float]:
     return weights
 
 
+def check_training_set(train: ClassificationDataset, weights: dict[str, float] | None, cfg: EngineConfig,
+                       data_dir: Path, noun: str) -> None:
+    """Say how many training items got a sample weight, and refuse an empty training set in one line."""
+    if weights is not None:
+        matched = sum(1 for k in train.ids if k in weights)
+        log.warning("sample weights: %d of %d train %s have a weight in %s", matched, len(train), noun,
+                    cfg.sample_weights)
+    if len(train) == 0:
+        raise UserError(f"no training {noun} in {data_dir} (train_ids matched none?)")
+
+
 def _callbacks(cfg: EngineConfig, ckpt_dir: Path, out_dir: Path) -> list[pl.Callback]:
     if cfg.monitor not in MONITORS:
         raise UserError(f"monitor must be one of {', '.join(MONITORS)}, got {cfg.monitor!r}")

@@ -58,12 +58,7 @@ def _datasets(data_dir: Path, cfg: GNNConfig, train_ids: set[str] | None) -> dic
             ids = set(data["ids"][: cfg.quick_test_size]) if ids is None else \
                 set(sorted(ids)[: cfg.quick_test_size])
         out[split] = GraphDataset(data, ids, weights if split == "train" else None)
-    if weights is not None:
-        matched = sum(1 for k in out["train"].ids if k in weights)
-        log.warning("sample weights: %d of %d train graphs have a weight in %s", matched, len(out["train"]),
-                    cfg.sample_weights)
-    if len(out["train"]) == 0:
-        raise UserError(f"no training graphs in {data_dir} (train_ids matched none?)")
+    engine.check_training_set(out["train"], weights, cfg, data_dir, "graphs")
     return out
 
 

@@ -201,12 +201,7 @@ def _datasets(data_dir: Path, cfg: TransformerConfig, train_ids: set[str] | None
                 set(sorted(ids)[: cfg.quick_test_size])
         out[split] = TokenDataset(data_dir / f"{split}.jsonl", pad, cfg.max_length, ids,
                                   weights if split == "train" else None)
-    if weights is not None:
-        matched = sum(1 for k in out["train"].ids if k in weights)
-        log.warning("sample weights: %d of %d train functions have a weight in %s", matched, len(out["train"]),
-                    cfg.sample_weights)
-    if len(out["train"]) == 0:
-        raise UserError(f"no training functions in {data_dir} (train_ids matched none?)")
+    engine.check_training_set(out["train"], weights, cfg, data_dir, "functions")
     return out
 
 
