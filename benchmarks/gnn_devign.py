@@ -10,6 +10,7 @@ best checkpoint on valid and test. Writes benchmarks/results/<name>.json.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -43,7 +44,7 @@ def machine() -> dict[str, object]:
     except (OSError, StopIteration):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "load_avg_at_start": os.getloadavg()[0], "note": "cores shared with other jobs during the run"}
+            "load_avg_at_start": round(os.getloadavg()[0], 2)}
 
 
 def main() -> None:
@@ -71,8 +72,12 @@ def main() -> None:
     summary = json.loads((out / "train_summary.json").read_text())
     epoch_s = np.diff([start] + [t for t, _ in stamps])[1:] if len(stamps) > 1 else np.array([wall])
     n_train = exp["graphs"]["train"]
+    curve = list(csv.DictReader((out / "metrics.csv").open()))
+    monitor = exp["hyperparameters"]["monitor"]
+    best_epoch = int(max(curve, key=lambda r: float(r[monitor]))["epoch"])
     result = {"command": " ".join(["streamguard", "train", "gnn", *train_args]), "machine": machine(),
-              "graphs": exp["graphs"], "train_mean_nodes": exp["train_mean_nodes"],
+              "load_avg_at_end": round(os.getloadavg()[0], 2), "data_dir": exp["data_dir"],
+              "graphs": exp["graphs"], "train_mean_nodes": exp["train_mean_nodes"], "best_epoch": best_epoch,
               "seconds_per_epoch_incl_validation": {"median": round(float(np.median(epoch_s)), 1),
                                                     "min": round(float(np.min(epoch_s)), 1)},
               "train_graphs_per_s_incl_validation": round(n_train / float(np.median(epoch_s)), 1),

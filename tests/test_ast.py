@@ -53,3 +53,16 @@ def test_every_real_function_yields_a_graph_and_most_parse(raw_small):
             assert len(g.labels) >= 2
             strategies.append(g.strategy)
     assert sum(s != "token_graph" for s in strategies) / len(strategies) >= 0.9
+
+
+def test_each_compaction_step_can_be_turned_off_on_real_functions(raw_small):
+    """The plain tree-sitter AST is kept reachable so the cost of each step can be measured."""
+    code = json.loads((raw_small / "train.jsonl").read_text().splitlines()[0])["func"]
+    sizes = {}
+    for drop, collapse in ((True, True), (True, False), (False, True), (False, False)):
+        g = ASTParser(max_nodes=100_000, drop_punctuation=drop, collapse_chains=collapse).parse(code)
+        assert g.strategy != "token_graph" and len(g.edges) == len(g.labels) - 1
+        assert bool({";", "(", ")"} & set(g.labels)) is not drop
+        sizes[drop, collapse] = len(g.labels)
+    assert sizes[True, True] < sizes[True, False] < sizes[False, False]
+    assert sizes[True, True] < sizes[False, True] < sizes[False, False]

@@ -19,7 +19,7 @@ code_like = st.lists(st.one_of(st.sampled_from(C_PIECES), st.text(max_size=8)), 
 def test_any_string_gives_a_valid_record_or_a_reasoned_reject(processed_small, code):
     if getattr(stage._WORKER.get("f"), "max_tokens", None) != 64:  # other tests may have set a 512 budget
         meta = json.loads((processed_small / "preprocessing_metadata.json").read_text())
-        stage._init_worker(str(processed_small / "tokenizer"), meta["tokenizer"], 64, 200,
+        stage._init_worker(str(processed_small / "tokenizer"), meta["tokenizer"], 64, {"max_nodes": 200},
                            load_vocab(processed_small / "node_vocab.json"), "codexglue")
     split, row, line, meta, reason = stage._record_task(("test", 0, {"func": code, "target": 1}))
     if line is None:

@@ -103,6 +103,8 @@ class PreprocessConfig:
     node_vocab_size: int = 1000
     vocab_sample: int = 5000                    # train functions the node vocabulary is counted on
     max_ast_nodes: int = 1200
+    ast_drop_punctuation: bool = True           # drop anonymous punctuation/keyword leaves from the AST
+    ast_collapse_chains: bool = True            # collapse chains of single-child inner nodes
     workers: int = 0                            # 0 = all cores
     quick_test: bool = False
     quick_test_size: int = 100

@@ -51,21 +51,26 @@ def strip_directives(code: str) -> str:
     return _DIRECTIVE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), code)
 
 
-def _kept_children(node: Node, lo: int, hi: int) -> list[Node]:
+def _kept_children(node: Node, lo: int, hi: int, drop_punctuation: bool) -> list[Node]:
     kept = []
     for child in node.children:
         if child.end_byte <= lo or child.start_byte >= hi or child.type == "comment":
             continue
-        if not child.is_named and (child.type in _PUNCTUATION or child.type.isidentifier()):
+        if drop_punctuation and not child.is_named and (child.type in _PUNCTUATION or child.type.isidentifier()):
             continue  # punctuation, and keywords implied by the parent's type
         kept.append(child)
     return kept
 
 
 class ASTParser:
-    def __init__(self, max_nodes: int = 1200):
+    """Both compaction steps are on by default; turning them off gives the plain tree-sitter AST, kept so
+    that what each step costs in accuracy can be measured (benchmarks/results/gnn_devign.md)."""
+
+    def __init__(self, max_nodes: int = 1200, drop_punctuation: bool = True, collapse_chains: bool = True):
         self.parser = Parser(_LANGUAGE)
         self.max_nodes = max_nodes
+        self.drop_punctuation = drop_punctuation
+        self.collapse_chains = collapse_chains
 
     def parse(self, code: str, span: tuple[int, int] | None = None) -> Graph:
         """Build the graph of ``code[span]`` with the best tier that works; never raises on any string.
@@ -97,11 +102,12 @@ class ASTParser:
         stack: list[tuple[Node, int | None]] = [(root, None)]
         while stack and len(graph.labels) < self.max_nodes:
             node, parent = stack.pop()
-            children = [] if node.type in _LEAF_TYPES else _kept_children(node, lo, hi)
+            children = [] if node.type in _LEAF_TYPES else _kept_children(node, lo, hi, self.drop_punctuation)
             # collapse chains of inner nodes: a node whose only child is another inner node adds nothing
-            while len(children) == 1 and children[0].child_count and children[0].type not in _LEAF_TYPES:
+            while self.collapse_chains and len(children) == 1 and children[0].child_count \
+                    and children[0].type not in _LEAF_TYPES:
                 node = children[0]
-                children = _kept_children(node, lo, hi)
+                children = _kept_children(node, lo, hi, self.drop_punctuation)
             if children:
                 idx = graph.add(node.type, node.type, False, parent)
                 stack.extend((child, idx) for child in reversed(children))

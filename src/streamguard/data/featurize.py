@@ -29,10 +29,10 @@ class Featurizer:
     vocab: dict[str, int] | None = None  # None while the node vocabulary is being counted
 
     @classmethod
-    def from_dir(cls, tokenizer_dir: Path, identity: dict, max_tokens: int, max_nodes: int,
+    def from_dir(cls, tokenizer_dir: Path, identity: dict, max_tokens: int, ast_options: dict[str, Any],
                  vocab: list[str] | None) -> Featurizer:
         tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-        return cls(tok, identity["cls_id"], identity["sep_id"], max_tokens, ASTParser(max_nodes),
+        return cls(tok, identity["cls_id"], identity["sep_id"], max_tokens, ASTParser(**ast_options),
                    {label: i for i, label in enumerate(vocab)} if vocab else None)
 
     def kept_code(self, code: str) -> tuple[str, dict[str, Any], list[int], list[list[int]]]:

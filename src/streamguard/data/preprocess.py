@@ -27,10 +27,10 @@ _WORKER: dict[str, Any] = {}
 CHUNK = 16
 
 
-def _init_worker(tokenizer_dir: str, identity: dict, max_tokens: int, max_nodes: int, vocab: list[str] | None,
-                 source: str) -> None:
+def _init_worker(tokenizer_dir: str, identity: dict, max_tokens: int, ast_options: dict[str, Any],
+                 vocab: list[str] | None, source: str) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _WORKER["f"] = Featurizer.from_dir(Path(tokenizer_dir), identity, max_tokens, max_nodes, vocab)
+    _WORKER["f"] = Featurizer.from_dir(Path(tokenizer_dir), identity, max_tokens, ast_options, vocab)
     _WORKER["source"] = source
 
 
@@ -168,7 +168,9 @@ def preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     timings["tokenizer_s"] = round(time.time() - started, 2)
     source = _source_name(raw)
     workers = cfg.workers or os.cpu_count() or 1
-    init = [str(out / "tokenizer"), identity, cfg.max_tokens, cfg.max_ast_nodes, None, source]
+    ast_options = {"max_nodes": cfg.max_ast_nodes, "drop_punctuation": cfg.ast_drop_punctuation,
+                   "collapse_chains": cfg.ast_collapse_chains}
+    init = [str(out / "tokenizer"), identity, cfg.max_tokens, ast_options, None, source]
     tasks = [(split, i, obj) for split in SPLITS for i, (_, obj) in enumerate(splits[split])]
     with _pool(workers, init) as pool:
         vocab = _node_vocab(pool, splits, out, cfg)
