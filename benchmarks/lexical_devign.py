@@ -1,6 +1,6 @@
 """Benchmark of the lexical baseline on the full processed Devign data: quality, fit time, peak memory.
 
-    python benchmarks/lexical_devign.py --data data/processed/devign --config configs/lexical.yaml \
+    python benchmarks/lexical_devign.py --data data/processed/devign \
         [--set analyzer=union ...] [--name lexical_devign]
 
 Writes benchmarks/results/<name>.json (and appends a line to lexical_devign.md) with accuracy, F1 of the
@@ -47,7 +47,7 @@ def scores(path: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("data/processed/devign"))
-    ap.add_argument("--config", type=Path, default=Path("configs/lexical.yaml"))
+    ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--set", nargs="*", default=[])
     ap.add_argument("--out", type=Path, default=Path("runs/bench-lexical"))
     ap.add_argument("--name", default="lexical_devign")

@@ -17,12 +17,12 @@ from sklearn.metrics import (
 
 from streamguard.evaluate.metrics import (
     bootstrap_distribution,
-    choose_threshold,
     percentile_ci,
     point_metrics,
     resample_weights,
 )
 from streamguard.evaluate.stats import bootstrap_difference, holm, mcnemar, seed_tests
+from streamguard.thresholds import choose_threshold
 
 
 def _real_like(n: int = 600, skill: float = 1.0, seed: int = 0, rounding: int | None = None):

@@ -12,13 +12,15 @@ from processed_fixture import make_processed, texts_by_split
 
 from streamguard.cli import main
 from streamguard.config import FuseConfig
+from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures
+from streamguard.rundir import prediction_rows, write_exp_config
 from streamguard.train import fuse, lexical, registry
-from streamguard.train.rundir import prediction_rows, read_split, write_exp_config
+from streamguard.train.registry import Kind
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SpyConfig:
     seed: int = 0
     epochs: int = 100
@@ -30,7 +32,7 @@ def make_spy() -> types.SimpleNamespace:
     fits: dict[str, set[str]] = {}
 
     def train(data_dir: Path, out_dir: Path, cfg: SpyConfig, train_ids: set[str] | None = None) -> Path:
-        all_train = {r["id"] for r in read_split(data_dir, "train", keep=("id", "label"))}
+        all_train = {r["id"] for r in _split(data_dir, "train")}
         ids = all_train if train_ids is None else set(train_ids)
         assert ids <= all_train, "a spy fit was given non-train ids"
         fits[str(out_dir)] = ids
@@ -41,7 +43,7 @@ def make_spy() -> types.SimpleNamespace:
 
     def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
         seen = set(json.loads((Path(run_dir) / "seen.json").read_text()))
-        recs = read_split(data_dir, split, ids=ids)
+        recs = ProcessedDir(data_dir).read_split(split, ids=ids)
         rng = np.random.default_rng(len(recs))
         z = [10.0 * (2 * r["label"] - 1) if r["id"] in seen else 0.4 * (2 * r["label"] - 1) + rng.normal()
              for r in recs]
@@ -54,7 +56,7 @@ def make_spy() -> types.SimpleNamespace:
 def setup(tmp_path, monkeypatch):
     data = make_processed(tmp_path)
     spy = make_spy()
-    registry.register("spy", spy, SpyConfig)
+    registry.register(Kind("spy", spy, SpyConfig, "a spy kind"))
     lex_fits: list[list[str]] = []
     clf_rows: list[int] = []
     real_ft, real_fit = LexicalFeatures.fit_transform, lexical.fit_classifier
@@ -72,6 +74,10 @@ def setup(tmp_path, monkeypatch):
     yield types.SimpleNamespace(data=data, spy=spy, lex_fits=lex_fits, clf_rows=clf_rows,
                                 fusion_fits=fusion_fits, cfg=cfg, out=tmp_path / "fusion")
     registry.unregister("spy")
+
+
+def _split(data: Path, split: str) -> list[dict]:
+    return ProcessedDir(data).read_split(split, keep=("id", "label"))
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -122,7 +128,7 @@ def test_run_dir_contract_and_fold_budget(setup) -> None:
     assert meta["method"] == "weighted" and len(meta["weights"]) == 2 and "threshold" in meta
     for split in ("valid", "test"):
         rows = _jsonl(s.out / "predictions" / f"{split}.jsonl")
-        assert [r["id"] for r in rows] == [r["id"] for r in read_split(s.data, split, keep=("id", "label"))]
+        assert [r["id"] for r in rows] == [r["id"] for r in _split(s.data, split)]
         assert all(set(r) == {"id", "label", "prob_vulnerable", "logits", "project"} for r in rows)
     # the threshold is the best accuracy cut on valid, folded into the logits
     va = _jsonl(s.out / "predictions" / "valid.jsonl")
@@ -145,7 +151,7 @@ def test_rerun_resumes_finished_folds(setup) -> None:
 
 def test_bad_models_fail_before_training(tmp_path, monkeypatch, capsys) -> None:
     data = make_processed(tmp_path, sizes={"train": 30, "valid": 10, "test": 10})
-    monkeypatch.setitem(registry.KINDS, "ghost", ("streamguard.train.ghost_kind", "LexicalConfig"))
+    monkeypatch.setitem(registry.KINDS, "ghost", Kind("ghost", "streamguard.train.ghost_kind", "LexicalConfig", "?"))
     with pytest.raises(UserError, match="'ghost' is not available"):
         fuse.train(data, tmp_path / "f", FuseConfig(models=["lexical", "ghost"]))
     for models, msg in (("lexical,lexical", "twice"), ("fusion", "cannot be a base"), ("nope", "unknown")):
@@ -166,7 +172,7 @@ def test_a_finished_full_run_serves_as_base_model_and_fold_runs_are_refused(setu
     assert sorted(s.spy.fits) == sorted([str(full)] + [str(s.out / "folds" / "spy" / f"fold-{i}") for i in range(3)])
     meta = json.loads((s.out / "fusion.json").read_text())
     assert (s.out / meta["base_runs"]["spy"]).resolve() == full.resolve()
-    assert len(_jsonl(s.out / "predictions" / "test.jsonl")) == len(read_split(s.data, "test", keep=("id",)))
+    assert len(_jsonl(s.out / "predictions" / "test.jsonl")) == len(_split(s.data, "test"))
     fold_run = s.out / "folds" / "spy" / "fold-0"
     exp = json.loads((fold_run / "exp_config.json").read_text())
     (fold_run / "exp_config.json").write_text(json.dumps({**exp, "train_ids_given": True}))

@@ -7,8 +7,8 @@ import pytest
 from processed_fixture import make_processed
 
 from streamguard.config import FuseConfig
+from streamguard.data.processed import ProcessedDir
 from streamguard.train import fuse
-from streamguard.train.rundir import read_split
 
 pytest.importorskip("streamguard.train.gnn")
 
@@ -23,7 +23,7 @@ def test_fuse_gnn_and_lexical(tmp_path, monkeypatch) -> None:
     out = tmp_path / "fus"
     fuse.train(data, out, FuseConfig(models=["gnn", "lexical"], folds=2, fold_epochs=1,
                                      base_configs=[f"gnn={tmp_path / 'gnn.yaml'}", f"lexical={tmp_path / 'lex.yaml'}"]))
-    train_ids = {r["id"] for r in read_split(data, "train", keep=("id", "label"))}
+    train_ids = {r["id"] for r in ProcessedDir(data).read_split("train", keep=("id", "label"))}
     oof = [json.loads(line) for line in (out / "oof" / "gnn.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in oof) == sorted(train_ids)
     for i in range(2):

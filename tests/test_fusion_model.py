@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from streamguard.errors import UserError
-from streamguard.models.fusion import Fusion, choose_threshold, fit
+from streamguard.models.fusion import Fusion, fit
+from streamguard.thresholds import choose_threshold
 
 
 def _data(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +53,7 @@ def test_threshold_is_the_best_cut(metric: str) -> None:
     y = rng.integers(0, 2, 300)
     m = y + rng.normal(0, 1.0, 300)
     m[:20] = 0.25  # ties must not be split by the cut
-    t = choose_threshold(m, y, metric)
+    t = choose_threshold(y, m, metric, neutral=0.0)
 
     def score(cut: float) -> float:
         pred = m > cut

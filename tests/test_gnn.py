@@ -164,12 +164,23 @@ def test_sample_weights_multiply_the_loss(tmp_path: Path) -> None:
 
 
 def test_auto_batch_size_monitor_switch_and_quick_test(tmp_path: Path) -> None:
-    proc = run_train(tmp_path / "run", tmp_path / "cache", "--auto-batch-size", "--monitor", "val_roc_auc",
-                     "--tracking-uri", "off", "--quick-test", "quick_test_size=10")
+    proc = run_train(tmp_path / "run", tmp_path / "cache", "--auto-batch-size", "--monitor", "val_accuracy",
+                     "--tracking-uri", "off", "--quick-test", "quick_test_size=10", "memory_budget_gb=0.01")
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = json.loads((tmp_path / "run" / "exp_config.json").read_text())
     assert exp["graphs"] == {"train": 10, "valid": 10, "test": 10} and exp["hyperparameters"]["epochs"] == 2
     assert len((tmp_path / "run" / "predictions" / "test.jsonl").read_text().splitlines()) == 10
-    meta = json.loads((DATA / "preprocessing_metadata.json").read_text())
-    assert exp["hyperparameters"]["batch_size"] == meta["graph_stats"]["recommended_batch_size"]
-    assert exp["hyperparameters"]["monitor"] == "val_roc_auc"
+    p95 = json.loads((DATA / "preprocessing_metadata.json").read_text())["graph_stats"]["p95_nodes"]
+    hidden = exp["hyperparameters"]["hidden"]  # 10 MB for p95 graphs of `hidden` floats a node, half kept free
+    assert exp["hyperparameters"]["batch_size"] == int(0.01 * 1024**3 * 0.5 // (p95 * hidden * 4)) < 512
+    assert exp["hyperparameters"]["monitor"] == "val_accuracy"
+
+
+def test_auto_batch_size_is_capped(tmp_path: Path) -> None:
+    from streamguard.config import GNNConfig
+    from streamguard.data.processed import ProcessedDir
+    from streamguard.train.gnn import auto_batch_size
+
+    data = ProcessedDir(DATA)
+    assert auto_batch_size(data, GNNConfig(memory_budget_gb=16.0)) == 512  # the formula alone says thousands
+    assert auto_batch_size(data, GNNConfig(memory_budget_gb=16.0, max_batch_size=64)) == 64

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 
 import numpy as np
@@ -11,6 +10,7 @@ from processed_fixture import make_processed, texts_by_split
 
 from streamguard.cli import main
 from streamguard.config import LexicalConfig
+from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, code_tokens, normalise, strip_comments
 from streamguard.train import lexical
@@ -79,20 +79,21 @@ def test_chosen_c_has_best_valid_accuracy(tmp_path) -> None:
     assert chosen["accuracy"] == best
 
 
-def test_falls_back_to_processed_code_and_says_so(tmp_path, caplog) -> None:
+def test_without_the_raw_split_says_so_and_the_processed_code_still_trains(tmp_path) -> None:
     data = make_processed(tmp_path)
     for split in ("train", "valid", "test"):
         (tmp_path / "raw" / f"{split}.jsonl").unlink()
+    with pytest.raises(UserError, match="raw split file not found"):
+        lexical.train(data, tmp_path / "run", LexicalConfig(**FAST))
     seen = []
     real = LexicalFeatures.fit_transform
     LexicalFeatures.fit_transform = lambda self, codes: seen.append(list(codes)) or real(self, codes)
     try:
-        with caplog.at_level(logging.WARNING):
-            lexical.train(data, tmp_path / "run", LexicalConfig(**FAST))
+        lexical.train(data, tmp_path / "run", LexicalConfig(**FAST, code_source="processed"))
     finally:
         LexicalFeatures.fit_transform = real
-    assert "raw file" in caplog.text and "trimmed processed code" in caplog.text
-    assert all(len(c) <= 600 for c in seen[0])
+    processed = [r["code"] for r in ProcessedDir(data).read_split("train")]
+    assert seen[0] == processed
 
 
 def test_fold_mode_fits_only_given_ids(tmp_path, monkeypatch) -> None:

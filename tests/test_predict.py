@@ -12,9 +12,10 @@ from streamguard.cli import main
 from streamguard.config import LexicalConfig
 from streamguard.errors import UserError
 from streamguard.train import lexical, registry
+from streamguard.train.registry import Kind
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class CodeLexicalConfig(LexicalConfig):
     """A second real, cheap kind for fusion: the code-token view of the lexical model."""
     analyzer: str = "code"
@@ -32,7 +33,7 @@ def trained(tmp_path_factory):
     (root / "lex.yaml").write_text(FAST)
     assert main(["train", "lexical", "--data", str(data), "--out", str(root / "lex"), "--config",
                  str(root / "lex.yaml")]) == 0
-    registry.register("lexcode", lexical, CodeLexicalConfig)
+    registry.register(Kind("lexcode", lexical, CodeLexicalConfig, "code-token lexical"))
     try:
         assert main(["fuse", "--models", "lexical,lexcode", "--data", str(data), "--out", str(root / "fus"),
                      "--folds", "2", "--method", "stacker", "--set", f"base_configs=lexical={root / 'lex.yaml'}"]) == 0
@@ -99,7 +100,8 @@ def test_predict_user_errors(trained, tmp_path) -> None:
 def test_registry_unknown_and_missing_kinds(monkeypatch) -> None:
     with pytest.raises(UserError, match="unknown model kind 'svm'"):
         registry.get("svm")
-    monkeypatch.setitem(registry.KINDS, "ghost", ("streamguard.train.no_such_module", "LexicalConfig"))
+    ghost = Kind("ghost", "streamguard.train.no_such_module", "LexicalConfig", "?")
+    monkeypatch.setitem(registry.KINDS, "ghost", ghost)
     with pytest.raises(UserError, match="model kind 'ghost' is not available"):
         registry.get("ghost")
     assert registry.get("lexical") is lexical and registry.config_class("lexical") is LexicalConfig

@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 from transformers import AutoModel, RobertaConfig
 
+from streamguard.data.processed import ProcessedDir
 from streamguard.models.transformer import AttentionPooling, TransformerClassifier
-from streamguard.train.transformer import TokenDataset, data_tokenizer_meta
+from streamguard.train.transformer import TokenDataset
 
 PAD = 1
 
@@ -57,7 +58,7 @@ def test_attention_pooling_is_not_plain_cls() -> None:
 
 
 def test_loss_falls_when_overfitting_a_small_batch(processed_small) -> None:
-    meta = data_tokenizer_meta(processed_small)
+    meta = ProcessedDir(processed_small).tokenizer_meta
     ds = TokenDataset(processed_small / "train.jsonl", int(meta["pad_id"]), 64)
     batch = ds.collate(list(range(8)))
     torch.manual_seed(0)

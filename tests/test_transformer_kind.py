@@ -14,13 +14,14 @@ from transformers import AutoModel, AutoTokenizer, RobertaConfig
 
 from streamguard import cli
 from streamguard.config import TransformerConfig
+from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import read_jsonl
 from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
 from streamguard.predict import predict_run
+from streamguard.rundir import read_metrics_csv
 from streamguard.train import engine, registry
 from streamguard.train import transformer as kind
-from streamguard.train.tracking import read_csv
 
 CONTRACT = {"id", "label", "prob_vulnerable", "logits", "project"}
 
@@ -43,10 +44,10 @@ def run(processed_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_run_dir_and_predictions_follow_the_contract(run: Path, processed_small: Path) -> None:
     exp = json.loads((run / "exp_config.json").read_text())
     assert exp["model"] == "transformer"
-    assert exp["data_identity"] == registry.data_identity(processed_small)
+    assert exp["data_identity"] == ProcessedDir(processed_small).identity()
     assert exp["hyperparameters"]["warmup_epochs"] == pytest.approx(0.2)  # 10% of 2 epochs
     assert exp["hyperparameters"]["precision"] == "32-true"
-    assert [int(r["epoch"]) for r in read_csv(run / "metrics.csv")] == [0, 1]
+    assert [int(r["epoch"]) for r in read_metrics_csv(run)] == [0, 1]
     for split in ("valid", "test"):
         rows = read_jsonl(run / "predictions" / f"{split}.jsonl")
         records = read_jsonl(processed_small / f"{split}.jsonl")
@@ -89,8 +90,8 @@ def test_resume_continues_an_interrupted_run(run: Path, tmp_path: Path, processe
     kind.train(processed_small, copy, tiny_cfg())
     summary = json.loads((copy / "train_summary.json").read_text())
     assert summary["resumed_from"].endswith("epoch-000.ckpt")
-    before, after = read_csv(run / "metrics.csv"), read_csv(copy / "metrics.csv")
-    assert [r["epoch"] for r in after] == ["0", "1"]
+    before, after = read_metrics_csv(run), read_metrics_csv(copy)
+    assert [r["epoch"] for r in after] == [0, 1]
     # same data order, dropout and learning rates after the restart: epoch 1 is reproduced
     assert float(after[1]["val_loss"]) == pytest.approx(float(before[1]["val_loss"]), abs=1e-4)
     assert (copy / "predictions" / "test.jsonl").is_file() and (copy / kind.EXPORT_DIR / "config.json").is_file()

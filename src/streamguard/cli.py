@@ -87,9 +87,6 @@ def _run_pipeline(args: argparse.Namespace) -> None:
     run_pipeline(args.config, values, args.only)
 
 
-# --- train / fuse / predict / evaluate subcommands are added below by their stages -----------------------
-
-
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="metrics with bootstrap CIs, paired tests, peers, and reports")
     p.add_argument("--runs", required=True, nargs="+", metavar="[NAME=]RUN",
@@ -116,90 +113,41 @@ def _log_info() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
-def _train_group(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The ``train`` group: each model kind adds its own ``train <kind>`` subcommand to it."""
-    return sub.add_parser("train", help="train a model kind").add_subparsers(dest="train_kind", required=True)
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    """``train KIND`` for every trainable kind of the registry, with the flags its entry declares."""
+    from streamguard.train.registry import ENGINE_OPTIONS, KINDS
+
+    train = sub.add_parser("train", help="train a model kind").add_subparsers(dest="train_kind", required=True)
+    for kind in KINDS.values():
+        if not kind.trainable:
+            continue
+        p = train.add_parser(kind.name, help=kind.help, description=kind.help)
+        p.add_argument("--data", required=True, type=Path, help="processed dataset dir")
+        p.add_argument("--out", required=True, type=Path, help="run dir to write (a rerun resumes it)")
+        p.add_argument("--config", type=Path, default=None, help="YAML config (see configs/)")
+        for opt in (ENGINE_OPTIONS if kind.neural else ()) + kind.options:
+            if opt.type is bool:
+                p.add_argument(opt.flag, dest=opt.key, action="store_true", default=None, help=opt.help)
+            else:
+                p.add_argument(opt.flag, dest=opt.key, type=opt.type, choices=opt.choices, default=None,
+                               help=opt.help)
+        p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+        p.set_defaults(func=_run_train, kind=kind)
 
 
-def _add_train_lexical(train: argparse._SubParsersAction) -> None:
-    p = train.add_parser("lexical", help="TF-IDF + logistic regression, C chosen on valid")
-    p.add_argument("--data", required=True, type=Path, help="processed dataset dir")
-    p.add_argument("--out", required=True, type=Path, help="run dir to write")
-    p.add_argument("--config", type=Path, default=None)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
-    p.set_defaults(func=_run_train_lexical)
+def _run_train(args: argparse.Namespace) -> None:
+    from streamguard.config import load_config
+    from streamguard.train import registry
+    from streamguard.train.registry import ENGINE_OPTIONS
 
-
-def _run_train_lexical(args: argparse.Namespace) -> None:
-    from streamguard.config import LexicalConfig, load_config
-    from streamguard.train.lexical import train
+    kind = args.kind
+    if kind.neural:
+        prepare_torch_cpu()
     _log_info()
-    train(args.data, args.out, load_config(LexicalConfig, args.config, None, args.set))
-
-
-def engine_options() -> argparse.ArgumentParser:
-    """Options every neural kind shares (the training engine's): use as ``parents=[engine_options()]``."""
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--data", required=True, type=Path, help="processed dataset dir")
-    p.add_argument("--out", required=True, type=Path, help="run dir to write (a rerun resumes it)")
-    p.add_argument("--config", type=Path, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--monitor", choices=["val_f1_vulnerable", "val_accuracy", "val_roc_auc"], default=None,
-                   help="early stopping and best-checkpoint metric (default val_f1_vulnerable)")
-    p.add_argument("--checkpoint-uri", default=None, help="fsspec URL to mirror checkpoints to, e.g. s3://b/run")
-    p.add_argument("--sample-weights", default=None, help="json {id: weight} or jsonl of {id, weight}")
-    p.add_argument("--devices", type=int, default=None)
-    p.add_argument("--strategy", default=None, help="auto, ddp (gloo on CPU), ...")
-    p.add_argument("--precision", default=None, help="32-true, bf16-mixed (CPU), 16-mixed (CUDA)")
-    p.add_argument("--deterministic", action="store_true", default=None)
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default sqlite:///<out>/mlflow.db; 'off')")
-    p.add_argument("--quick-test", action="store_true", default=None, help="a few graphs, to check the setup")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
-    return p
-
-
-def engine_overrides(args: argparse.Namespace) -> dict:
-    keys = ("seed", "epochs", "batch_size", "monitor", "checkpoint_uri", "sample_weights", "devices", "strategy",
-            "precision", "deterministic", "tracking_uri", "quick_test")
-    return {k: getattr(args, k) for k in keys}
-
-
-def _add_train_gnn(train: argparse._SubParsersAction) -> None:
-    p = train.add_parser("gnn", parents=[engine_options()], help="GCN over compacted AST graphs")
-    p.add_argument("--auto-batch-size", action="store_true", default=None,
-                   help="batch size from GraphStatistics (preprocessing_metadata.json)")
-    p.set_defaults(func=_run_train_gnn)
-
-
-def _run_train_gnn(args: argparse.Namespace) -> None:
-    prepare_torch_cpu()
-    from streamguard.config import GNNConfig, load_config
-    from streamguard.train.gnn import train
-    _log_info()
-    cfg = load_config(GNNConfig, args.config, {**engine_overrides(args), "auto_batch_size": args.auto_batch_size},
+    flags = (ENGINE_OPTIONS if kind.neural else ()) + kind.options
+    cfg = load_config(registry.config_class(kind.name), args.config, {o.key: getattr(args, o.key) for o in flags},
                       args.set)
-    print(f"run dir: {train(args.data, args.out, cfg)}")
-
-
-def _add_train_transformer(train: argparse._SubParsersAction) -> None:
-    p = train.add_parser("transformer", parents=[engine_options()],
-                         help="Hugging Face encoder (CodeBERT) + attention pooling, on the processed tokens")
-    p.add_argument("--model", default=None,
-                   help="hub name (default microsoft/codebert-base), a local saved model dir, or 'tiny'")
-    p.add_argument("--accumulate", type=int, default=None, help="gradient accumulation steps")
-    p.set_defaults(func=_run_train_transformer)
-
-
-def _run_train_transformer(args: argparse.Namespace) -> None:
-    prepare_torch_cpu()
-    from streamguard.config import TransformerConfig, load_config
-    from streamguard.train.transformer import train
-    _log_info()
-    cfg = load_config(TransformerConfig, args.config, {**engine_overrides(args), "model": args.model,
-                                                       "accumulate": args.accumulate}, args.set)
-    print(f"run dir: {train(args.data, args.out, cfg)}")
+    print(f"run dir: {registry.get(kind.name).train(args.data, args.out, cfg)}")
 
 
 def _add_fuse(sub: argparse._SubParsersAction) -> None:
@@ -248,10 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preprocess(sub)
     _add_pipeline(sub)
     _add_evaluate(sub)
-    train = _train_group(sub)
-    _add_train_lexical(train)
-    _add_train_gnn(train)
-    _add_train_transformer(train)
+    _add_train(sub)
     _add_fuse(sub)
     _add_predict(sub)
     return parser

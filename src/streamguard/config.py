@@ -48,39 +48,79 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
-def _set(cfg: Any, key: str, value: Any) -> None:
-    hints = typing.get_type_hints(type(cfg))
+def _coerce_key(cls: type, key: str, value: Any) -> Any:
+    hints = typing.get_type_hints(cls)
     if key not in hints:
         known = ", ".join(sorted(hints))
-        raise UserError(f"unknown config key '{key}' for {type(cfg).__name__} (known: {known})")
-    setattr(cfg, key, _coerce(value, hints[key], key))
+        raise UserError(f"unknown config key '{key}' for {cls.__name__} (known: {known})")
+    return _coerce(value, hints[key], key)
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 extra: list[str] | None = None) -> T:
-    """Build ``cls`` from its defaults, then a YAML file, then explicit overrides, then ``key=value`` strings."""
-    cfg = cls()
+    """Build ``cls`` from its defaults, then a YAML file, then explicit overrides, then ``key=value`` strings.
+    Values are checked against each field's range and choices (one clear line when out of range)."""
+    values: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise UserError(f"config file {p} must hold a mapping of keys to values")
-        for key, value in data.items():
-            _set(cfg, key, value)
+        for key, value in _read_yaml(Path(path)).items():
+            values[key] = _coerce_key(cls, key, value)
     for key, value in (overrides or {}).items():
         if value is not None:
-            _set(cfg, key, value)
+            values[key] = _coerce_key(cls, key, value)
     for item in extra or []:
         if "=" not in item:
             raise UserError(f"override '{item}' must look like key=value")
         key, value = item.split("=", 1)
-        _set(cfg, key.strip(), value.strip())
-    return cfg
+        values[key.strip()] = _coerce_key(cls, key.strip(), value.strip())
+    return cls(**values)
+
+
+def _read_yaml(p: Path) -> dict[str, Any]:
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {p} must hold a mapping of keys to values")
+    return data
+
+
+def _field(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple | None = None,
+           lo_open: bool = False) -> Any:
+    """A config field with its allowed range (``lo <= v <= hi``; ``lo < v`` with ``lo_open``) or choices."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "lo_open": lo_open}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class Checked:
+    """Base of every config: frozen (the code that receives a config never changes it: use
+    ``dataclasses.replace``) and checked against its fields' ranges when built."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            _check(f, getattr(self, f.name), type(self).__name__)
+
+
+def _check(f: dataclasses.Field, value: Any, owner: str) -> None:
+    meta = f.metadata
+    if not meta:
+        return
+    for v in value if isinstance(value, list) else [value]:
+        if meta.get("choices") and v not in meta["choices"]:
+            raise UserError(f"config key '{f.name}': must be one of {', '.join(map(str, meta['choices']))}, "
+                            f"got {v!r}")
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        lo, hi = meta.get("lo"), meta.get("hi")
+        too_low = lo is not None and (v <= lo if meta.get("lo_open") else v < lo)
+        if too_low or (hi is not None and v > hi) or v != v:
+            rng = f"{'>' if meta.get('lo_open') else '>='} {lo}" if lo is not None else ""
+            rng += (" and " if rng and hi is not None else "") + (f"<= {hi}" if hi is not None else "")
+            raise UserError(f"config key '{f.name}': must be {rng}, got {v!r}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -95,66 +135,84 @@ def save_config(cfg: Any, path: str | Path) -> None:
 # One dataclass per stage. Defaults are the specification's hyperparameters.
 # ---------------------------------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class PreprocessConfig:
+FROZEN = dataclasses.dataclass(frozen=True)
+MONITORS = ("val_roc_auc", "val_f1_vulnerable", "val_accuracy")
+
+
+@FROZEN
+class PreprocessConfig(Checked):
     tokenizer: str = "microsoft/codebert-base"  # a hub name, a local directory, or "bpe"
-    max_tokens: int = 512                       # budget including the two special tokens
-    bpe_vocab_size: int = 16000
-    node_vocab_size: int = 1000
-    vocab_sample: int = 5000                    # train functions the node vocabulary is counted on
-    max_ast_nodes: int = 1200
+    max_tokens: int = _field(512, lo=8)         # budget including the two special tokens
+    bpe_vocab_size: int = _field(16000, lo=300)
+    node_vocab_size: int = _field(1000, lo=2)
+    vocab_sample: int = _field(5000, lo=1)      # train functions the node vocabulary is counted on
+    max_ast_nodes: int = _field(1200, lo=2)
     ast_drop_punctuation: bool = True           # drop anonymous punctuation/keyword leaves from the AST
     ast_collapse_chains: bool = True            # collapse chains of single-child inner nodes
-    workers: int = 0                            # 0 = all cores
+    workers: int = _field(0, lo=0)              # 0 = all cores
+    memory_budget_gb: float = _field(16.0, lo=0, lo_open=True)  # GPU memory the recommended GNN batch fits
     quick_test: bool = False
-    quick_test_size: int = 100
+    quick_test_size: int = _field(100, lo=1)
     reuse_from: str | None = None
 
 
-@dataclasses.dataclass
-class EngineConfig:
-    """What every neural model shares: the training engine's settings."""
-    seed: int = 42
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 10                    # early stopping, in epochs
-    monitor: str = "val_f1_vulnerable"    # or val_accuracy, val_roc_auc
+@FROZEN
+class OptimiserConfig(Checked):
+    """How the weights move: optimiser, learning rate and its schedule."""
+    lr: float = _field(1e-3, lo=0, lo_open=True)
+    weight_decay: float = _field(1e-4, lo=0)
+    optimizer: str = _field("adam", choices=("adam", "adamw"))  # adam: L2 weight decay, as specified
+    # plateau (ReduceLROnPlateau on the monitor), linear (decay after warm-up), none
+    scheduler: str = _field("plateau", choices=("plateau", "linear", "none"))
+    lr_factor: float = _field(0.5, lo=0, hi=1, lo_open=True)   # ReduceLROnPlateau
+    lr_patience: int = _field(5, lo=0)
+    warmup_epochs: float = _field(0.0, lo=0)    # linear learning-rate warm-up
+    grad_clip: float = _field(1.0, lo=0)        # 0 = no clipping
+    accumulate: int = _field(1, lo=1)
+
+
+@FROZEN
+class RuntimeConfig(Checked):
+    """Where and how a run executes: devices, precision, checkpoints' mirror, tracking, threads."""
     precision: str = "32-true"            # bf16-mixed on CPU, 16-mixed on CUDA
-    devices: int = 1
+    devices: int = _field(1, lo=1)
     strategy: str = "auto"                # ddp for several devices (gloo on CPU)
     accelerator: str = "auto"
     deterministic: bool = False
-    grad_clip: float = 1.0
-    accumulate: int = 1
     checkpoint_uri: str | None = None     # any fsspec URL; s3://bucket/prefix mirrors checkpoints
-    sample_weights: str | None = None     # jsonl or json of id -> weight
-    tracking_uri: str | None = None       # MLflow; default sqlite:///<out>/mlflow.db
+    tracking_uri: str | None = None       # MLflow; default: the workspace store; "off" turns it off
     experiment: str = "streamguard"
+    num_workers: int = _field(0, lo=0)
+    threads: int = _field(0, lo=0)        # torch threads per process; 0 = cores / devices
+    predict_batch_size: int = _field(128, lo=1)
+
+
+@FROZEN
+class EngineConfig(OptimiserConfig, RuntimeConfig):
+    """What every neural model shares: the loop (this class), the optimiser and the runtime."""
+    seed: int = 42
+    epochs: int = _field(100, lo=1)
+    batch_size: int = _field(32, lo=1)
+    patience: int = _field(10, lo=1)      # early stopping, in epochs
+    # the early-stopping and best-checkpoint metric; ROC-AUC is threshold-free (argmax F1 is fragile on Devign)
+    monitor: str = _field("val_roc_auc", choices=MONITORS)
+    sample_weights: str | None = None     # jsonl or json of id -> weight
     quick_test: bool = False
-    quick_test_size: int = 64             # graphs per split with quick_test
-    num_workers: int = 0
-    threads: int = 0                      # torch threads per process; 0 = cores / devices
-    optimizer: str = "adam"               # adam (L2 weight decay, as specified) or adamw
-    scheduler: str = "plateau"            # plateau (ReduceLROnPlateau on the monitor), linear (decay), none
-    lr_factor: float = 0.5                # ReduceLROnPlateau
-    lr_patience: int = 5
-    warmup_epochs: float = 0.0            # linear learning-rate warm-up
-    predict_batch_size: int = 128
+    quick_test_size: int = _field(64, lo=1)  # items per split with quick_test
 
 
-@dataclasses.dataclass
+@FROZEN
 class GNNConfig(EngineConfig):
-    vocab_size: int = 1000
-    embed_dim: int = 128
-    hidden: int = 256
-    layers: int = 4
-    dropout: float = 0.3
-    head_hidden: int = 256
-    auto_batch_size: bool = False
-    memory_budget_gb: float = 4.0
-    conv: str = "gcn"                     # gcn (specified) or ggnn (gated, as in Devign)
+    vocab_size: int = _field(1000, lo=2)
+    embed_dim: int = _field(128, lo=1)
+    hidden: int = _field(256, lo=1)
+    layers: int = _field(4, lo=1)
+    dropout: float = _field(0.3, lo=0, hi=0.99)
+    head_hidden: int = _field(256, lo=1)
+    auto_batch_size: bool = False         # batch size from the graph statistics for memory_budget_gb
+    memory_budget_gb: float = _field(16.0, lo=0, lo_open=True)  # the specification's T4 has 16 GB
+    max_batch_size: int = _field(512, lo=1)  # cap of the automatic batch size
+    conv: str = _field("gcn", choices=("gcn", "ggnn"))  # gcn (specified) or ggnn (gated, as in Devign)
     residual: bool = False
     norm: bool = False                    # LayerNorm after each graph layer
     ncs_edges: bool = False               # edges between consecutive leaves (Devign's natural code sequence)
@@ -162,62 +220,73 @@ class GNNConfig(EngineConfig):
     cache_dir: str | None = None          # graph cache; default <data>/.graph_cache
 
 
-@dataclasses.dataclass
+@FROZEN
 class TransformerConfig(EngineConfig):
     model: str = "microsoft/codebert-base"   # hub name, local directory, or "tiny"
-    epochs: int = 5
-    batch_size: int = 16
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    patience: int = 2
-    max_length: int = 512
-    head_hidden: int = 384
-    dropout: float = 0.1
-    pooling: str = "attention"               # or "cls"
-    optimizer: str = "adamw"
-    scheduler: str = "linear"                # after a warm-up of warmup_ratio of all steps
+    epochs: int = _field(5, lo=1)
+    batch_size: int = _field(16, lo=1)
+    lr: float = _field(2e-5, lo=0, lo_open=True)
+    weight_decay: float = _field(0.01, lo=0)
+    warmup_ratio: float = _field(0.1, lo=0, hi=1)
+    patience: int = _field(2, lo=1)
+    max_length: int = _field(512, lo=8)
+    head_hidden: int = _field(384, lo=1)
+    dropout: float = _field(0.1, lo=0, hi=0.99)
+    pooling: str = _field("attention", choices=("attention", "cls"))
+    optimizer: str = _field("adamw", choices=("adam", "adamw"))
+    scheduler: str = _field("linear", choices=("plateau", "linear", "none"))  # after warmup_ratio of all steps
     precision: str = "auto"                  # 16-mixed on CUDA (GradScaler), 32-true on CPU
-    predict_batch_size: int = 64
+    predict_batch_size: int = _field(64, lo=1)
     # size of the "tiny" model built from config (configs/transformer-tiny.yaml)
-    tiny_layers: int = 2
-    tiny_hidden: int = 128
-    tiny_heads: int = 2
-    tiny_intermediate: int = 512
+    tiny_layers: int = _field(2, lo=1)
+    tiny_hidden: int = _field(128, lo=1)
+    tiny_heads: int = _field(2, lo=1)
+    tiny_intermediate: int = _field(512, lo=1)
 
 
-@dataclasses.dataclass
-class LexicalConfig:
-    analyzer: str = "char"                   # "char" (3-6 grams) or "code" (token uni+bi-grams)
-    ngram_min: int = 3
-    ngram_max: int = 6
-    max_features: int = 500000
+@FROZEN
+class LexicalConfig(Checked):
+    analyzer: str = _field("char", choices=("char", "code"))  # char 3-6 grams, or code token uni+bi-grams
+    ngram_min: int = _field(3, lo=1)
+    ngram_max: int = _field(6, lo=1)
+    max_features: int = _field(500000, lo=1)
     strip_comments: bool = True
-    c_grid: list[float] = dataclasses.field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0])
+    c_grid: list[float] = _field([0.5, 1.0, 2.0, 4.0], lo=0, lo_open=True)
     seed: int = 42
-    code_source: str = "raw"                 # "raw": whole function from the raw split; "processed": trimmed code
+    # "raw": whole function from the raw split; "processed": trimmed code
+    code_source: str = _field("raw", choices=("raw", "processed"))
     collapse_blank_lines: bool = False       # squeeze whitespace-only line runs before the n-grams
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.ngram_min > self.ngram_max:
+            raise UserError(f"config: ngram_min {self.ngram_min} exceeds ngram_max {self.ngram_max}")
+        if not self.c_grid:
+            raise UserError("config key 'c_grid': needs at least one value")
 
-@dataclasses.dataclass
-class FuseConfig:
+
+@FROZEN
+class FuseConfig(Checked):
     models: list[str] = dataclasses.field(default_factory=lambda: ["gnn", "lexical"])
-    folds: int = 5
-    method: str = "weighted"                 # weighted average of logits, or "stacker" (logistic regression)
+    folds: int = _field(5, lo=2)
+    # weighted average of logits, or "stacker" (logistic regression)
+    method: str = _field("weighted", choices=("weighted", "stacker"))
     seed: int = 42
-    fold_epochs: int = 3                     # epoch budget of each neural fold model; 0 = each kind's own
-    threshold_metric: str = "accuracy"       # what the decision threshold maximises on valid: accuracy or f1
+    fold_epochs: int = _field(3, lo=0)       # epoch budget of each neural fold model; 0 = each kind's own
+    # what the decision threshold maximises on valid
+    threshold_metric: str = _field("accuracy", choices=("accuracy", "f1"))
     base_configs: list[str] = dataclasses.field(default_factory=list)  # "kind=path.yaml" per base model
     # "kind=run_dir": a finished run of that kind, trained on all of train, serves as the full base model
     # instead of training it again (the fold models are trained all the same)
     base_runs: list[str] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
-class EvaluateConfig:
-    bootstrap: int = 1000
+@FROZEN
+class EvaluateConfig(Checked):
+    bootstrap: int = _field(1000, lo=1)
     seed: int = 42
-    max_fpr: float = 0.005                   # VD-S: false-negative rate at FPR <= 0.5%
-    peers: list[str] = dataclasses.field(default_factory=list)
-    threshold_metric: str = "accuracy"       # what the valid-chosen threshold maximises: accuracy or f1
-    examples: int = 3                        # most confident false negatives / false positives shown
+    max_fpr: float = _field(0.005, lo=0, hi=1, lo_open=True)  # VD-S: false-negative rate at FPR <= 0.5%
+    peers: list[str] = _field([], choices=("flawfinder", "cppcheck"))
+    # what the valid-chosen threshold maximises
+    threshold_metric: str = _field("accuracy", choices=("accuracy", "f1"))
+    examples: int = _field(3, lo=0)          # most confident false negatives / false positives shown

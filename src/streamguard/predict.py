@@ -8,20 +8,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import write_jsonl
 from streamguard.errors import UserError
+from streamguard.rundir import read_exp_config
 from streamguard.train import registry
-from streamguard.train.rundir import read_exp_config, split_path
 
 log = logging.getLogger(__name__)
 
 
 def predict_run(run_dir: Path, data_dir: Path, split: str, out: Path) -> int:
     """Write the predictions contract for ``split`` of ``data_dir`` to ``out``; return the row count."""
-    run_dir, data_dir = Path(run_dir), Path(data_dir)
+    run_dir, data = Path(run_dir), ProcessedDir(data_dir)
     exp = read_exp_config(run_dir)
-    registry.check_compatible(exp.get("data_identity"), data_dir, run_dir)
-    if not split_path(data_dir, split).is_file():
+    data.check_compatible(exp.get("data_identity"), run_dir)
+    if not data.has_split(split):
         raise UserError(f"{data_dir} has no {split} split")
     rows = registry.get(exp["model"]).predict(run_dir, data_dir, split)
     n = write_jsonl(out, rows)

@@ -54,7 +54,7 @@ def summarise(metas: list[dict], rejects: list[dict], read: dict[str, int], raw:
         "trimming": {"trimmed": sum(1 for m in metas if m["trimmed"]), "by_strategy": dict(trims),
                      "risky_window_apis": dict(Counter(a for m in metas if m["trim_strategy"] == "risky_window"
                                                        for a in m["risky_apis"]).most_common(20))},
-        "graph_stats": graph_statistics(train_nodes),
+        "graph_stats": graph_statistics(train_nodes, cfg.memory_budget_gb),
         "audit": _audit_of(raw),
     }
 

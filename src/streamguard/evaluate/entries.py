@@ -10,8 +10,8 @@ import numpy as np
 
 from streamguard.errors import UserError
 from streamguard.evaluate import peers as peer_mod
-from streamguard.evaluate.metrics import choose_threshold
 from streamguard.evaluate.runs import ModelGroup, Split
+from streamguard.thresholds import choose_threshold
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from streamguard.data.records import read_jsonl_lines
+from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
 
 # cppcheck severities as levels; "information" is about the analysis itself (missing includes...), not the code
@@ -143,41 +143,8 @@ def candidate_scores(name: str) -> list[float]:
     return [(lv + 1) / (MAX_LEVEL[name] + 1) for lv in LEVELS[name]]
 
 
-def _raw_dir(data_dir: Path) -> Path:
-    meta_path = data_dir / "preprocessing_metadata.json"
-    if not meta_path.is_file():
-        raise UserError(f"--data {data_dir}: preprocessing_metadata.json is missing (is it a processed dir?)")
-    raw = json.loads(meta_path.read_text()).get("raw_dir")
-    if not raw:
-        raise UserError(f"{meta_path} has no 'raw_dir': cannot find the full functions for the peers")
-    # a relative raw_dir was written relative to where preprocess ran; try there, then beside the data dir
-    for cand in (Path(raw), data_dir / raw, data_dir.parent / raw):
-        if cand.is_dir():
-            return cand
-    raise UserError(f"raw dir {raw} named in {meta_path} not found")
-
-
 def raw_functions(data_dir: Path, split: str, ids: list[str]) -> list[str]:
-    """The full raw function of each id: processed metadata ``row`` -> line of the raw split file."""
-    wanted, rows = set(ids), {}
-    processed = data_dir / f"{split}.jsonl"
-    if not processed.is_file():
-        raise UserError(f"--data {data_dir}: {split}.jsonl is missing")
-    for _, rec in read_jsonl_lines(processed):
-        if isinstance(rec, dict) and rec.get("id") in wanted:
-            rows[rec["id"]] = int(rec.get("metadata", {}).get("row", -1))
-    missing = [i for i in ids if i not in rows]
-    if missing:
-        raise UserError(f"{len(missing)} predicted {split} ids are not in {processed} (e.g. {missing[0]})")
-    need = {r: None for r in rows.values()}
-    raw_path = _raw_dir(data_dir) / f"{split}.jsonl"
-    if not raw_path.is_file():
-        raise UserError(f"raw split file not found: {raw_path}")
-    with open(raw_path, "rb") as fh:
-        for row, line in enumerate(fh):
-            if row in need:
-                need[row] = json.loads(line)["func"]
-    absent = [r for r, code in need.items() if code is None]
-    if absent:
-        raise UserError(f"{raw_path} has no row {absent[0]} (named by the processed records)")
-    return [need[rows[i]] for i in ids]
+    """The full raw function of each id (the peers read whole functions, not the trimmed code)."""
+    data = ProcessedDir(data_dir)
+    by_id = {r["id"]: r for r in data.read_split(split, ids=set(ids), keep=("id", "label", "metadata"))}
+    return data.raw_functions(split, [by_id[i] for i in ids])

@@ -17,7 +17,7 @@ import numpy as np
 
 from streamguard.data.records import read_jsonl
 from streamguard.errors import UserError
-from streamguard.train.rundir import read_exp_config
+from streamguard.rundir import read_exp_config, read_metrics_csv
 
 SEED_SUFFIX = re.compile(r"[-_](?:seed|s)?\d+$")
 PRED_FIELDS = ("id", "label", "prob_vulnerable")
@@ -69,25 +69,6 @@ def _read_predictions(path: Path) -> Split:
                  project=[str(r.get("project") or "unknown") for r in rows])
 
 
-def _read_curves(path: Path) -> list[dict[str, float]]:
-    if not path.is_file():
-        return []
-    lines = [ln.split(",") for ln in path.read_text().splitlines() if ln.strip()]
-    if len(lines) < 2:
-        return []
-    header = [h.strip() for h in lines[0]]
-    rows = []
-    for values in lines[1:]:
-        row = {}
-        for key, val in zip(header, values):
-            try:
-                row[key] = float(val)
-            except ValueError:
-                continue  # an empty cell (metric not logged that epoch) is simply absent
-        rows.append(row)
-    return rows
-
-
 def load_run(path: Path) -> Run:
     """Read one run directory; every problem is a UserError naming the file."""
     if not path.is_dir():
@@ -101,7 +82,7 @@ def load_run(path: Path) -> Run:
         splits[split] = _read_predictions(pred)
     seed = config.get("seed")
     return Run(path=path, model=str(config["model"]), seed=int(seed) if seed is not None else None,
-               config=config, splits=splits, curves=_read_curves(path / "metrics.csv"))
+               config=config, splits=splits, curves=read_metrics_csv(path))
 
 
 def _expand(pattern: str) -> list[Path]:

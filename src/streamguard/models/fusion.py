@@ -74,25 +74,3 @@ def fit(z: np.ndarray, y: np.ndarray, method: str, seed: int = 42) -> Fusion:
     if len(set(y.tolist())) < 2:
         raise UserError("fusion: the out-of-fold labels hold only one class")
     return fit_weighted(z, y) if method == "weighted" else fit_stacker(z, y, seed)
-
-
-def choose_threshold(margin: np.ndarray, y: np.ndarray, metric: str = "accuracy") -> float:
-    """The cut on the fused margin that maximises ``metric`` (accuracy or f1) on the given (valid) items;
-    midpoints between sorted margins, so the cut never sits on an item."""
-    if metric not in ("accuracy", "f1"):
-        raise UserError(f"fusion threshold_metric must be 'accuracy' or 'f1', got {metric!r}")
-    order = np.argsort(-margin)
-    m, yy = margin[order], np.asarray(y)[order]
-    pos, n = yy.sum(), len(yy)
-    tp = np.concatenate([[0], np.cumsum(yy)])          # predicted positive = the first i items
-    fp = np.arange(n + 1) - tp
-    if metric == "accuracy":
-        score = (tp + (n - pos - fp)) / n
-    else:
-        score = 2 * tp / np.maximum(tp + fp + pos, 1)
-    cuts = np.concatenate([[m[0] + 1.0], (m[:-1] + m[1:]) / 2.0, [m[-1] - 1.0]])
-    # A cut between two equal margins cannot separate them: not a real candidate.
-    score = np.where(np.concatenate([[True], m[:-1] != m[1:], [True]]), score, -np.inf)
-    # Among equal scores prefer the cut closest to 0 (the fitted calibration).
-    best = np.flatnonzero(score == score.max())
-    return float(cuts[best[np.argmin(np.abs(cuts[best]))]])

@@ -3,7 +3,7 @@
 The specified model is a 4-layer GCN (embedding 1000 -> 128, hidden 256, mean + max pooling, head
 512 -> 256 -> 2). Message passing is a product with the precomputed, symmetrically normalised adjacency
 D^-1/2 (A + I) D^-1/2 held as a CSR matrix: the same maths as PyG's ``GCNConv`` but, without
-torch_scatter on this CPU, several times faster (see DESIGN.md, "Known facts").
+torch_scatter on this CPU, several times faster (docs/models.md).
 """
 from __future__ import annotations
 

@@ -26,16 +26,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
-from streamguard.config import EngineConfig
-from streamguard.data.records import write_jsonl
+from streamguard.config import EngineConfig, to_dict
 from streamguard.errors import UserError
+from streamguard.rundir import write_exp_config, write_predictions
 from streamguard.train import checkpoint as ck
+from streamguard.train.schedule import lr_scale
 from streamguard.train.tracking import (
     MetricsCallback,
     StderrProgressBar,
     configure_threads,
+    engine_record,
     make_mlflow_logger,
-    write_exp_config,
 )
 
 log = logging.getLogger(__name__)
@@ -79,14 +80,9 @@ class LitClassifier(pl.LightningModule):
     def _step_lr(self) -> None:
         """Warm-up (any scheduler) and linear decay (scheduler=linear), from the global step alone."""
         steps_per_epoch = max(1, self.trainer.num_training_batches // max(1, self.cfg.accumulate))
-        warm = int(self.cfg.warmup_epochs * steps_per_epoch)
-        step = self.global_step
-        if self.cfg.scheduler == "linear":
-            total = max(warm + 1, int(self.trainer.estimated_stepping_batches))
-            scale = (step + 1) / warm if step < warm else max(0.0, (total - step) / max(1, total - warm))
-        elif step < warm:
-            scale = (step + 1) / warm
-        else:
+        scale = lr_scale(self.global_step, int(self.cfg.warmup_epochs * steps_per_epoch),
+                         int(self.trainer.estimated_stepping_batches), self.cfg.scheduler)
+        if scale is None:
             return
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = self.cfg.lr * scale
@@ -242,7 +238,7 @@ def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: Engi
 
 
 def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig, out_dir: Path,
-        kind: str, data_files: list[Path], extra: dict[str, Any] | None = None) -> Path:
+        kind: str, data_dir: Path, extra: dict[str, Any] | None = None) -> Path:
     """Train (resuming when a checkpoint exists), then write predictions of the best checkpoint."""
     out_dir.mkdir(parents=True, exist_ok=True)
     configure_threads(cfg)
@@ -252,7 +248,7 @@ def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engin
     if resume is not None:
         log.warning("resuming from %s", resume)
     if rank_zero_only.rank == 0:
-        write_exp_config(out_dir / "exp_config.json", kind, cfg, data_files, resume, extra)
+        write_exp_config(out_dir, kind, data_dir, to_dict(cfg), {**engine_record(cfg, resume), **(extra or {})})
     ckpt_io = ck.MirroredCheckpointIO(cfg.checkpoint_uri)
     logger = make_mlflow_logger(out_dir, cfg.tracking_uri, cfg.experiment, out_dir.name) \
         if rank_zero_only.rank == 0 else None
@@ -281,7 +277,7 @@ def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engin
                "best_score": float(trainer.checkpoint_callbacks[1].best_model_score or math.nan),
                "monitor": cfg.monitor, "resumed_from": str(resume) if resume else None}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_predictions(model, datasets, cfg, out_dir)
+    write_best_predictions(model, datasets, cfg, out_dir)
     for name in ("exp_config.json", "metrics.csv", "train_summary.json", "predictions/valid.jsonl",
                  "predictions/test.jsonl"):
         ckpt_io.queue(out_dir / name, name="run/" + name)
@@ -312,10 +308,9 @@ def predict_rows(model: nn.Module, ds: ClassificationDataset, batch_size: int) -
     return rows
 
 
-def write_predictions(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig,
-                      out_dir: Path) -> None:
+def write_best_predictions(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig,
+                           out_dir: Path) -> None:
     model.load_state_dict(best_state_dict(out_dir / "checkpoints"))
     for split in ("valid", "test"):
         if split in datasets:
-            write_jsonl(out_dir / "predictions" / f"{split}.jsonl",
-                        predict_rows(model, datasets[split], cfg.predict_batch_size))
+            write_predictions(out_dir, split, predict_rows(model, datasets[split], cfg.predict_batch_size))

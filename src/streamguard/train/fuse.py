@@ -7,6 +7,7 @@ valid only picks the decision threshold; test is only predicted.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,18 +20,13 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from streamguard.config import FuseConfig, load_config, to_dict
+from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import read_jsonl, write_jsonl
 from streamguard.errors import UserError
 from streamguard.models import fusion as fusion_model
+from streamguard.rundir import logit_margin, prediction_rows, read_exp_config, write_exp_config, write_predictions
+from streamguard.thresholds import choose_threshold
 from streamguard.train import registry
-from streamguard.train.rundir import (
-    logit_margin,
-    prediction_rows,
-    read_exp_config,
-    read_split,
-    write_exp_config,
-    write_predictions,
-)
 
 log = logging.getLogger(__name__)
 FUSION_FILE = "fusion.json"
@@ -43,8 +39,6 @@ def _check_models(models: list[str], folds: int) -> None:
         raise UserError(f"fuse: a base model is named twice in {','.join(models)}")
     if "fusion" in models:
         raise UserError("fuse: a fusion cannot be a base model of another fusion")
-    if folds < 2:
-        raise UserError(f"fuse: --folds must be at least 2, got {folds}")
     for kind in models:
         registry.get(kind)  # fail before hours of fold training, not after
 
@@ -59,10 +53,8 @@ def base_config(kind: str, cfg: FuseConfig) -> Any:
         raise UserError(f"fuse: base_configs entries must look like kind=path.yaml, got {bad[0]!r}")
     base = load_config(registry.config_class(kind), paths.get(kind))
     if hasattr(base, "epochs") and cfg.fold_epochs > 0:  # 0: each kind's own epochs (from its YAML)
-        base.epochs = cfg.fold_epochs
-    if hasattr(base, "seed"):
-        base.seed = cfg.seed
-    return base
+        base = dataclasses.replace(base, epochs=cfg.fold_epochs)
+    return dataclasses.replace(base, seed=cfg.seed) if hasattr(base, "seed") else base
 
 
 def reused_base_runs(cfg: FuseConfig, data_dir: Path) -> dict[str, Path]:
@@ -81,7 +73,7 @@ def reused_base_runs(cfg: FuseConfig, data_dir: Path) -> dict[str, Path]:
             raise UserError(f"fuse: {run} was trained on a subset of train; a base run must use all of it")
         if not (run / "predictions" / "valid.jsonl").is_file():
             raise UserError(f"fuse: {run} did not finish (no predictions/valid.jsonl)")
-        registry.check_compatible(exp.get("data_identity"), data_dir, run)
+        ProcessedDir(data_dir).check_compatible(exp.get("data_identity"), run)
         runs[kind] = run
     return runs
 
@@ -132,7 +124,8 @@ def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     _check_models(cfg.models, cfg.folds)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tr = sorted(read_split(data_dir, "train", ids=train_ids, keep=("id", "label")), key=lambda r: r["id"])
+    tr = sorted(ProcessedDir(data_dir).read_split("train", ids=train_ids, keep=("id", "label")),
+                key=lambda r: r["id"])
     ids, y = [r["id"] for r in tr], np.array([r["label"] for r in tr])
     folds = make_folds(ids, y.tolist(), cfg.folds, cfg.seed)
     oof = {}
@@ -148,8 +141,8 @@ def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
     base_runs = {k: os.path.relpath(reused[k], out_dir) if k in reused else f"base/{k}" for k in cfg.models}
     fus_meta = {"models": cfg.models, "base_runs": base_runs, **asdict(fus)}
     va = _base_predictions(out_dir, fus_meta, data_dir, "valid")
-    fus.threshold = fusion_model.choose_threshold(fus.margin(va[1]), np.array([r["label"] for r in va[0]]),
-                                                  cfg.threshold_metric)
+    fus.threshold = choose_threshold([r["label"] for r in va[0]], fus.margin(va[1]), cfg.threshold_metric,
+                                     neutral=0.0)
     fus_meta.update(asdict(fus))
     (out_dir / FUSION_FILE).write_text(json.dumps(fus_meta, indent=2) + "\n")
     write_predictions(out_dir, "valid", prediction_rows(va[0], fus.logits(va[1])))

@@ -5,7 +5,6 @@ whole function, so by default the text comes from the raw split the dataset was 
 """
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import time
@@ -16,59 +15,25 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
 from streamguard.config import LexicalConfig, to_dict
+from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits
-from streamguard.train.rundir import (
-    prediction_rows,
-    read_exp_config,
-    read_split,
-    write_exp_config,
-    write_predictions,
-)
+from streamguard.rundir import prediction_rows, read_exp_config, write_exp_config, write_predictions
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.pkl"
 
 
-def _raw_funcs(data_dir: Path, split: str) -> list[str] | None:
-    """The raw split's ``func`` per line, or None (with the reason logged) when it cannot be found."""
-    meta_path = Path(data_dir) / "preprocessing_metadata.json"
-    try:
-        raw_dir = json.loads(meta_path.read_text()).get("raw_dir")
-    except (OSError, json.JSONDecodeError):
-        raw_dir = None
-    if not raw_dir:
-        log.warning("lexical: %s names no raw_dir; using the trimmed processed code", meta_path)
-        return None
-    # raw_dir may be relative to where preprocess ran or to the processed dir.
-    cands = [Path(raw_dir) / f"{split}.jsonl", Path(data_dir) / raw_dir / f"{split}.jsonl"]
-    path = next((p for p in cands if p.is_file()), None)
-    if path is None:
-        log.warning("lexical: raw file %s is gone; using the trimmed processed code for %s", cands[0], split)
-        return None
-    funcs = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                funcs.append(json.loads(line).get("func") or "")
-            except (json.JSONDecodeError, AttributeError):
-                funcs.append("")
-    return funcs
-
-
-def texts(records: list[dict[str, Any]], data_dir: Path, split: str, source: str) -> list[str]:
-    """Full raw functions where the raw row still holds the kept code, else the processed code."""
-    if source not in ("raw", "processed"):
-        raise UserError(f"lexical code_source must be 'raw' or 'processed', got {source!r}")
-    funcs = _raw_funcs(data_dir, split) if source == "raw" else None
-    if funcs is None:
+def texts(records: list[dict[str, Any]], data: ProcessedDir, split: str, source: str) -> list[str]:
+    """Whole raw functions (``source`` raw) where the raw row still holds the kept code, else the processed
+    (trimmed) code."""
+    if source == "processed":
         return [r["code"] for r in records]
+    funcs = data.raw_functions(split, records)
     out, fallback = [], 0
-    for rec in records:
-        row = (rec.get("metadata") or {}).get("row")
-        func = funcs[row] if isinstance(row, int) and 0 <= row < len(funcs) else None
+    for rec, func in zip(records, funcs):
         # The kept code is a window of the raw function; anything else means the raw file changed.
-        if func is not None and rec["code"].strip() in func:
+        if rec["code"].strip() in func:
             out.append(func)
         else:
             out.append(rec["code"])
@@ -89,8 +54,6 @@ def _metrics(y: np.ndarray, margin: np.ndarray) -> dict[str, float]:
 
 def _select_c(x, y, xv, yv, cfg: LexicalConfig) -> tuple[Any, float, list[dict[str, float]]]:
     """Fit one model per C on train; keep the best valid accuracy (log-loss breaks ties)."""
-    if not cfg.c_grid:
-        raise UserError("lexical c_grid is empty")
     best, trials = None, []
     for c in cfg.c_grid:
         clf = fit_classifier(x, y, c, cfg.seed)
@@ -105,26 +68,26 @@ def _select_c(x, y, xv, yv, cfg: LexicalConfig) -> tuple[Any, float, list[dict[s
 def train(data_dir: Path, out_dir: Path, cfg: LexicalConfig | None = None,
           train_ids: set[str] | None = None) -> Path:
     cfg = cfg or LexicalConfig()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    data, out_dir = ProcessedDir(data_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    tr = read_split(data_dir, "train", ids=train_ids)
-    va = read_split(data_dir, "valid")
+    tr = data.read_split("train", ids=train_ids)
+    va = data.read_split("valid")
     if len({r["label"] for r in tr}) < 2:
         raise UserError("lexical: the training items hold only one class")
     feats = LexicalFeatures(cfg.analyzer, cfg.ngram_min, cfg.ngram_max, cfg.max_features, cfg.strip_comments,
                             cfg.collapse_blank_lines)
-    x = feats.fit_transform(texts(tr, data_dir, "train", cfg.code_source))
-    xv = feats.transform(texts(va, data_dir, "valid", cfg.code_source))
+    x = feats.fit_transform(texts(tr, data, "train", cfg.code_source))
+    xv = feats.transform(texts(va, data, "valid", cfg.code_source))
     y, yv = np.array([r["label"] for r in tr]), np.array([r["label"] for r in va])
     clf, best_c, trials = _select_c(x, y, xv, yv, cfg)
     fit_s = time.perf_counter() - t0
     with open(out_dir / MODEL_FILE, "wb") as fh:
         pickle.dump({"features": feats, "classifier": clf}, fh, protocol=pickle.HIGHEST_PROTOCOL)
     write_predictions(out_dir, "valid", prediction_rows(va, logits(clf, xv)))
-    if (data_dir / "test.jsonl").is_file():
-        write_predictions(out_dir, "test", predict(out_dir, data_dir, "test", _model=(feats, clf), _cfg=cfg))
-    write_exp_config(out_dir, "lexical", data_dir, to_dict(cfg), {
+    if data.has_split("test"):
+        write_predictions(out_dir, "test", predict(out_dir, data.path, "test", _model=(feats, clf), _cfg=cfg))
+    write_exp_config(out_dir, "lexical", data.path, to_dict(cfg), {
         "selected_C": best_c, "c_trials": trials, "n_features": feats.n_features, "n_train": len(tr),
         "fold_mode": train_ids is not None, "fit_seconds": round(fit_s, 1)})
     log.info("lexical: C=%g chosen on valid, %d features, fitted in %.0f s", best_c, feats.n_features, fit_s)
@@ -150,6 +113,7 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
         feats, clf, cfg = _load(run_dir)
     else:
         (feats, clf), cfg = _model, _cfg
-    recs = read_split(Path(data_dir), split, ids=ids)
-    x = feats.transform(texts(recs, Path(data_dir), split, cfg.code_source))
+    data = ProcessedDir(data_dir)
+    recs = data.read_split(split, ids=ids)
+    x = feats.transform(texts(recs, data, split, cfg.code_source))
     return prediction_rows(recs, logits(clf, x))

@@ -1,97 +1,112 @@
-"""Model kinds by name: each maps to a module with ``train`` and ``predict`` (see docs/contracts.md).
+"""Model kinds by name: one typed entry each, which also generates the ``train KIND`` sub-command.
 
-Modules are imported only when a kind is used, so a kind whose module is missing (or whose optional
-dependencies are not installed) fails with one clear line instead of breaking every other kind.
-Also home of a dataset's identity (tokenizer + node vocabulary), which every run records so that
-``streamguard predict`` can refuse data preprocessed with another tokenizer or vocabulary.
+Adding a kind is one module (with ``train`` and ``predict``, see docs/contracts.md), one config dataclass
+and one entry in ``KINDS``. Modules are imported only when a kind is used, so a kind whose module (or an
+optional dependency of it) is missing fails with one clear line instead of breaking every other kind.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import importlib
-import json
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from streamguard.errors import UserError
 
-# kind -> (module, config class in streamguard.config); fusion is a kind for prediction, not a fusion base.
-KINDS: dict[str, tuple[str, str]] = {
-    "gnn": ("streamguard.train.gnn", "GNNConfig"),
-    "transformer": ("streamguard.train.transformer", "TransformerConfig"),
-    "lexical": ("streamguard.train.lexical", "LexicalConfig"),
-    "fusion": ("streamguard.train.fuse", "FuseConfig"),
-}
-_EXTRA: dict[str, tuple[Any, type]] = {}
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """A command-line flag of ``train KIND`` that sets the config key ``key``."""
+    flag: str
+    key: str
+    help: str
+    type: Any = str                   # bool: a switch (store_true)
+    choices: tuple[str, ...] | None = None
 
 
-def register(kind: str, module: Any, config_cls: type) -> None:
-    """Add a kind at run time (plug-ins, tests); ``module`` needs ``train`` and ``predict``."""
-    _EXTRA[kind] = (module, config_cls)
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    name: str
+    module: str | Any                 # import path of the module with train() and predict() (or the module)
+    config: str | type                # config class, or its name in streamguard.config
+    help: str
+    neural: bool = False              # trained by the shared engine: gets ENGINE_OPTIONS
+    trainable: bool = True            # has a ``train KIND`` sub-command (the fusion is trained by ``fuse``)
+    options: tuple[Option, ...] = ()
 
 
-def unregister(kind: str) -> None:
-    _EXTRA.pop(kind, None)
+# The engine's settings every neural kind shares on the command line.
+ENGINE_OPTIONS = (
+    Option("--seed", "seed", "random seed", int),
+    Option("--epochs", "epochs", "maximum epochs", int),
+    Option("--batch-size", "batch_size", "training batch size", int),
+    Option("--monitor", "monitor", "early-stopping and best-checkpoint metric (default val_roc_auc)",
+           choices=("val_roc_auc", "val_f1_vulnerable", "val_accuracy")),
+    Option("--checkpoint-uri", "checkpoint_uri", "fsspec URL to mirror checkpoints to, e.g. s3://b/run"),
+    Option("--sample-weights", "sample_weights", "json {id: weight} or jsonl of {id, weight}"),
+    Option("--devices", "devices", "number of devices (processes)", int),
+    Option("--strategy", "strategy", "auto, ddp (gloo on CPU), ..."),
+    Option("--precision", "precision", "32-true, bf16-mixed (CPU), 16-mixed (CUDA)"),
+    Option("--deterministic", "deterministic", "deterministic algorithms", bool),
+    Option("--tracking-uri", "tracking_uri", "MLflow URI (default: the workspace store; 'off')"),
+    Option("--quick-test", "quick_test", "a few items and at most two epochs, to check the setup", bool),
+)
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("lexical", "streamguard.train.lexical", "LexicalConfig",
+         "TF-IDF character n-grams + logistic regression, C chosen on valid"),
+    Kind("gnn", "streamguard.train.gnn", "GNNConfig", "GCN over compacted AST graphs", neural=True,
+         options=(Option("--auto-batch-size", "auto_batch_size",
+                         "batch size from the graph statistics and memory_budget_gb", bool),)),
+    Kind("transformer", "streamguard.train.transformer", "TransformerConfig",
+         "Hugging Face encoder + attention pooling, on the processed tokens", neural=True,
+         options=(Option("--model", "model", "hub name (default microsoft/codebert-base), a local saved model "
+                         "dir, or 'tiny'"),
+                  Option("--accumulate", "accumulate", "gradient accumulation steps", int))),
+    Kind("fusion", "streamguard.train.fuse", "FuseConfig", "out-of-fold stacking of base models",
+         trainable=False),
+)}
+
+
+def register(kind: Kind) -> None:
+    """Add a kind at run time (plug-ins, tests)."""
+    KINDS[kind.name] = kind
+
+
+def unregister(name: str) -> None:
+    KINDS.pop(name, None)
 
 
 def known_kinds() -> list[str]:
-    return sorted(set(KINDS) | set(_EXTRA))
+    return sorted(KINDS)
 
 
-def get(kind: str) -> ModuleType:
-    """The module of ``kind``; a UserError when the kind is unknown or its code is not installed."""
-    if kind in _EXTRA:
-        return _EXTRA[kind][0]
-    if kind not in KINDS:
-        raise UserError(f"unknown model kind '{kind}' (known: {', '.join(known_kinds())})")
-    name = KINDS[kind][0]
+def entry(name: str) -> Kind:
+    if name not in KINDS:
+        raise UserError(f"unknown model kind '{name}' (known: {', '.join(known_kinds())})")
+    return KINDS[name]
+
+
+def get(name: str) -> ModuleType:
+    """The module of kind ``name``; a UserError when the kind is unknown or its code is not installed."""
+    module_name = entry(name).module
+    if not isinstance(module_name, str):
+        return module_name
     try:
-        module = importlib.import_module(name)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         # Only a missing kind module (or one of its dependencies) is the user's problem; other import
         # errors are bugs and keep their traceback.
-        raise UserError(f"model kind '{kind}' is not available: {exc.msg}") from None
+        raise UserError(f"model kind '{name}' is not available: {exc.msg}") from None
     for fn in ("train", "predict"):
         if not callable(getattr(module, fn, None)):
-            raise UserError(f"model kind '{kind}' is not available: {name} has no {fn}()")
+            raise UserError(f"model kind '{name}' is not available: {module_name} has no {fn}()")
     return module
 
 
-def config_class(kind: str) -> type:
-    if kind in _EXTRA:
-        return _EXTRA[kind][1]
-    if kind not in KINDS:
-        raise UserError(f"unknown model kind '{kind}' (known: {', '.join(known_kinds())})")
+def config_class(name: str) -> type:
+    cls = entry(name).config
+    if isinstance(cls, type):
+        return cls
     from streamguard import config
-    return getattr(config, KINDS[kind][1])
-
-
-def data_identity(data_dir: Path) -> dict[str, Any]:
-    """What makes two processed datasets compatible for one model: the tokenizer and the node vocabulary."""
-    meta_path = Path(data_dir) / "preprocessing_metadata.json"
-    vocab_path = Path(data_dir) / "node_vocab.json"
-    for p in (meta_path, vocab_path):
-        if not p.is_file():
-            raise UserError(f"{data_dir} is not a processed dataset: {p.name} is missing")
-    try:
-        meta = json.loads(meta_path.read_text())
-        vocab = json.loads(vocab_path.read_text())
-        tok_sha = meta["tokenizer"]["sha256"]
-        labels, unk = vocab["labels"], vocab["unk_id"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UserError(f"{data_dir}: cannot read tokenizer sha256 / node vocabulary ({exc!r})") from None
-    # Hash the vocabulary's content, not the file, so formatting differences do not matter.
-    canon = json.dumps({"labels": labels, "unk_id": unk}, sort_keys=True, ensure_ascii=False)
-    return {"tokenizer_sha256": tok_sha, "node_vocab_sha256": hashlib.sha256(canon.encode()).hexdigest()}
-
-
-def check_compatible(run_identity: dict[str, Any] | None, data_dir: Path, run_dir: Path) -> None:
-    """Refuse, in one line, data whose tokenizer or node vocabulary differs from the run's."""
-    if not run_identity:
-        raise UserError(f"run {run_dir} records no data_identity in exp_config.json; retrain it with this version")
-    ident = data_identity(data_dir)
-    for key, what in (("tokenizer_sha256", "tokenizer"), ("node_vocab_sha256", "node vocabulary")):
-        if ident[key] != run_identity.get(key):
-            raise UserError(f"{data_dir} was preprocessed with another {what} than run {run_dir}; "
-                            f"preprocess it with --reuse-from the run's training data")
+    return getattr(config, cls)

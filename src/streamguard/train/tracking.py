@@ -20,8 +20,9 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import MLFlowLogger
 
-from streamguard.config import EngineConfig, to_dict
+from streamguard.config import EngineConfig
 from streamguard.provenance import sha256_file
+from streamguard.rundir import read_metrics_csv
 
 log = logging.getLogger(__name__)
 CSV_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_vulnerable", "val_roc_auc", "lr")
@@ -60,13 +61,6 @@ def parse_line(line: str) -> dict[str, float]:
     return {m.group("name"): float(m.group("value")) for m in METRIC_RE.finditer(line)}
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 class MetricsCallback(pl.Callback):
     """Writes one CSV row and one log line per validated epoch (rank zero only).
 
@@ -89,7 +83,7 @@ class MetricsCallback(pl.Callback):
         row = {"epoch": epoch, "train_loss": val("train_loss"), "val_loss": val("val_loss"),
                "val_accuracy": val("val_accuracy"), "val_f1_vulnerable": val("val_f1_vulnerable"),
                "val_roc_auc": val("val_roc_auc"), "lr": val("lr")}
-        rows = [r for r in read_csv(self.csv_path) if int(r["epoch"]) < epoch] + [row]
+        rows = [r for r in read_metrics_csv(self.csv_path.parent) if r["epoch"] < epoch] + [row]
         tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
         with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
@@ -139,14 +133,9 @@ def device_info(cfg: EngineConfig) -> dict[str, Any]:
             "torch_threads": torch.get_num_threads()}
 
 
-def write_exp_config(path: Path, kind: str, cfg: EngineConfig, data_files: list[Path],
-                     resumed_from: Path | None, extra: dict[str, Any] | None = None) -> None:
-    """The shared record (train/rundir.py) plus the engine's own: seeds, device, what it resumed from."""
-    from streamguard.train.rundir import write_exp_config as write_record
-
-    data_dir = data_files[0].parent
-    others = {str(p): sha256_file(p) for p in data_files if p.parent != data_dir and p.is_file()}  # sample weights
-    write_record(path.parent, kind, data_dir, to_dict(cfg), {
-        "seeds": {"seed": cfg.seed, "deterministic": cfg.deterministic}, "device": device_info(cfg),
-        "other_inputs_sha256": others,
-        "resumed_from": str(resumed_from) if resumed_from else None, **(extra or {})})
+def engine_record(cfg: EngineConfig, resumed_from: Path | None) -> dict[str, Any]:
+    """What the engine adds to a run's exp_config.json: seeds, device, sample weights' checksum, resume."""
+    weights = Path(cfg.sample_weights) if cfg.sample_weights else None
+    others = {str(weights): sha256_file(weights)} if weights and weights.is_file() else {}
+    return {"seeds": {"seed": cfg.seed, "deterministic": cfg.deterministic}, "device": device_info(cfg),
+            "other_inputs_sha256": others, "resumed_from": str(resumed_from) if resumed_from else None}

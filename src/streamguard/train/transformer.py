@@ -18,17 +18,16 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import Dataset
 
-from streamguard.config import TransformerConfig, load_config
-from streamguard.data.records import RecordError, read_jsonl_lines
+from streamguard.config import TransformerConfig
+from streamguard.data.processed import ProcessedDir
+from streamguard.data.records import SPLITS, RecordError, read_jsonl_lines
 from streamguard.data.tokenize import hub_reachable
 from streamguard.errors import UserError
 from streamguard.models.transformer import POOLINGS, TransformerClassifier
+from streamguard.rundir import read_exp_config
 from streamguard.train import engine
-from streamguard.train.registry import check_compatible, data_identity
-from streamguard.train.rundir import read_exp_config, split_path
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "valid", "test")
 EXPORT_DIR = "hf_model"
 HEAD_WEIGHTS = "streamguard_head.safetensors"
 HEAD_CONFIG = "streamguard_head.json"
@@ -85,20 +84,9 @@ class TokenDataset(Dataset):
                 "weight": self.weights[idx], "index": idx}
 
 
-def data_tokenizer_meta(data_dir: Path) -> dict[str, Any]:
-    """The tokenizer record of preprocessing_metadata.json (name, sha256, vocab_size, pad_id, ...)."""
-    path = Path(data_dir) / "preprocessing_metadata.json"
-    try:
-        meta = json.loads(path.read_text())["tokenizer"]
-        int(meta["pad_id"]), int(meta["vocab_size"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read the tokenizer's pad_id and vocab_size ({exc!r})") from None
-    return meta
-
-
 def _load_data_tokenizer(data_dir: Path) -> Any:
     from transformers import AutoTokenizer
-    folder = Path(data_dir) / "tokenizer"
+    folder = ProcessedDir(data_dir).tokenizer_dir
     if not (folder / "tokenizer.json").is_file():
         raise UserError(f"{data_dir} holds no tokenizer/ directory: preprocess it again")
     return AutoTokenizer.from_pretrained(str(folder))
@@ -130,7 +118,7 @@ def check_tokenizer(model_tokenizer: Any, data_dir: Path, source: str) -> None:
     """Refuse a model whose tokenizer maps tokens to other ids than the one the data was encoded with."""
     data_tok = _load_data_tokenizer(data_dir)
     if model_tokenizer.get_vocab() != data_tok.get_vocab():
-        sha = data_tokenizer_meta(data_dir).get("sha256", "?")
+        sha = ProcessedDir(data_dir).tokenizer_meta["sha256"]
         raise UserError(f"model '{source}' has another tokenizer ({len(model_tokenizer)} tokens) than {data_dir} "
                         f"({len(data_tok)} tokens, sha256 {sha[:12]}); preprocess the data with --tokenizer "
                         f"{source}, or train with --model tiny")
@@ -177,21 +165,22 @@ def _classifier(encoder: torch.nn.Module, head_hidden: int, dropout: float, pool
     return TransformerClassifier(encoder, encoder.config.hidden_size, head_hidden, dropout, pooling)
 
 
-def _resolve_schedule(cfg: TransformerConfig) -> None:
+def _resolve_schedule(cfg: TransformerConfig) -> TransformerConfig:
     """Warm-up as a fraction of all steps (the engine counts it in epochs); precision ``auto``."""
     if cfg.warmup_ratio > 0 and cfg.warmup_epochs == 0:
-        cfg.warmup_epochs = cfg.warmup_ratio * cfg.epochs
+        cfg = dataclasses.replace(cfg, warmup_epochs=cfg.warmup_ratio * cfg.epochs)
     if cfg.precision == "auto":
         # fp16 autocast with a GradScaler on CUDA; this CPU has no fast reduced-precision matmul
         cuda = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
-        cfg.precision = "16-mixed" if cuda else "32-true"
+        cfg = dataclasses.replace(cfg, precision="16-mixed" if cuda else "32-true")
     if cfg.model == "tiny" and cfg.lr < 1e-4:
         log.warning("lr %g is meant for fine-tuning a pretrained encoder; a tiny model trained from scratch "
                     "learns little with it (configs/transformer-tiny.yaml uses a larger one)", cfg.lr)
+    return cfg
 
 
 def _datasets(data_dir: Path, cfg: TransformerConfig, train_ids: set[str] | None) -> dict[str, TokenDataset]:
-    pad = int(data_tokenizer_meta(data_dir)["pad_id"])
+    pad = int(ProcessedDir(data_dir).tokenizer_meta["pad_id"])
     weights = engine.load_sample_weights(cfg.sample_weights) if cfg.sample_weights else None
     out = {}
     for split in SPLITS:
@@ -217,23 +206,17 @@ def _first_ids(path: Path, n: int) -> set[str]:
 
 def train(data_dir: Path, out_dir: Path, cfg: TransformerConfig, train_ids: set[str] | None = None) -> Path:
     """Fine-tune (or, for ``tiny``, train) on the train split, write the run dir and the HF export."""
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    ident = data_identity(data_dir)
-    cfg = dataclasses.replace(cfg)  # resolved here, never in the caller's object (the fusion keys folds on it)
-    _resolve_schedule(cfg)
-    model, tokenizer = build_model(cfg, data_dir)  # first: a model that cannot load fails before data is read
-    datasets = _datasets(data_dir, cfg, train_ids)
-    files = [data_dir / f"{s}.jsonl" for s in SPLITS] + [data_dir / "preprocessing_metadata.json",
-                                                          data_dir / "node_vocab.json"]
-    if cfg.sample_weights:
-        files.append(Path(cfg.sample_weights))
+    data, out_dir = ProcessedDir(data_dir), Path(out_dir)
+    data.identity()  # a dataset without a tokenizer record fails here, before any model is built
+    cfg = _resolve_schedule(cfg)
+    model, tokenizer = build_model(cfg, data.path)  # first: a model that cannot load fails before data is read
+    datasets = _datasets(data.path, cfg, train_ids)
     lengths = torch.tensor([len(t) for t in datasets["train"].tokens], dtype=torch.float32)
-    extra: dict[str, Any] = {"data_dir": str(data_dir), "data_identity": ident,
-                             "tokenizer": data_tokenizer_meta(data_dir), "encoder": model.encoder.config.to_dict(),
+    extra: dict[str, Any] = {"tokenizer": data.tokenizer_meta, "encoder": model.encoder.config.to_dict(),
                              "functions": {s: len(d) for s, d in datasets.items()},
                              "train_mean_tokens": round(float(lengths.mean()), 1),
                              "train_ids_given": train_ids is not None, "export_dir": EXPORT_DIR}
-    engine.fit(model, datasets, cfg, out_dir, "transformer", files, extra)
+    engine.fit(model, datasets, cfg, out_dir, "transformer", data.path, extra)
     if rank_zero_only.rank == 0:
         model.load_state_dict(engine.best_state_dict(out_dir / "checkpoints"))
         export(model, tokenizer, cfg, out_dir / EXPORT_DIR)
@@ -275,20 +258,16 @@ def load_export(folder: Path) -> tuple[TransformerClassifier, dict[str, Any]]:
 
 def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
     """Rows of the predictions contract for ``split`` of any dataset made with the run's tokenizer."""
-    run_dir, data_dir = Path(run_dir), Path(data_dir)
+    run_dir, data = Path(run_dir), ProcessedDir(data_dir)
     exp = read_exp_config(run_dir)
     if exp.get("model") != "transformer":
         raise UserError(f"{run_dir} is a {exp.get('model')} run, not a transformer run")
-    check_compatible(exp.get("data_identity"), data_dir, run_dir)
+    data.check_compatible(exp.get("data_identity"), run_dir)
     model, head = load_export(run_dir / EXPORT_DIR)
-    pad = int(data_tokenizer_meta(data_dir)["pad_id"])
-    ds = TokenDataset(split_path(data_dir, split), pad, int(head["max_length"]), ids)
+    pad = int(data.tokenizer_meta["pad_id"])
+    ds = TokenDataset(data.split_path(split), pad, int(head["max_length"]), ids)
     if ids is not None and len(ds) != len(ids):
         missing = sorted(ids - set(ds.ids))
-        raise UserError(f"{len(missing)} requested id(s) are not in {data_dir}/{split}.jsonl, e.g. {missing[0]}")
+        raise UserError(f"{len(missing)} requested id(s) are not in {data.split_path(split)}, e.g. {missing[0]}")
     batch = int(exp.get("hyperparameters", {}).get("predict_batch_size", 32))
     return engine.predict_rows(model, ds, batch)
-
-
-def load_transformer_config(path: Path | None, overrides: dict[str, Any], extra: list[str]) -> TransformerConfig:
-    return load_config(TransformerConfig, path, overrides, extra)

@@ -1,9 +1,14 @@
-"""Reading processed splits lightly and writing the run-dir contract (exp_config.json, predictions).
+"""The one owner of the run-directory format (docs/contracts.md), below both training and evaluation:
 
-Shared by the lexical kind, the fusion stage and ``streamguard predict``.
+    RUN/exp_config.json          what was trained on what, how (every kind writes it with ``write_exp_config``)
+    RUN/predictions/{valid,test}.jsonl   id, label, prob_vulnerable, logits, project
+    RUN/metrics.csv              one row per validated epoch (neural kinds)
+
+A run directory is trusted code's output: share models as bundles, not run directories.
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
@@ -13,38 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.data.records import read_jsonl_lines, write_jsonl
+from streamguard.data.processed import ProcessedDir
+from streamguard.data.records import write_jsonl
 from streamguard.errors import UserError
-from streamguard.provenance import environment, sha256_file
-from streamguard.train.registry import data_identity
+from streamguard.provenance import environment
 
-SPLITS = ("train", "valid", "test")
-
-
-def split_path(data_dir: Path, split: str) -> Path:
-    if split not in SPLITS:
-        raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    return Path(data_dir) / f"{split}.jsonl"
-
-
-def read_split(data_dir: Path, split: str, ids: set[str] | None = None,
-               keep: tuple[str, ...] = ("id", "label", "code", "metadata")) -> list[dict[str, Any]]:
-    """Records of one processed split with only the ``keep`` fields (the token and graph fields of a full
-    split take gigabytes as Python objects), restricted to ``ids`` when given; every id must be found."""
-    path = split_path(data_dir, split)
-    if not path.is_file():
-        raise UserError(f"processed split not found: {path}")
-    rows = []
-    for lineno, obj in read_jsonl_lines(path):
-        if not isinstance(obj, dict) or "id" not in obj or obj.get("label") not in (0, 1):
-            raise UserError(f"{path}:{lineno}: not a processed record (needs 'id' and a 0/1 'label')")
-        if ids is None or obj["id"] in ids:
-            rows.append({k: obj.get(k) for k in keep})
-    if ids is not None and len(rows) != len(ids):
-        missing = sorted(ids - {r["id"] for r in rows})
-        raise UserError(f"{len(missing)} requested id(s) are not in {path}, e.g. {missing[0]}")
-    return rows
-
+METRICS_FILE = "metrics.csv"
 
 def prediction_rows(records: list[dict[str, Any]], logits: np.ndarray) -> list[dict[str, Any]]:
     """Rows of the predictions contract; the probability is the softmax of the two logits."""
@@ -62,19 +41,14 @@ def logit_margin(rows: Iterable[dict[str, Any]]) -> np.ndarray:
     return np.array([r["logits"][1] - r["logits"][0] for r in rows], dtype=np.float64)
 
 
-def input_hashes(data_dir: Path) -> dict[str, str]:
-    files = [split_path(data_dir, s) for s in SPLITS] + [Path(data_dir) / "preprocessing_metadata.json",
-                                                          Path(data_dir) / "node_vocab.json"]
-    return {p.name: sha256_file(p) for p in files if p.is_file()}
-
-
 def write_exp_config(out_dir: Path, model: str, data_dir: Path, hyper: dict[str, Any],
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The reproducibility record of every kind: hyperparameters, seed, data checksums and identity, git
     state, package versions, command; ``extra`` adds what a kind knows beyond that (the engine: device)."""
     env = environment()
+    data = ProcessedDir(data_dir)
     cfg = {"model": model, "hyperparameters": hyper, "seed": hyper.get("seed"), "data_dir": str(data_dir),
-           "data_identity": data_identity(data_dir), "data_sha256": input_hashes(data_dir),
+           "data_identity": data.identity(), "data_sha256": data.input_hashes(),
            "git": env.pop("git"), "packages": env.pop("packages"), "environment": env, "command": sys.argv,
            "device": "cpu", **(extra or {})}
     path = Path(out_dir) / "exp_config.json"
@@ -101,3 +75,14 @@ def write_predictions(out_dir: Path, split: str, rows: list[dict[str, Any]]) -> 
     path = Path(out_dir) / "predictions" / f"{split}.jsonl"
     write_jsonl(path, rows)
     return path
+
+
+def read_metrics_csv(run_dir: Path) -> list[dict[str, float]]:
+    """Rows of ``metrics.csv`` as numbers; an empty cell (a metric not logged that epoch) is absent."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [{k: int(float(v)) if k == "epoch" else float(v) for k, v in row.items() if v not in (None, "")}
+            for row in rows]
