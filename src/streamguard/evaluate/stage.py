@@ -13,7 +13,7 @@ from streamguard.errors import UserError
 from streamguard.evaluate import analysis, plots
 from streamguard.evaluate.entries import Entry, Items, common_items, model_entries, peer_entry, trivial_entry
 from streamguard.evaluate.report import render_html, render_markdown
-from streamguard.evaluate.runs import group_runs, select_seeds
+from streamguard.evaluate.runs import check_same_data, group_runs, select_seeds
 from streamguard.provenance import environment, sha256_file
 
 
@@ -46,9 +46,11 @@ def _inputs(entries: list[Entry]) -> dict[str, Any]:
 def _load(specs: list[str], seeds: str | None, cfg: EvaluateConfig,
           data_dir: Path | None, out_dir: Path) -> tuple[list[Entry], Items, Items, list[str], list[str] | None]:
     groups = select_seeds(group_runs(specs), seeds)
+    unchecked = check_same_data(groups)
     valid, _ = common_items(groups, "valid")
     test, dropped = common_items(groups, "test")
     warnings = [f"{path}: {n} test ids not predicted by every run were left out" for path, n in dropped.items() if n]
+    warnings += unchecked
     entries = model_entries(groups, valid, test, cfg.threshold_metric)
     code = None
     if cfg.peers and data_dir is None:
