@@ -44,6 +44,17 @@ def check_writable_file(path: Path) -> None:
         raise UserError(f"cannot write {path}: permission denied creating {path.parent}") from None
 
 
+def make_dir(path: Path, what: str = "output folder") -> Path:
+    """``mkdir -p`` whose failures (a file in the way, no permission) are one-line user errors."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{what} {path} exists and is not a directory") from None
+    except OSError as exc:
+        raise UserError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+    return Path(path)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
                 newline: str | None = None, fsync: bool = True) -> Iterator[IO[Any]]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.config import EvaluateConfig, save_config, to_dict
+from streamguard import atomic
+from streamguard.config import EvaluateConfig, to_dict
 from streamguard.errors import UserError
 from streamguard.evaluate import analysis, plots
 from streamguard.evaluate.entries import Entry, Items, common_items, model_entries, peer_entry, trivial_entry
@@ -75,7 +76,7 @@ def evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pat
     if not specs:
         raise UserError("--runs needs at least one run directory")
     started = time.time()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic.make_dir(out_dir, "--out")
     entries, valid, test, warnings, code = _load(specs, seeds, cfg, data_dir, out_dir)
     results, dists = analysis.entry_metrics(entries, valid, test, cfg)
     res: dict[str, Any] = {
@@ -87,16 +88,32 @@ def evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pat
         "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None}
     examples = _examples(entries, test, code, cfg.examples)
     res["examples"] = [{k: v for k, v in ex.items() if k != "code"} for ex in examples["items"]]
-    images = {"roc_pr": plots.roc_pr(entries, test), "confusion": plots.confusion(entries, test),
-              "calibration": plots.calibration(entries, test), "training": plots.training_curves(entries)}
+    images = _figures(entries, test, warnings)
     res["environment"] = environment()
     res["seconds"] = round(time.time() - started, 2)
     res = _clean(res)
-    (out_dir / "metrics.json").write_text(json.dumps(res, indent=2, allow_nan=False) + "\n")
-    (out_dir / "report.md").write_text(render_markdown(res))
-    (out_dir / "report.html").write_text(render_html(res, images, examples))
-    save_config(cfg, out_dir / "evaluate_config.json")
+    atomic.write_text(out_dir / "metrics.json", json.dumps(res, indent=2, allow_nan=False) + "\n")
+    atomic.write_text(out_dir / "report.md", render_markdown(res))
+    atomic.write_json(out_dir / "evaluate_config.json", to_dict(cfg), sort_keys=True)
+    atomic.write_text(out_dir / "report.html", render_html(res, images, examples))  # last: the done marker
     return res
+
+
+def _figures(entries: list[Entry], test: Items, warnings: list[str]) -> dict[str, str | None]:
+    """Every figure, each on its own: one that fails is left out with a warning, never the report."""
+    makers = {"roc_pr": lambda: plots.roc_pr(entries, test), "confusion": lambda: plots.confusion(entries, test),
+              "calibration": lambda: plots.calibration(entries, test),
+              "training": lambda: plots.training_curves(entries)}
+    images: dict[str, str | None] = {}
+    for key, make in makers.items():
+        try:
+            images[key] = make()
+        except Exception as exc:  # noqa: BLE001 - a figure is decoration; the numbers are the report
+            plots.plt.close("all")
+            images[key] = None
+            why = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")[:200]
+            warnings.append(f"figure {key} left out: {type(exc).__name__}: {why}")
+    return images
 
 
 def _clean(value: Any) -> Any:
