@@ -17,6 +17,7 @@ from streamguard.data.records import RAW_PREFIX, SPLITS, RecordError, iter_jsonl
 from streamguard.data.stats import audit, hashes, normalised_hash
 from streamguard.errors import UserError
 from streamguard.provenance import environment, sha256_file
+from streamguard.runlock import locked
 
 Entry = tuple[int, Any, str]  # (line number in the source file, parsed row or RecordError, raw prefix)
 
@@ -69,8 +70,13 @@ def detect_form(source: Path) -> str:
 
 def import_codexglue(source: Path, out: Path, dedup: bool = False) -> dict[str, Any]:
     """Validate and write every split; return the manifest (also written to ``out/manifest.json``)."""
-    started = time.time()
     form = detect_form(source)
+    with locked(out, "--out"):
+        return _import(source, out, form, dedup)
+
+
+def _import(source: Path, out: Path, form: str, dedup: bool) -> dict[str, Any]:
+    started = time.time()
     functions = _load_devign_functions(source) if form == "devign-function-json" else []
     kept: dict[str, list[dict]] = {}
     first_seen: dict[tuple[str, str], int] = {}
@@ -94,7 +100,7 @@ def import_codexglue(source: Path, out: Path, dedup: bool = False) -> dict[str, 
                 reason = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {str(exc)[:200]}"
                 rejects.append({"split": split, "line": lineno, "reason": reason, "raw": raw})
     if not any(kept.values()):
-        write_jsonl(_out_dir(out) / "rejects.jsonl", rejects)
+        write_jsonl(out / "rejects.jsonl", rejects)
         raise UserError(f"nothing to import from {source}: {sum(read.values())} line(s) read, none usable "
                         f"(reasons in {out / 'rejects.jsonl'})" if rejects else
                         f"nothing to import from {source}: its train, valid and test splits are empty")
@@ -113,16 +119,6 @@ def _sha256_readable(path: Path) -> str:
         return sha256_file(path)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _out_dir(out: Path) -> Path:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise UserError(f"--out {out} exists and is not a directory") from None
-    except OSError as exc:
-        raise UserError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    return out
 
 
 def _check_idx(row: dict, split: str, lineno: int, first_seen: dict[tuple[str, str], int]) -> None:
@@ -163,7 +159,6 @@ def _dedup_train(kept: dict[str, list[dict]], rejects: list[dict]) -> int:
 
 def _write(out: Path, kept: dict[str, list[dict]], rejects: list[dict], read: dict[str, int],
            report: dict[str, Any], removed: int, dedup: bool) -> dict[str, Any]:
-    _out_dir(out)
     counts, files = {}, {}
     for split in SPLITS:
         write_jsonl(out / f"{split}.jsonl", kept[split])

@@ -27,6 +27,7 @@ from streamguard.data.summary import print_summary, summarise
 from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
 from streamguard.provenance import environment, sha256_file
+from streamguard.runlock import locked
 
 _WORKER: dict[str, Any] = {}
 CHUNK = 16
@@ -202,7 +203,7 @@ def _sigterm_stops_cleanly() -> Iterator[None]:
 
 def preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     """Run the stage; skip the work when ``out`` already holds the result of the same inputs and config."""
-    with _sigterm_stops_cleanly():
+    with _sigterm_stops_cleanly(), locked(out, "--out"):
         return _preprocess(raw, out, cfg)
 
 
@@ -217,7 +218,6 @@ def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     if (meta := _up_to_date(out, fingerprint)) is not None:
         print(f"preprocess: {out} is up to date (same inputs and config)")
         return meta
-    _make_out(out)
     timings: dict[str, float] = {}
     tok = _prepare_tokenizer(splits, out, cfg)
     identity = tok.identity(out / "tokenizer")
@@ -247,15 +247,6 @@ def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     write_json(out / "preprocessing_metadata.json", meta)  # last: it marks the stage done
     print_summary(out, meta)
     return meta
-
-
-def _make_out(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise UserError(f"--out {out} exists and is not a directory") from None
-    except OSError as exc:
-        raise UserError(f"cannot create --out {out}: {exc.strerror or exc}") from None
 
 
 class _InProcess:

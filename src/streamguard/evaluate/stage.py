@@ -16,6 +16,7 @@ from streamguard.evaluate.entries import Entry, Items, common_items, model_entri
 from streamguard.evaluate.report import render_html, render_markdown
 from streamguard.evaluate.runs import check_same_data, group_runs, select_seeds
 from streamguard.provenance import environment, sha256_file
+from streamguard.runlock import locked
 
 
 def _examples(entries: list[Entry], test: Items, code: list[str] | None, k: int) -> dict[str, Any]:
@@ -75,8 +76,13 @@ def evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pat
         raise UserError(f"bootstrap must be at least 1000 resamples, got {cfg.bootstrap}")
     if not specs:
         raise UserError("--runs needs at least one run directory")
+    with locked(out_dir, "--out"):
+        return _evaluate(specs, Path(out_dir), cfg, data_dir, seeds)
+
+
+def _evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Path | None,
+              seeds: str | None) -> dict[str, Any]:
     started = time.time()
-    atomic.make_dir(out_dir, "--out")
     entries, valid, test, warnings, code = _load(specs, seeds, cfg, data_dir, out_dir)
     results, dists = analysis.entry_metrics(entries, valid, test, cfg)
     res: dict[str, Any] = {

@@ -7,6 +7,7 @@ tracking, and the predictions of the best checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -26,10 +27,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
-from streamguard.atomic import write_json
+from streamguard.atomic import make_dir, write_json
 from streamguard.config import EngineConfig
 from streamguard.data.records import write_jsonl
 from streamguard.errors import UserError
+from streamguard.runlock import locked
 from streamguard.train import checkpoint as ck
 from streamguard.train.bestckpt import BestCheckpoint, load_best, repair_before_resume
 from streamguard.train.tracking import (
@@ -248,7 +250,14 @@ def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: Engi
 def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig, out_dir: Path,
         kind: str, data_files: list[Path], extra: dict[str, Any] | None = None) -> Path:
     """Train (resuming when a checkpoint exists), then write predictions of the best checkpoint."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # rank zero alone: the DDP ranks it launches write nothing of their own
+    with locked(out_dir, "run directory") if rank_zero_only.rank == 0 else contextlib.nullcontext():
+        return _fit(model, datasets, cfg, Path(out_dir), kind, data_files, extra)
+
+
+def _fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig, out_dir: Path,
+         kind: str, data_files: list[Path], extra: dict[str, Any] | None) -> Path:
+    make_dir(out_dir, "run directory")
     configure_threads(cfg)
     seed_all(cfg)
     ckpt_dir = out_dir / "checkpoints"
