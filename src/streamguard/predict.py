@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from streamguard.atomic import check_writable_file
 from streamguard.data.records import write_jsonl
 from streamguard.errors import UserError
 from streamguard.train import registry
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 def predict_run(run_dir: Path, data_dir: Path, split: str, out: Path) -> int:
     """Write the predictions contract for ``split`` of ``data_dir`` to ``out``; return the row count."""
     run_dir, data_dir = Path(run_dir), Path(data_dir)
+    check_writable_file(Path(out))  # before scoring: a directory or unwritable --out fails in one line
     exp = read_exp_config(run_dir)
     registry.check_compatible(exp.get("data_identity"), data_dir, run_dir)
     if not split_path(data_dir, split).is_file():
