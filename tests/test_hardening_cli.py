@@ -102,3 +102,31 @@ def test_a_pipeline_step_killed_during_its_rerun_is_not_done(tmp_path: Path) -> 
     assert rerun.returncode == 0 and "done already" not in rerun.stdout
     manifest = json.loads((tmp_path / "raw" / "manifest.json").read_text())
     assert manifest["counts"]["valid"]["read"] == 5
+
+
+def test_credentials_in_uris_reach_neither_exp_config_nor_logs(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from streamguard.train import checkpoint as ck
+    from streamguard.train.rundir import write_exp_config
+
+    uri = "s3://AKIAEXAMPLE:wJalr/XUtnFEMI+K7MDENG@bucket/run"
+    cfg = write_exp_config(tmp_path, "gnn", DATA, {"checkpoint_uri": uri, "tracking_uri": "ftp://u:p4ss@h/x"})
+    text = (tmp_path / "exp_config.json").read_text()
+    assert "wJalr" not in text and "p4ss" not in text and "AKIAEXAMPLE" not in text
+    assert cfg["hyperparameters"]["checkpoint_uri"] == "s3://***@bucket/run"
+    with caplog.at_level(logging.WARNING):  # any logger, e.g. the mirror's warnings or fsspec's errors
+        logging.getLogger("streamguard.train.checkpoint").warning("checkpoint mirror %s unreachable", uri)
+        logging.getLogger("fsspec").warning(f"cannot reach ftp://u:p4ss@h/x ({ck.__name__})")
+    assert "unreachable" in caplog.text and "wJalr" not in caplog.text and "p4ss" not in caplog.text
+    assert "s3://***@bucket/run" in caplog.text
+
+
+def test_nan_logits_are_refused_by_fuse() -> None:
+    from streamguard.errors import UserError
+    from streamguard.train.fuse import _matrix
+
+    rows = [{"id": "a", "logits": [0.0, 1.0]}, {"id": "b", "logits": [0.0, float("nan")]}]
+    with pytest.raises(UserError, match="non-finite logit for b"):
+        _matrix({"gnn": rows}, ["a", "b"])

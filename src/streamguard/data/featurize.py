@@ -14,6 +14,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
+from streamguard.atomic import write_text
 from streamguard.data.ast import ASTParser, Graph
 from streamguard.data.trim import choose_window, find_risky_spans
 
@@ -100,7 +101,7 @@ def build_vocab(types: Counter, texts: Counter, size: int) -> list[str]:
 
 
 def save_vocab(path: Path, vocab: list[str], counted_on: int) -> None:
-    path.write_text(json.dumps({"labels": vocab, "unk_id": 0, "counted_on_train_functions": counted_on}) + "\n")
+    write_text(path, json.dumps({"labels": vocab, "unk_id": 0, "counted_on_train_functions": counted_on}) + "\n")
 
 
 def load_vocab(path: Path) -> list[str]:

@@ -19,10 +19,12 @@ import fsspec
 import torch
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from streamguard import redact
 from streamguard.atomic import atomic_open, write_json
 from streamguard.provenance import sha256_file
 
 log = logging.getLogger(__name__)
+redact.install()  # the mirror URL may carry credentials (s3://KEY:SECRET@...): never in a log line
 EPOCH_RE = re.compile(r"^epoch-(\d+)\.ckpt$")
 LAST = "last.ckpt"
 BEST = "best.ckpt"

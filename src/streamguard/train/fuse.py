@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from streamguard import atomic
 from streamguard.config import FuseConfig, load_config, to_dict
-from streamguard.data.records import read_jsonl, write_jsonl
+from streamguard.data.records import check_prediction, read_jsonl, write_jsonl
 from streamguard.errors import UserError
 from streamguard.models import fusion as fusion_model
 from streamguard.train import registry
@@ -105,6 +106,8 @@ def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]],
         done, key = run / "oof.jsonl", _digest(kind, sorted(held), sorted(all_ids), to_dict(bcfg))
         if done.is_file() and (run / "fold_key").is_file() and (run / "fold_key").read_text() == key:
             rows = read_jsonl(done)
+            for n, row in enumerate(rows, start=1):
+                check_prediction(row, f"{done}:{n}")
         else:
             mod.train(data_dir, run, bcfg, train_ids=all_ids - held)
             rows = mod.predict(run, data_dir, "train", ids=held)
@@ -112,7 +115,7 @@ def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]],
                 raise UserError(f"fuse: {kind} fold {i} returned predictions for other ids than its held-out fold")
             rows = [{**r, "fold": i, "kind": kind} for r in rows]
             write_jsonl(done, rows)
-            (run / "fold_key").write_text(key)
+            atomic.write_text(run / "fold_key", key)  # last: the fold's done marker
         oof.extend(rows)
         log.info("fuse: %s fold %d/%d done", kind, i + 1, len(folds))
     return sorted(oof, key=lambda r: r["id"])
@@ -120,9 +123,13 @@ def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]],
 
 def _matrix(per_kind: dict[str, list[dict]], ids: list[str]) -> np.ndarray:
     cols = []
-    for rows in per_kind.values():
+    for kind, rows in per_kind.items():
         by_id = {r["id"]: r for r in rows}
-        cols.append(logit_margin(by_id[i] for i in ids))
+        col = logit_margin(by_id[i] for i in ids)
+        if not np.all(np.isfinite(col)):  # a NaN/inf logit (a diverged model, a damaged file) would poison the fit
+            bad = ids[int(np.flatnonzero(~np.isfinite(col))[0])]
+            raise UserError(f"fuse: {kind} gave a non-finite logit for {bad}; retrain that base model")
+        cols.append(col)
     return np.stack(cols, axis=1)
 
 
@@ -151,7 +158,7 @@ def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
     fus.threshold = fusion_model.choose_threshold(fus.margin(va[1]), np.array([r["label"] for r in va[0]]),
                                                   cfg.threshold_metric)
     fus_meta.update(asdict(fus))
-    (out_dir / FUSION_FILE).write_text(json.dumps(fus_meta, indent=2) + "\n")
+    atomic.write_json(out_dir / FUSION_FILE, fus_meta)
     write_predictions(out_dir, "valid", prediction_rows(va[0], fus.logits(va[1])))
     if (data_dir / "test.jsonl").is_file():
         write_predictions(out_dir, "test", _predict_with(fus_meta, out_dir, data_dir, "test"))
