@@ -28,11 +28,12 @@ def held(tmp_path: Path):
 
 
 @pytest.mark.parametrize("argv", [
-    ["train", "gnn", "--data", str(DATA), "--epochs", "1", "--tracking-uri", "off"],
+    ["train", "gnn", "--data", str(DATA), "--epochs", "1", "--tracking-uri", "off", "--set", "cache_dir=CACHE"],
     ["preprocess", "--raw", str(Path(__file__).parent / "fixtures" / "raw_small")],
     ["data", "import", "codexglue", "--source", str(Path(__file__).parent / "fixtures" / "raw_small")],
 ])
 def test_second_writer_is_refused(held: Path, argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    argv = [a.replace("CACHE", str(held.parent / "cache")) for a in argv]
     assert main([*argv, "--out", str(held)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "in use by another streamguard process" in err
