@@ -23,6 +23,7 @@ from streamguard.config import FuseConfig, load_config, to_dict
 from streamguard.data.records import check_prediction, read_jsonl, write_jsonl
 from streamguard.errors import UserError
 from streamguard.models import fusion as fusion_model
+from streamguard.runlock import locked
 from streamguard.train import registry
 from streamguard.train.rundir import (
     logit_margin,
@@ -135,10 +136,12 @@ def _matrix(per_kind: dict[str, list[dict]], ids: list[str]) -> np.ndarray:
 
 def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
           train_ids: set[str] | None = None) -> Path:
-    cfg = cfg or FuseConfig()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    with locked(out_dir, "run directory"):  # one writer; the fold runs inside lock their own folders
+        return _train(Path(data_dir), Path(out_dir), cfg or FuseConfig(), train_ids)
+
+
+def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] | None) -> Path:
     _check_models(cfg.models, cfg.folds)
-    out_dir.mkdir(parents=True, exist_ok=True)
     tr = sorted(read_split(data_dir, "train", ids=train_ids, keep=("id", "label")), key=lambda r: r["id"])
     ids, y = [r["id"] for r in tr], np.array([r["label"] for r in tr])
     folds = make_folds(ids, y.tolist(), cfg.folds, cfg.seed)
