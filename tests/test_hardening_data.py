@@ -140,3 +140,23 @@ def test_sigterm_during_preprocess_exits_143_without_tracebacks(tmp_path: Path) 
     assert not (out / "preprocessing_metadata.json").exists()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     shutil.rmtree(out)
+
+
+def test_preprocess_rerun_killed_after_its_splits_is_redone(tmp_path: Path, raw_small: Path) -> None:
+    out, env = tmp_path / "p", {**os.environ, "PYTHONUNBUFFERED": "1"}
+    killer = Path(__file__).parent / "kill_at.py"
+
+    def args(vocab: int) -> list[str]:
+        return ["preprocess", "--raw", str(raw_small), "--out", str(out), "--tokenizer", "bpe", "--workers", "1",
+                "--set", f"bpe_vocab_size={vocab}"]
+    first = subprocess.run([sys.executable, "-m", "streamguard.cli", *args(400)], env=env, capture_output=True)
+    assert first.returncode == 0
+    before = (out / "train.jsonl").read_bytes()
+    # another config, killed once its new splits are in place but before its metadata
+    killed = subprocess.run([sys.executable, str(killer), *args(600)], env={**env, "SG_KILL_AT": "train.jsonl:1"},
+                            capture_output=True)
+    assert killed.returncode == -9 and (out / "train.jsonl").read_bytes() != before
+    again = subprocess.run([sys.executable, "-m", "streamguard.cli", *args(400)], env=env, capture_output=True,
+                           text=True)
+    assert again.returncode == 0 and "up to date" not in again.stdout
+    assert (out / "train.jsonl").read_bytes() == before

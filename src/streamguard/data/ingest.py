@@ -77,6 +77,7 @@ def import_codexglue(source: Path, out: Path, dedup: bool = False) -> dict[str, 
 
 def _import(source: Path, out: Path, form: str, dedup: bool) -> dict[str, Any]:
     started = time.time()
+    (out / "manifest.json").unlink(missing_ok=True)  # the done marker: gone until this import is complete
     functions = _load_devign_functions(source) if form == "devign-function-json" else []
     kept: dict[str, list[dict]] = {}
     first_seen: dict[tuple[str, str], int] = {}

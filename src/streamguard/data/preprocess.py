@@ -218,6 +218,8 @@ def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     if (meta := _up_to_date(out, fingerprint)) is not None:
         print(f"preprocess: {out} is up to date (same inputs and config)")
         return meta
+    # the done marker goes first: a rerun killed half-way must not leave new splits beside old metadata
+    (out / "preprocessing_metadata.json").unlink(missing_ok=True)
     timings: dict[str, float] = {}
     tok = _prepare_tokenizer(splits, out, cfg)
     identity = tok.identity(out / "tokenizer")

@@ -258,6 +258,8 @@ def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engin
 def _fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig, out_dir: Path,
          kind: str, data_files: list[Path], extra: dict[str, Any] | None) -> Path:
     make_dir(out_dir, "run directory")
+    if rank_zero_only.rank == 0:  # the done marker: gone until this run has written its predictions again
+        (out_dir / "train_summary.json").unlink(missing_ok=True)
     configure_threads(cfg)
     seed_all(cfg)
     ckpt_dir = out_dir / "checkpoints"
