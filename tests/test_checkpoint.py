@@ -91,12 +91,12 @@ def test_unreachable_mirror_is_logged_queued_and_retried(tmp_path: Path, monkeyp
         io.save_checkpoint(fake_ckpt(0), tmp_path / "local" / "epoch-000.ckpt")
         io.save_checkpoint(fake_ckpt(1), tmp_path / "local" / "epoch-001.ckpt")
     assert ck.load_checkpoint_file(tmp_path / "local" / "epoch-001.ckpt")["epoch"] == 1
-    assert set(io.pending) == {"epoch-000.ckpt", "epoch-001.ckpt"}
+    assert set(io.pending) == {"epoch-000.ckpt", "epoch-001.ckpt", "manifest.json"}  # the manifest travels too
     assert "queued for retry" in caplog.text
     remote.unlink()  # the server is back
     io.teardown()
     assert not io.pending
-    assert sorted(p.name for p in remote.iterdir()) == ["epoch-000.ckpt", "epoch-001.ckpt"]
+    assert sorted(p.name for p in remote.iterdir()) == ["epoch-000.ckpt", "epoch-001.ckpt", "manifest.json"]
 
 
 def test_dead_s3_endpoint_fails_fast_and_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,5 +108,5 @@ def test_dead_s3_endpoint_fails_fast_and_never_raises(tmp_path: Path, monkeypatc
     io.save_checkpoint(fake_ckpt(0), tmp_path / "last.ckpt")
     io.save_checkpoint(fake_ckpt(1), tmp_path / "epoch-001.ckpt")  # within the cooldown: no new try
     assert time.monotonic() - start < 20
-    assert set(io.pending) == {"last.ckpt", "epoch-001.ckpt"} and (tmp_path / "last.ckpt").is_file()
+    assert set(io.pending) == {"last.ckpt", "epoch-001.ckpt", "manifest.json"} and (tmp_path / "last.ckpt").is_file()
     assert ck.find_resume(tmp_path / "empty", "s3://nobucket/run") is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from streamguard.atomic import check_writable_file
 from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import write_jsonl
 from streamguard.errors import UserError
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 def predict_run(run_dir: Path, data_dir: Path, split: str, out: Path) -> int:
     """Write the predictions contract for ``split`` of ``data_dir`` to ``out``; return the row count."""
     run_dir, data = Path(run_dir), ProcessedDir(data_dir)
+    check_writable_file(Path(out))  # before scoring: a directory or unwritable --out fails in one line
     exp = read_exp_config(run_dir)
     data.check_compatible(exp.get("data_identity"), run_dir)
     if not data.has_split(split):

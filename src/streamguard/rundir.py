@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from streamguard.atomic import write_json
 from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import write_jsonl
 from streamguard.errors import UserError
 from streamguard.provenance import environment
+from streamguard.redact import redact
 
 METRICS_FILE = "metrics.csv"
 
@@ -51,10 +53,8 @@ def write_exp_config(out_dir: Path, model: str, data_dir: Path, hyper: dict[str,
            "data_identity": data.identity(), "data_sha256": data.input_hashes(),
            "git": env.pop("git"), "packages": env.pop("packages"), "environment": env, "command": sys.argv,
            "device": "cpu", **(extra or {})}
-    path = Path(out_dir) / "exp_config.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    cfg = redact(cfg)  # no credentials from URIs (checkpoint/tracking URIs, the command line) in the record
+    write_json(Path(out_dir) / "exp_config.json", cfg, sort_keys=True)
     return cfg
 
 

@@ -14,6 +14,7 @@ import urllib.request
 from importlib import resources
 from pathlib import Path
 
+from streamguard.atomic import write_json
 from streamguard.data.records import SPLITS
 from streamguard.errors import UserError
 
@@ -64,7 +65,7 @@ def download_codexglue(out: Path, base_url: str | None = None, timeout: float = 
         (out / f"{name}.part").write_bytes(data)
     for name in record["files"]:
         (out / f"{name}.part").replace(out / name)
-    (out / "download.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out / "download.json", record)
     unverified = [n for n, f in record["files"].items() if not f["verified"]]
     note = f" (no published checksum for {', '.join(unverified)}: sha256 recorded)" if unverified else ""
     print(f"downloaded {', '.join(record['files'])} from {base} -> {out}{note}")

@@ -5,6 +5,7 @@ Runs inside the preprocessing worker processes, so it imports only ``tokenizers`
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
+from streamguard.atomic import write_text
 from streamguard.data.ast import ASTParser, Graph
 from streamguard.data.trim import choose_window, find_risky_spans
 
@@ -39,7 +41,8 @@ class Featurizer:
         """Tokenize, trim to the budget around risky code, and return the kept text with its tokens."""
         enc = self.tokenizer.encode(code, add_special_tokens=False)
         ids, offsets = enc.ids, enc.offsets
-        window = choose_window(offsets, find_risky_spans(code), self.max_tokens - 2)
+        # CLS and SEP take two places; at least one token of the code is always kept
+        window = choose_window(offsets, find_risky_spans(code), max(1, self.max_tokens - 2))
         kept_ids = ids[window.start:window.end]
         kept = offsets[window.start:window.end]
         first = kept[0][0] if kept and window.strategy != "none" else 0
@@ -69,6 +72,8 @@ class Featurizer:
             "token_offsets": [[0, 0], *offsets, [0, 0]], "ast_nodes": self.node_ids(graph),
             "edge_index": [list(e) for e in graph.edges], "label": int(row["target"]),
             "metadata": {"source": source, "split": split, "orig_id": "" if idx is None else str(idx), "row": row_no,
+                         # an identity that survives reordering: the raw function's text, hashed
+                         "content_sha256": hashlib.sha256(row["func"].encode("utf-8")).hexdigest(),
                          "project": row.get("project", ""), "ast_success": graph.strategy != "token_graph",
                          "ast_strategy": graph.strategy, "num_tokens": len(tokens), "num_ast_nodes": len(graph.labels),
                          **info}}
@@ -96,7 +101,7 @@ def build_vocab(types: Counter, texts: Counter, size: int) -> list[str]:
 
 
 def save_vocab(path: Path, vocab: list[str], counted_on: int) -> None:
-    path.write_text(json.dumps({"labels": vocab, "unk_id": 0, "counted_on_train_functions": counted_on}) + "\n")
+    write_text(path, json.dumps({"labels": vocab, "unk_id": 0, "counted_on_train_functions": counted_on}) + "\n")
 
 
 def load_vocab(path: Path) -> list[str]:

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
+from streamguard.atomic import atomic_open
 from streamguard.data.records import RecordError, read_jsonl_lines
 from streamguard.errors import UserError
 from streamguard.provenance import sha256_file
@@ -129,9 +130,8 @@ def load_split(data_dir: Path, split: str, opts: GraphOptions, cache_dir: Path |
             log.warning("graph cache %s unreadable (%s); rebuilding", path, exc)
     data = build_cache(jsonl, opts)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(data, tmp)
-    tmp.replace(path)
+    with atomic_open(path, "wb") as fh:
+        torch.save(data, fh)
     return data
 
 

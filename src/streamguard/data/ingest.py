@@ -12,17 +12,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from streamguard.data.records import SPLITS, RecordError, read_jsonl_lines, validate_raw, write_jsonl
+from streamguard.atomic import write_json
+from streamguard.data.records import RAW_PREFIX, SPLITS, RecordError, iter_jsonl, validate_raw, write_jsonl
 from streamguard.data.stats import audit, hashes, normalised_hash
 from streamguard.errors import UserError
 from streamguard.provenance import environment, sha256_file
+from streamguard.runlock import locked
 
-Entry = tuple[int, Any]  # (line number in the source file, parsed row or RecordError)
+Entry = tuple[int, Any, str]  # (line number in the source file, parsed row or RecordError, raw prefix)
 
 
 def _jsonl_source(source: Path, split: str) -> tuple[Iterator[Entry], list[Path]]:
     path = source / f"{split}.jsonl"
-    return read_jsonl_lines(path), [path]
+    return iter_jsonl(path), [path]
 
 
 def _devign_source(source: Path, split: str, functions: list[Any]) -> tuple[Iterator[Entry], list[Path]]:
@@ -30,24 +32,27 @@ def _devign_source(source: Path, split: str, functions: list[Any]) -> tuple[Iter
 
     def entries() -> Iterator[Entry]:
         for lineno, line in enumerate(index_path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            text = line.strip()
+            text = line.strip().lstrip("\ufeff")
             if not text:
                 continue
+            raw = text[:RAW_PREFIX]
             if not text.isdigit():
-                yield lineno, RecordError(f"index line is not a non-negative integer: {text[:40]!r}")
+                yield lineno, RecordError(f"index line is not a non-negative integer: {text[:40]!r}"), raw
             elif int(text) >= len(functions):
-                yield lineno, RecordError(f"index {text} is past the end of function.json ({len(functions)} rows)")
+                yield lineno, RecordError(f"index {text} is past the end of function.json ({len(functions)} rows)"), raw
             else:
                 row = functions[int(text)]
-                yield lineno, ({**row, "idx": int(text)} if isinstance(row, dict) else row)
+                yield lineno, ({**row, "idx": int(text)} if isinstance(row, dict) else row), raw
     return entries(), [index_path, source / "function.json"]
 
 
 def _load_devign_functions(source: Path) -> list[Any]:
     try:
         functions = json.loads((source / "function.json").read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{source / 'function.json'} is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UserError(f"{source / 'function.json'} is not valid JSON: {str(exc)[:200]}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {source / 'function.json'}: {exc.strerror or exc}") from None
     if not isinstance(functions, list):
         raise UserError(f"{source / 'function.json'} must hold a JSON array of functions")
     return functions
@@ -65,34 +70,77 @@ def detect_form(source: Path) -> str:
 
 def import_codexglue(source: Path, out: Path, dedup: bool = False) -> dict[str, Any]:
     """Validate and write every split; return the manifest (also written to ``out/manifest.json``)."""
-    started = time.time()
     form = detect_form(source)
+    with locked(out, "--out"):
+        return _import(source, out, form, dedup)
+
+
+def _import(source: Path, out: Path, form: str, dedup: bool) -> dict[str, Any]:
+    started = time.time()
+    (out / "manifest.json").unlink(missing_ok=True)  # the done marker: gone until this import is complete
     functions = _load_devign_functions(source) if form == "devign-function-json" else []
     kept: dict[str, list[dict]] = {}
+    first_seen: dict[tuple[str, str], int] = {}
     rejects: list[dict] = []
     read: dict[str, int] = {}
     inputs: dict[str, str] = {}
     for split in SPLITS:
         entries, files = (_jsonl_source(source, split) if form == "codexglue-jsonl"
                           else _devign_source(source, split, functions))
-        inputs.update({str(f): sha256_file(f) for f in files})
+        inputs.update({str(f): _sha256_readable(f) for f in files})
         kept[split], read[split] = [], 0
-        for lineno, obj in entries:
+        for lineno, obj, raw in entries:
             read[split] += 1
             try:
                 if isinstance(obj, RecordError):
                     raise obj
-                kept[split].append(validate_raw(obj))
-            except RecordError as exc:
-                rejects.append({"split": split, "line": lineno, "reason": str(exc)})
-    report = audit(kept)
+                row = validate_raw(obj)
+                _check_idx(row, split, lineno, first_seen)
+                kept[split].append(row)
+            except Exception as exc:  # noqa: BLE001 - whatever one record does, only that record is rejected
+                reason = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+                rejects.append({"split": split, "line": lineno, "reason": reason, "raw": raw})
+    if not any(kept.values()):
+        write_jsonl(out / "rejects.jsonl", rejects)
+        raise UserError(f"nothing to import from {source}: {sum(read.values())} line(s) read, none usable "
+                        f"(reasons in {out / 'rejects.jsonl'})" if rejects else
+                        f"nothing to import from {source}: its train, valid and test splits are empty")
+    report = {**audit(kept), "duplicate_idx_across_splits": _cross_split_idx(kept)}
     removed = _dedup_train(kept, rejects) if dedup else 0
     manifest = _write(out, kept, rejects, read, report, removed, dedup)
     manifest.update({"source": "codexglue", "source_form": form, "source_dir": str(source.resolve()),
                      "inputs_sha256": inputs, "seconds": round(time.time() - started, 2), "environment": environment()})
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / "manifest.json", manifest)  # last: its presence marks the import done
     _print_summary(out, manifest)
     return manifest
+
+
+def _sha256_readable(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _check_idx(row: dict, split: str, lineno: int, first_seen: dict[tuple[str, str], int]) -> None:
+    """Refuse a second row of one split with an ``idx`` already imported there (an id must name one
+    function); the same idx in two splits is counted in the audit (``duplicate_idx_across_splits``)."""
+    if row["idx"] is None:
+        return
+    key = (split, str(row["idx"]))
+    if key in first_seen:
+        raise RecordError(f"duplicate idx {key[1][:40]} (first seen on line {first_seen[key]} of {split})")
+    first_seen[key] = lineno
+
+
+def _cross_split_idx(kept: dict[str, list[dict]]) -> dict[str, Any]:
+    seen: dict[str, set[str]] = {}
+    for split, rows in kept.items():
+        for row in rows:
+            if row["idx"] is not None:
+                seen.setdefault(str(row["idx"]), set()).add(split)
+    shared = sorted(k for k, splits in seen.items() if len(splits) > 1)
+    return {"count": len(shared), "examples": shared[:10]}
 
 
 def _dedup_train(kept: dict[str, list[dict]], rejects: list[dict]) -> int:
@@ -112,7 +160,6 @@ def _dedup_train(kept: dict[str, list[dict]], rejects: list[dict]) -> int:
 
 def _write(out: Path, kept: dict[str, list[dict]], rejects: list[dict], read: dict[str, int],
            report: dict[str, Any], removed: int, dedup: bool) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
     counts, files = {}, {}
     for split in SPLITS:
         write_jsonl(out / f"{split}.jsonl", kept[split])

@@ -5,26 +5,35 @@ counted on the first ``vocab_sample`` train functions, so that records can be st
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from streamguard.atomic import atomic_open, write_json
 from streamguard.config import PreprocessConfig, to_dict
 from streamguard.data.featurize import Featurizer, build_vocab, count_labels, load_vocab, save_vocab
-from streamguard.data.records import SPLITS, RecordError, read_jsonl_lines, validate_raw, write_jsonl
+from streamguard.data.records import SPLITS, RecordError, iter_jsonl, validate_raw, write_jsonl
 from streamguard.data.summary import print_summary, summarise
 from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
 from streamguard.provenance import environment, sha256_file
+from streamguard.runlock import locked
 
 _WORKER: dict[str, Any] = {}
 CHUNK = 16
+# One function's text, in UTF-8 bytes. Devign's largest is 142 KB; a 5 MB function took preprocessing's
+# peak memory from 0.36 to 1.5 GB, so bigger ones are rejected with a reason (docs/reliability.md).
+MAX_FUNCTION_BYTES = 2_000_000
 
 
 def _init_worker(tokenizer_dir: str, identity: dict, max_tokens: int, ast_options: dict[str, Any],
@@ -48,6 +57,9 @@ def _record_task(task: tuple[str, int, Any]) -> tuple[str, int, str | None, dict
         if isinstance(obj, RecordError):
             raise obj
         row = validate_raw(obj)
+        size = len(row["func"].encode("utf-8"))
+        if size > MAX_FUNCTION_BYTES:
+            raise RecordError(f"function too large: {size} bytes (limit {MAX_FUNCTION_BYTES})")
         rec = _WORKER["f"].record(row, split, row_no, _WORKER["source"])
         return split, row_no, json.dumps(rec, ensure_ascii=False), rec["metadata"], None
     except RecordError as exc:
@@ -56,7 +68,20 @@ def _record_task(task: tuple[str, int, Any]) -> tuple[str, int, str | None, dict
         return split, row_no, None, None, f"internal error while processing: {type(exc).__name__}: {exc}"
 
 
-def _read_raw(raw: Path, cfg: PreprocessConfig) -> dict[str, list[tuple[int, Any]]]:
+def _parse(obj: Any) -> Any:
+    """A validated flat row, or the RecordError: only plain rows travel to the workers (a deeply nested
+    object could not even be pickled to them)."""
+    if isinstance(obj, RecordError):
+        return obj
+    try:
+        return validate_raw(obj)
+    except RecordError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - one hostile record is rejected, never the whole stage
+        return RecordError(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _read_raw(raw: Path, cfg: PreprocessConfig) -> dict[str, list[tuple[int, Any, str]]]:
     if not raw.is_dir():
         raise UserError(f"raw dataset folder not found: {raw}")
     splits = {}
@@ -64,7 +89,7 @@ def _read_raw(raw: Path, cfg: PreprocessConfig) -> dict[str, list[tuple[int, Any
         path = raw / f"{split}.jsonl"
         if not path.is_file():
             raise UserError(f"{path} not found (expected the output of `streamguard data import`)")
-        entries = list(read_jsonl_lines(path))
+        entries = [(n, _parse(obj), prefix) for n, obj, prefix in iter_jsonl(path)]
         splits[split] = entries[: cfg.quick_test_size] if cfg.quick_test else entries
     return splits
 
@@ -90,7 +115,8 @@ def _prepare_tokenizer(splits: dict[str, list], out: Path, cfg: PreprocessConfig
         tok.name = json.loads((src / "preprocessing_metadata.json").read_text())["tokenizer"]["name"]
         return tok
     if cfg.tokenizer == "bpe":
-        texts = [o["func"] for _, o in splits["train"] if isinstance(o, dict) and isinstance(o.get("func"), str)]
+        texts = [o["func"] for _, o, _ in splits["train"] if isinstance(o, dict)
+                 and isinstance(o.get("func"), str)]
         if not texts:
             raise UserError("cannot train the BPE tokenizer: the train split has no usable function")
         return SafeTokenizer.train_bpe(texts, cfg.bpe_vocab_size, tok_dir)
@@ -104,7 +130,7 @@ def _node_vocab(pool, splits: dict[str, list], out: Path, cfg: PreprocessConfig)
         vocab = load_vocab(Path(cfg.reuse_from) / "node_vocab.json")
         shutil.copy(Path(cfg.reuse_from) / "node_vocab.json", out / "node_vocab.json")
         return vocab
-    sample = [o["func"] for _, o in splits["train"][: cfg.vocab_sample]
+    sample = [o["func"] for _, o, _ in splits["train"][: cfg.vocab_sample]
               if isinstance(o, dict) and isinstance(o.get("func"), str) and o["func"].strip()]
     types, texts = Counter(), Counter()
     for t, x in pool.imap_unordered(_count_task, sample, chunksize=CHUNK):
@@ -126,42 +152,74 @@ def _up_to_date(out: Path, fingerprint: str) -> dict | None:
     meta_path = out / "preprocessing_metadata.json"
     if not meta_path.is_file() or not all((out / f"{s}.jsonl").is_file() for s in SPLITS):
         return None
-    meta = json.loads(meta_path.read_text())
-    return meta if meta.get("fingerprint") == fingerprint else None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError:
+        return None  # damaged: redo the stage
+    return meta if isinstance(meta, dict) and meta.get("fingerprint") == fingerprint else None
 
 
-def _process_all(pool, tasks: list[tuple[str, int, Any]], out: Path) -> tuple[list[dict], list[dict]]:
+def _process_all(pool, tasks: list[tuple[str, int, Any]], out: Path,
+                 raw_of: dict[tuple[str, int], str]) -> tuple[list[dict], list[dict]]:
     """Stream records to ``{split}.jsonl`` in input order; return their metadata and the rejects."""
     from rich.progress import Progress
 
     metas: list[dict] = []
     rejects: list[dict] = []
-    handles = {s: open(out / f"{s}.jsonl.tmp", "w", encoding="utf-8") for s in SPLITS}
-    results = pool.imap(_record_task, tasks, chunksize=CHUNK)
-    with Progress(transient=True) as progress:
-        bar = progress.add_task("preprocessing", total=len(tasks))
-        for split, row_no, line, meta, reason in results:
-            if line is None:
-                rejects.append({"split": split, "row": row_no, "reason": reason})
-            else:
-                handles[split].write(line + "\n")
-                metas.append(meta)
-            progress.advance(bar)
-    for split, fh in handles.items():
-        fh.close()
-        (out / f"{split}.jsonl.tmp").replace(out / f"{split}.jsonl")
+    with contextlib.ExitStack() as stack:  # every split file appears only when all are complete
+        handles = {s: stack.enter_context(atomic_open(out / f"{s}.jsonl", "w")) for s in SPLITS}
+        results = pool.imap(_record_task, tasks, chunksize=CHUNK)
+        with Progress(transient=True) as progress:
+            bar = progress.add_task("preprocessing", total=len(tasks))
+            for split, row_no, line, meta, reason in results:
+                if line is None:
+                    rejects.append({"split": split, "row": row_no, "reason": reason,
+                                    "raw": raw_of.get((split, row_no), "")})
+                else:
+                    handles[split].write(line + "\n")
+                    metas.append(meta)
+                progress.advance(bar)
     return metas, rejects
+
+
+@contextlib.contextmanager
+def _sigterm_stops_cleanly() -> Iterator[None]:
+    """SIGTERM ends the stage like Ctrl-C: the worker pool is terminated before its pipes close under it
+    (no BrokenPipe tracebacks from the workers), temporary files are removed, one line, exit 143."""
+    def stop(signum: int, frame: Any) -> None:
+        print("streamguard: preprocess stopped by SIGTERM; rerun the same command to redo it", file=sys.stderr)
+        raise SystemExit(143)
+
+    try:
+        old = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     """Run the stage; skip the work when ``out`` already holds the result of the same inputs and config."""
+    with _sigterm_stops_cleanly(), locked(out, "--out"):
+        return _preprocess(raw, out, cfg)
+
+
+def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
+    if cfg.max_tokens < 3:
+        raise UserError(f"max_tokens must be at least 3 (CLS, one token, SEP), got {cfg.max_tokens}")
+    if cfg.reuse_from and not (Path(cfg.reuse_from) / "node_vocab.json").is_file():
+        raise UserError(f"--reuse-from {cfg.reuse_from}: not a processed dataset (no node_vocab.json)")
     started = time.time()
     splits = _read_raw(raw, cfg)
     fingerprint = _fingerprint(raw, cfg)
     if (meta := _up_to_date(out, fingerprint)) is not None:
         print(f"preprocess: {out} is up to date (same inputs and config)")
         return meta
-    out.mkdir(parents=True, exist_ok=True)
+    # the done marker goes first: a rerun killed half-way must not leave new splits beside old metadata
+    (out / "preprocessing_metadata.json").unlink(missing_ok=True)
     timings: dict[str, float] = {}
     tok = _prepare_tokenizer(splits, out, cfg)
     identity = tok.identity(out / "tokenizer")
@@ -171,14 +229,16 @@ def preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     ast_options = {"max_nodes": cfg.max_ast_nodes, "drop_punctuation": cfg.ast_drop_punctuation,
                    "collapse_chains": cfg.ast_collapse_chains}
     init = [str(out / "tokenizer"), identity, cfg.max_tokens, ast_options, None, source]
-    tasks = [(split, i, obj) for split in SPLITS for i, (_, obj) in enumerate(splits[split])]
+    tasks = [(split, i, obj) for split in SPLITS for i, (_, obj, _) in enumerate(splits[split])]
+    raw_of = {(split, i): prefix for split in SPLITS for i, (_, obj, prefix) in enumerate(splits[split])
+              if isinstance(obj, RecordError)}
     with _pool(workers, init) as pool:
         vocab = _node_vocab(pool, splits, out, cfg)
     timings["node_vocab_s"] = round(time.time() - started - timings["tokenizer_s"], 2)
     init[4] = vocab
     t0 = time.time()
     with _pool(workers, init) as pool:
-        metas, rejects = _process_all(pool, tasks, out)
+        metas, rejects = _process_all(pool, tasks, out, raw_of)
     timings["records_s"] = round(time.time() - t0, 2)
     write_jsonl(out / "rejects.jsonl", rejects)
     timings["total_s"] = round(time.time() - started, 2)
@@ -186,7 +246,7 @@ def preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     meta.update({"fingerprint": fingerprint, "raw_dir": str(raw.resolve()), "tokenizer": identity,
                  "node_vocab_size": len(vocab), "workers": workers, "timings": timings, "config": to_dict(cfg),
                  "inputs_sha256": {s: sha256_file(raw / f"{s}.jsonl") for s in SPLITS}, "environment": environment()})
-    (out / "preprocessing_metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(out / "preprocessing_metadata.json", meta)  # last: it marks the stage done
     print_summary(out, meta)
     return meta
 

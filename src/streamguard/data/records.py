@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from streamguard.atomic import atomic_open
 from streamguard.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 RAW_FIELDS = ("project", "commit_id", "target", "func", "idx")
 PROCESSED_FIELDS = ("id", "code", "language", "tokens", "token_offsets", "ast_nodes", "edge_index", "label",
                     "metadata")
+
+
+RAW_PREFIX = 200  # characters of a rejected line kept in rejects.jsonl's ``raw`` field
 
 
 class RecordError(ValueError):
@@ -36,31 +41,57 @@ def validate_raw(row: Any) -> dict[str, Any]:
         func.encode("utf-8")
     except UnicodeEncodeError:
         raise RecordError("'func' contains lone surrogates (not encodable as UTF-8)") from None
-    if isinstance(target, bool) or target not in (0, 1):
-        raise RecordError(f"'target' must be 0 or 1, got {target!r}")
-    return {"project": str(row.get("project") or ""), "commit_id": str(row.get("commit_id") or ""),
-            "target": int(target), "func": func, "idx": row.get("idx")}
+    # exactly the integers 0 and 1: 1.0, -0.0 and True compare equal to them but are not labels
+    if type(target) is not int or target not in (0, 1):
+        raise RecordError(f"'target' must be 0 or 1, got {repr(target)[:40]} (exactly these integers)")
+    idx = row.get("idx")
+    if idx is not None and (isinstance(idx, bool) or not isinstance(idx, (int, str))):
+        raise RecordError(f"'idx' must be an integer or a string, got {type(idx).__name__}")
+    return {"project": _text(row.get("project")), "commit_id": _text(row.get("commit_id")),
+            "target": target, "func": func, "idx": idx}
 
 
-def read_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any | RecordError]]:
-    """Yield (line number, parsed object) or (line number, RecordError) for every non-blank line.
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, (str, int, float)):
+        return str(value or "")
+    raise RecordError(f"expected a string, got {type(value).__name__}")
 
-    Bytes that are not UTF-8 and malformed JSON become RecordErrors, so callers can reject them
-    with a reason instead of crashing.
-    """
-    with open(path, "rb") as fh:
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any, str]]:
+    """Yield (line number, parsed object or RecordError, the line's first RAW_PREFIX characters) for every
+    non-blank line. Bytes that are not UTF-8, malformed JSON and JSON nested too deeply to parse become
+    RecordErrors, so callers can reject that line with a reason instead of crashing; a UTF-8 byte order
+    mark before the first line is skipped."""
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with fh:
         for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             if not raw.strip():
                 continue
+            prefix = raw[: RAW_PREFIX * 4].decode("utf-8", "replace")[:RAW_PREFIX]
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield lineno, RecordError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+                yield lineno, RecordError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})"), prefix
                 continue
             try:
-                yield lineno, json.loads(text)
+                yield lineno, json.loads(text), prefix
             except json.JSONDecodeError as exc:
-                yield lineno, RecordError(f"malformed JSON: {exc.msg} at column {exc.colno}")
+                yield lineno, RecordError(f"malformed JSON: {exc.msg} at column {exc.colno}"), prefix
+            except RecursionError:
+                yield lineno, RecordError("JSON nested too deeply to parse"), prefix
+            except ValueError as exc:  # e.g. an integer with too many digits
+                yield lineno, RecordError(f"unparseable JSON: {str(exc)[:100]}"), prefix
+
+
+def read_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any | RecordError]]:
+    """Yield (line number, parsed object) or (line number, RecordError) for every non-blank line."""
+    for lineno, obj, _ in iter_jsonl(path):
+        yield lineno, obj
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -78,15 +109,11 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     """Write rows atomically (temp file then rename) and return how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_open(path, "w") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
-    tmp.replace(path)
     return n
 
 
@@ -118,3 +145,20 @@ def validate_processed(rec: dict[str, Any], vocab_size: int, node_vocab_size: in
         raise RecordError("edge endpoint outside the node range")
     if rec["label"] not in (0, 1):
         raise RecordError(f"label must be 0 or 1, got {rec['label']!r}")
+
+
+def check_prediction(row: Any, where: str) -> float:
+    """The ``prob_vulnerable`` of one predictions row, refused in one line unless it is a number in [0, 1]
+    (NaN, infinities, strings and booleans included) and any ``logits`` are two finite numbers."""
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: not a JSON object")
+    prob = row.get("prob_vulnerable")
+    if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
+        raise UserError(f"{where}: prob_vulnerable must be a number in [0, 1], got {str(prob)[:40]!r}")
+    logits = row.get("logits")
+    if logits is not None and (not isinstance(logits, list) or len(logits) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in logits)):
+        raise UserError(f"{where}: logits must be two finite numbers, got {str(logits)[:60]}")
+    if row.get("label") not in (0, 1) or isinstance(row.get("label"), bool):
+        raise UserError(f"{where}: label must be 0 or 1, got {str(row.get('label'))[:20]!r}")
+    return float(prob)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from streamguard.config import PreprocessConfig
-from streamguard.data.records import SPLITS
+from streamguard.data.records import SPLITS, read_jsonl_lines
 from streamguard.data.stats import audit, graph_statistics
 
 
@@ -27,10 +27,9 @@ def _audit_of(raw: Path) -> dict[str, Any]:
     if manifest.is_file():
         return json.loads(manifest.read_text()).get("audit", {})
     rows = {}
-    for split in SPLITS:
-        rows[split] = [r for r in (json.loads(line) for line in (raw / f"{split}.jsonl").open(encoding="utf-8")
-                                   if line.strip()) if isinstance(r, dict) and isinstance(r.get("func"), str)
-                       and r.get("target") in (0, 1)]
+    for split in SPLITS:  # the same reader as the stage: a hostile line is skipped here, rejected there
+        rows[split] = [r for _, r in read_jsonl_lines(raw / f"{split}.jsonl")
+                       if isinstance(r, dict) and isinstance(r.get("func"), str) and r.get("target") in (0, 1)]
     return audit(rows)
 
 

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from streamguard import atomic
 from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
 
@@ -124,7 +125,7 @@ def peer_levels(name: str, funcs: list[str], cache_dir: Path | None = None) -> l
     levels = RUNNERS[name](funcs)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"key": key, "levels": levels}))
+        atomic.write_text(cache, json.dumps({"key": key, "levels": levels}))
     return levels
 
 

@@ -17,6 +17,12 @@ from streamguard.evaluate.entries import Entry, Items
 CURVE_KEYS = (("train_loss", "val_loss"), ("val_accuracy",), ("val_f1_vulnerable",), ("val_roc_auc",))
 
 
+def label(text: str) -> str:
+    """A run or group name as plain text: an unescaped ``$`` would start matplotlib mathtext, and an unknown
+    command in it (``a$\\undefinedcmd$b``) fails the whole figure."""
+    return text.replace("$", r"\$")
+
+
 def _png(fig: plt.Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -33,9 +39,9 @@ def roc_pr(entries: list[Entry], test: Items) -> str:
             continue
         fpr, tpr, _ = roc_curve(y, e.test[0])
         prec, rec, _ = precision_recall_curve(y, e.test[0])
-        label = e.name if len(e.seeds) == 1 else f"{e.name} (seed {e.seeds[0]})"
-        ax_roc.plot(fpr, tpr, label=label)
-        ax_pr.step(rec, prec, where="post", label=label)
+        name = label(e.name if len(e.seeds) == 1 else f"{e.name} (seed {e.seeds[0]})")
+        ax_roc.plot(fpr, tpr, label=name)
+        ax_pr.step(rec, prec, where="post", label=name)
     ax_roc.plot([0, 1], [0, 1], ls=":", color="grey", label="chance")
     ax_pr.axhline(y.mean(), ls=":", color="grey", label=f"all vulnerable ({y.mean():.3f})")
     ax_roc.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC (test)")
@@ -60,7 +66,7 @@ def confusion(entries: list[Entry], test: Items) -> str:
         for (i, j), v in np.ndenumerate(mat):
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > len(y) / 2 else "black")
         ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["safe", "vuln"], yticklabels=["safe", "vuln"],
-               xlabel="predicted", ylabel="true", title=e.name[:28])
+               xlabel="predicted", ylabel="true", title=label(e.name[:28]))
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     fig.tight_layout()
@@ -79,7 +85,7 @@ def calibration(entries: list[Entry], test: Items, bins: int = 10) -> str | None
         which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
         mean_p = [p[which == b].mean() for b in range(bins) if np.any(which == b)]
         frac = [test.label[which == b].mean() for b in range(bins) if np.any(which == b)]
-        ax.plot(mean_p, frac, marker="o", label=e.name)
+        ax.plot(mean_p, frac, marker="o", label=label(e.name))
     ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfectly calibrated")
     ax.set(xlabel="mean predicted probability", ylabel="share vulnerable", title="Calibration (test)",
            xlim=(0, 1), ylim=(0, 1))
@@ -104,7 +110,7 @@ def training_curves(entries: list[Entry]) -> str | None:
                 if pts:
                     xs, ys = zip(*pts)
                     ax.plot(xs, ys, ls="--" if key == "val_loss" else "-", **style,
-                            label=(name if seed is None else f"{name} s{seed}") if key != "val_loss" else None)
+                            label=label(name if seed is None else f"{name} s{seed}") if key != "val_loss" else None)
     titles = ["loss (solid train, dashed valid)", "valid accuracy", "valid F1 (vulnerable)", "valid ROC-AUC"]
     for ax, title in zip(axes, titles):
         ax.set(xlabel="epoch", title=title)

@@ -95,8 +95,13 @@ def project_table(res: dict[str, Any]) -> Table:
 def _md_table(table: Table) -> str:
     head, rows = table
     lines = ["| " + " | ".join(h.replace("\n", " ") for h in head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    """A run name or note inside report.md: many Markdown viewers render raw HTML, so it is escaped."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def _html_table(table: Table, ref_rows: list[int] | None = None) -> str:
@@ -128,7 +133,7 @@ def render_markdown(res: dict[str, Any]) -> str:
         parts += ["", "## Across seeds", "", _md_table(seed_table(res))]
     parts += ["", "## Per project", "", _md_table(project_table(res)), ""]
     if res.get("warnings"):
-        parts += ["## Warnings", "", *[f"- {w}" for w in res["warnings"]], ""]
+        parts += ["## Warnings", "", *[f"- {_md(w)}" for w in res["warnings"]], ""]
     return "\n".join(parts)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.data.records import read_jsonl
+from streamguard.data.records import check_prediction, read_jsonl
 from streamguard.errors import UserError
 from streamguard.rundir import read_exp_config, read_metrics_csv
 
@@ -61,6 +61,7 @@ def _read_predictions(path: Path) -> Split:
         missing = [f for f in PRED_FIELDS if f not in row]
         if missing:
             raise UserError(f"{path}:{i}: missing field(s) {', '.join(missing)}")
+        check_prediction(row, f"{path}:{i}")
     ids = [str(r["id"]) for r in rows]
     if len(set(ids)) != len(ids):
         raise UserError(f"{path}: duplicate ids")
@@ -137,3 +138,26 @@ def select_seeds(groups: list[ModelGroup], seeds: str | None) -> list[ModelGroup
             raise UserError(f"model {g.name!r} has no run with seed(s) {seeds}")
         out.append(dataclasses.replace(g, runs=runs))
     return out
+
+
+PREDICTED_SPLITS = ("valid.jsonl", "test.jsonl")
+
+
+def check_same_data(groups: list[ModelGroup]) -> list[str]:
+    """Refuse runs predicted on different data (their exp_config.json ``data_sha256`` of the valid and test
+    splits differ): ids are row numbers, so paired tests would pair different functions. Runs that record
+    no checksums cannot be checked; they are named in the returned warnings."""
+    seen: dict[tuple[str | None, ...], Path] = {}
+    unchecked = []
+    for run in (r for g in groups for r in g.runs):
+        sums = run.config.get("data_sha256")
+        if not isinstance(sums, dict) or not all(sums.get(s) for s in PREDICTED_SPLITS):
+            unchecked.append(str(run.path))
+            continue
+        seen.setdefault(tuple(sums[s] for s in PREDICTED_SPLITS), run.path)
+    if len(seen) > 1:
+        (a, pa), (b, pb) = list(seen.items())[:2]
+        split = PREDICTED_SPLITS[0] if a[0] != b[0] else PREDICTED_SPLITS[1]
+        raise UserError(f"runs were predicted on different data: the {split} of {pa} differs from the one of "
+                        f"{pb} (sha256 in exp_config.json); evaluate only runs of one processed dataset together")
+    return [f"{p}: exp_config.json records no data checksums; same data not verified" for p in unchecked]

@@ -8,13 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.config import EvaluateConfig, save_config, to_dict
+from streamguard import atomic
+from streamguard.config import EvaluateConfig, to_dict
 from streamguard.errors import UserError
 from streamguard.evaluate import analysis, plots
 from streamguard.evaluate.entries import Entry, Items, common_items, model_entries, peer_entry, trivial_entry
 from streamguard.evaluate.report import render_html, render_markdown
-from streamguard.evaluate.runs import group_runs, select_seeds
+from streamguard.evaluate.runs import check_same_data, group_runs, select_seeds
 from streamguard.provenance import environment, sha256_file
+from streamguard.runlock import locked
 
 
 def _examples(entries: list[Entry], test: Items, code: list[str] | None, k: int) -> dict[str, Any]:
@@ -46,9 +48,11 @@ def _inputs(entries: list[Entry]) -> dict[str, Any]:
 def _load(specs: list[str], seeds: str | None, cfg: EvaluateConfig,
           data_dir: Path | None, out_dir: Path) -> tuple[list[Entry], Items, Items, list[str], list[str] | None]:
     groups = select_seeds(group_runs(specs), seeds)
+    unchecked = check_same_data(groups)
     valid, _ = common_items(groups, "valid")
     test, dropped = common_items(groups, "test")
     warnings = [f"{path}: {n} test ids not predicted by every run were left out" for path, n in dropped.items() if n]
+    warnings += unchecked
     entries = model_entries(groups, valid, test, cfg.threshold_metric)
     code = None
     if cfg.peers and data_dir is None:
@@ -72,8 +76,13 @@ def evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pat
         raise UserError(f"bootstrap must be at least 1000 resamples, got {cfg.bootstrap}")
     if not specs:
         raise UserError("--runs needs at least one run directory")
+    with locked(out_dir, "--out"):
+        return _evaluate(specs, Path(out_dir), cfg, data_dir, seeds)
+
+
+def _evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Path | None,
+              seeds: str | None) -> dict[str, Any]:
     started = time.time()
-    out_dir.mkdir(parents=True, exist_ok=True)
     entries, valid, test, warnings, code = _load(specs, seeds, cfg, data_dir, out_dir)
     results, dists = analysis.entry_metrics(entries, valid, test, cfg)
     res: dict[str, Any] = {
@@ -85,16 +94,32 @@ def evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pat
         "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None}
     examples = _examples(entries, test, code, cfg.examples)
     res["examples"] = [{k: v for k, v in ex.items() if k != "code"} for ex in examples["items"]]
-    images = {"roc_pr": plots.roc_pr(entries, test), "confusion": plots.confusion(entries, test),
-              "calibration": plots.calibration(entries, test), "training": plots.training_curves(entries)}
+    images = _figures(entries, test, warnings)
     res["environment"] = environment()
     res["seconds"] = round(time.time() - started, 2)
     res = _clean(res)
-    (out_dir / "metrics.json").write_text(json.dumps(res, indent=2, allow_nan=False) + "\n")
-    (out_dir / "report.md").write_text(render_markdown(res))
-    (out_dir / "report.html").write_text(render_html(res, images, examples))
-    save_config(cfg, out_dir / "evaluate_config.json")
+    atomic.write_text(out_dir / "metrics.json", json.dumps(res, indent=2, allow_nan=False) + "\n")
+    atomic.write_text(out_dir / "report.md", render_markdown(res))
+    atomic.write_json(out_dir / "evaluate_config.json", to_dict(cfg), sort_keys=True)
+    atomic.write_text(out_dir / "report.html", render_html(res, images, examples))  # last: the done marker
     return res
+
+
+def _figures(entries: list[Entry], test: Items, warnings: list[str]) -> dict[str, str | None]:
+    """Every figure, each on its own: one that fails is left out with a warning, never the report."""
+    makers = {"roc_pr": lambda: plots.roc_pr(entries, test), "confusion": lambda: plots.confusion(entries, test),
+              "calibration": lambda: plots.calibration(entries, test),
+              "training": lambda: plots.training_curves(entries)}
+    images: dict[str, str | None] = {}
+    for key, make in makers.items():
+        try:
+            images[key] = make()
+        except Exception as exc:  # noqa: BLE001 - a figure is decoration; the numbers are the report
+            plots.plt.close("all")
+            images[key] = None
+            why = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")[:200]
+            warnings.append(f"figure {key} left out: {type(exc).__name__}: {why}")
+    return images
 
 
 def _clean(value: Any) -> Any:

@@ -7,6 +7,7 @@ save and at the end of training; it never stops training.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -18,10 +19,16 @@ import fsspec
 import torch
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from streamguard import redact
+from streamguard.atomic import atomic_open, write_json
+from streamguard.provenance import sha256_file
+
 log = logging.getLogger(__name__)
+redact.install()  # the mirror URL may carry credentials (s3://KEY:SECRET@...): never in a log line
 EPOCH_RE = re.compile(r"^epoch-(\d+)\.ckpt$")
 LAST = "last.ckpt"
 BEST = "best.ckpt"
+MANIFEST = "manifest.json"  # name -> size, sha256, epoch of every checkpoint written here
 
 
 def remote_fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -43,21 +50,46 @@ def remote_fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_open(path, "wb") as fh:
         torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data.get("files", {}) if isinstance(data, dict) and isinstance(data.get("files"), dict) else {}
+
+
+def record(path: Path, ckpt: dict[str, Any] | None = None) -> None:
+    """Note ``path``'s size and sha256 (and the epoch it holds) in the folder's manifest.json."""
+    files = _read_manifest(path.parent)
+    entry: dict[str, Any] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+    if ckpt is not None:
+        entry.update({"epoch": int(ckpt.get("epoch", -1)), "global_step": int(ckpt.get("global_step", -1))})
+    files[path.name] = entry
+    write_json(path.parent / MANIFEST, {"files": files}, sort_keys=True)
+
+
+def forget(path: Path) -> None:
+    files = _read_manifest(path.parent)
+    if files.pop(path.name, None) is not None:
+        write_json(path.parent / MANIFEST, {"files": files}, sort_keys=True)
+
+
+def verify(path: Path) -> str | None:
+    """Why ``path`` differs from what the manifest recorded when it was written; None when it matches (or
+    was never recorded: a kill between the file and its manifest entry, or a run from before manifests)."""
+    entry = _read_manifest(path.parent).get(path.name)
+    if entry is None:
+        return None
+    size = path.stat().st_size
+    if size != entry.get("size"):
+        return f"size {size} bytes, manifest.json says {entry.get('size')}"
+    if sha256_file(path) != entry.get("sha256"):
+        return "sha256 differs from manifest.json"
+    return None
 
 
 def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -81,8 +113,10 @@ class MirroredCheckpointIO(CheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         local = Path(path)
         atomic_save(checkpoint, local)
+        record(local, checkpoint)
         if self.remote_uri:
             self.pending[local.name] = local
+            self.pending[MANIFEST] = local.parent / MANIFEST
             self.flush()
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict:
@@ -91,6 +125,7 @@ class MirroredCheckpointIO(CheckpointIO):
     def remove_checkpoint(self, path: Any) -> None:
         local = Path(path)
         local.unlink(missing_ok=True)
+        forget(local)
         self.pending.pop(local.name, None)
         if self.remote_uri:
             try:
@@ -160,16 +195,27 @@ def _candidates(names: list[str]) -> list[str]:
     return ([LAST] if LAST in names else []) + epochs
 
 
-def _valid(path: Path) -> dict[str, Any] | None:
+def check(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the checkpoint, None) when ``path`` matches its manifest entry and loads whole; else (None, why)."""
+    if not path.is_file():
+        return None, "is missing"
+    reason = verify(path)
+    if reason is not None:
+        return None, f"is unreadable ({reason})"
     try:
         ckpt = load_checkpoint_file(path)
     except Exception as exc:  # noqa: BLE001 - truncated, corrupt, or holding objects weights_only refuses
-        log.warning("checkpoint %s is unreadable (%s: %s); trying an older one", path, type(exc).__name__,
-                    str(exc).splitlines()[0][:200] if str(exc) else "")
-        return None
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return None, f"is unreadable ({type(exc).__name__}: {text})"
     if not isinstance(ckpt, dict) or not {"state_dict", "epoch", "global_step", "loops"} <= ckpt.keys():
-        log.warning("checkpoint %s is incomplete; trying an older one", path)
-        return None
+        return None, "is incomplete"
+    return ckpt, None
+
+
+def _valid(path: Path) -> dict[str, Any] | None:
+    ckpt, why = check(path)
+    if ckpt is None:
+        log.warning("checkpoint %s %s; trying an older one", path, why)
     return ckpt
 
 
@@ -201,23 +247,29 @@ def download_newest(remote_uri: str, folder: Path) -> Path | None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
     for name in _candidates(names) + ([BEST] if BEST in names else []):
-        target = folder / name
-        tmp = folder / f".{name}.download"
-        try:
-            fs.get_file(f"{root}/{name}", str(tmp))
-        except Exception as exc:  # noqa: BLE001
-            log.warning("cannot download %s from %s: %s", name, remote_uri, exc)
+        if not _fetch(fs, f"{root}/{name}", folder / name, remote_uri):
             continue
-        if _valid(tmp) is None:
-            tmp.unlink(missing_ok=True)
-            continue
-        os.replace(tmp, target)
-        if name == BEST:  # a best checkpoint alone still resumes: it holds the full training state
-            return target
-        if fs.exists(f"{root}/{BEST}") and not (folder / BEST).exists():
-            fs.get_file(f"{root}/{BEST}", str(folder / BEST))  # prediction after training needs it
-        return target
+        if name != BEST and BEST in names and not (folder / BEST).exists():
+            _fetch(fs, f"{root}/{BEST}", folder / BEST, remote_uri)  # prediction after training needs it
+        return folder / name  # a best checkpoint alone still resumes: it holds the full training state
     return None
+
+
+def _fetch(fs: fsspec.AbstractFileSystem, remote: str, target: Path, remote_uri: str) -> bool:
+    """Download one checkpoint; it replaces ``target`` (and enters the manifest) only when it loads whole."""
+    tmp = target.with_name(f".{target.name}.download")
+    try:
+        fs.get_file(remote, str(tmp))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("cannot download %s from %s: %s", target.name, remote_uri, exc)
+        return False
+    ckpt = _valid(tmp)
+    if ckpt is None:
+        tmp.unlink(missing_ok=True)
+        return False
+    os.replace(tmp, target)
+    record(target, ckpt)
+    return True
 
 
 def find_resume(folder: Path, remote_uri: str | None) -> Path | None:

@@ -7,6 +7,7 @@ tracking, and the predictions of the best checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -26,10 +27,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
+from streamguard.atomic import make_dir, write_json
 from streamguard.config import EngineConfig, to_dict
 from streamguard.errors import UserError
 from streamguard.rundir import write_exp_config, write_predictions
+from streamguard.runlock import locked
 from streamguard.train import checkpoint as ck
+from streamguard.train.bestckpt import BestCheckpoint, load_best, repair_before_resume
 from streamguard.train.schedule import lr_scale
 from streamguard.train.tracking import (
     MetricsCallback,
@@ -203,12 +207,14 @@ def _callbacks(cfg: EngineConfig, ckpt_dir: Path, out_dir: Path) -> list[pl.Call
         raise UserError(f"monitor must be one of {', '.join(MONITORS)}, got {cfg.monitor!r}")
     per_epoch = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch-{epoch:03d}", auto_insert_metric_name=False,
                                 save_top_k=-1, every_n_epochs=1, save_last=True, enable_version_counter=False)
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.monitor, mode="max", save_top_k=1,
-                           enable_version_counter=False, auto_insert_metric_name=False)
+    best = BestCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.monitor, mode="max", save_top_k=1,
+                          enable_version_counter=False, auto_insert_metric_name=False)
     refresh = 1 if sys.stderr.isatty() else 50  # a log file gets a line every 50 batches, not every batch
+    # best before per_epoch: the epoch and last checkpoints must hold a best-model state that has already
+    # seen their own epoch, or a run resumed from them re-elects a later, worse epoch (bestckpt.py).
     return [MetricsCallback(out_dir / "metrics.csv"), EarlyStopping(cfg.monitor, patience=cfg.patience,
                                                                     mode="max"),
-            per_epoch, best, StderrProgressBar(refresh_rate=refresh)]
+            best, per_epoch, StderrProgressBar(refresh_rate=refresh)]
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):
@@ -240,11 +246,21 @@ def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: Engi
 def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig, out_dir: Path,
         kind: str, data_dir: Path, extra: dict[str, Any] | None = None) -> Path:
     """Train (resuming when a checkpoint exists), then write predictions of the best checkpoint."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # rank zero alone: the DDP ranks it launches write nothing of their own
+    with locked(out_dir, "run directory") if rank_zero_only.rank == 0 else contextlib.nullcontext():
+        return _fit(model, datasets, cfg, Path(out_dir), kind, data_dir, extra)
+
+
+def _fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig, out_dir: Path,
+         kind: str, data_dir: Path, extra: dict[str, Any] | None) -> Path:
+    make_dir(out_dir, "run directory")
+    if rank_zero_only.rank == 0:  # the done marker: gone until this run has written its predictions again
+        (out_dir / "train_summary.json").unlink(missing_ok=True)
     configure_threads(cfg)
     seed_all(cfg)
     ckpt_dir = out_dir / "checkpoints"
-    resume = ck.find_resume(ckpt_dir, cfg.checkpoint_uri)
+    resume = repair_before_resume(ckpt_dir, ck.find_resume(ckpt_dir, cfg.checkpoint_uri),
+                                  write=rank_zero_only.rank == 0)
     if resume is not None:
         log.warning("resuming from %s", resume)
     if rank_zero_only.rank == 0:
@@ -270,14 +286,22 @@ def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engin
         log.warning("stopped by SIGTERM during epoch %d; rerun the same command to resume from the last checkpoint",
                     trainer.current_epoch)
         raise SystemExit(143) from None
+    except SystemExit as exc:
+        # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1); the CLI reports it as 130.
+        if exc.code == 1 and trainer.interrupted:
+            ckpt_io.flush(final=True)
+            raise KeyboardInterrupt from None
+        raise
     if not trainer.is_global_zero:
         return out_dir
+    best_cb = next(c for c in trainer.checkpoint_callbacks if isinstance(c, BestCheckpoint))
     summary = {"wall_s": round(time.time() - started, 1), "epochs_run": trainer.current_epoch,
                "stopped_epoch": trainer.early_stopping_callback.stopped_epoch,
-               "best_score": float(trainer.checkpoint_callbacks[1].best_model_score or math.nan),
+               "best_score": float(best_cb.best_model_score or math.nan), "best_epoch": best_cb.best_epoch,
                "monitor": cfg.monitor, "resumed_from": str(resume) if resume else None}
-    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_best_predictions(model, datasets, cfg, out_dir)
+    # last: its presence says the run finished (predictions included)
+    write_json(out_dir / "train_summary.json", summary)
     for name in ("exp_config.json", "metrics.csv", "train_summary.json", "predictions/valid.jsonl",
                  "predictions/test.jsonl"):
         ckpt_io.queue(out_dir / name, name="run/" + name)
@@ -286,11 +310,9 @@ def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engin
 
 
 def best_state_dict(ckpt_dir: Path) -> dict[str, torch.Tensor]:
-    """The model weights of best.ckpt (last.ckpt when no epoch was ever validated), without the prefix."""
-    path = ckpt_dir / ck.BEST if (ckpt_dir / ck.BEST).is_file() else ckpt_dir / ck.LAST
-    if not path.is_file():
-        raise UserError(f"no checkpoint in {ckpt_dir}")
-    state = ck.load_checkpoint_file(path)["state_dict"]
+    """The model weights of best.ckpt (verified; the best epoch's own checkpoint when best.ckpt is damaged;
+    last.ckpt when no epoch was ever validated), without the prefix."""
+    state = load_best(Path(ckpt_dir))["state_dict"]
     return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
 
 

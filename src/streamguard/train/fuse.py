@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from streamguard import atomic
 from streamguard.config import FuseConfig, load_config, to_dict
 from streamguard.data.processed import ProcessedDir
-from streamguard.data.records import read_jsonl, write_jsonl
+from streamguard.data.records import check_prediction, read_jsonl, write_jsonl
 from streamguard.errors import UserError
 from streamguard.models import fusion as fusion_model
 from streamguard.rundir import logit_margin, prediction_rows, read_exp_config, write_exp_config, write_predictions
+from streamguard.runlock import locked
 from streamguard.thresholds import choose_threshold
 from streamguard.train import registry
 
@@ -97,6 +99,8 @@ def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]],
         done, key = run / "oof.jsonl", _digest(kind, sorted(held), sorted(all_ids), to_dict(bcfg))
         if done.is_file() and (run / "fold_key").is_file() and (run / "fold_key").read_text() == key:
             rows = read_jsonl(done)
+            for n, row in enumerate(rows, start=1):
+                check_prediction(row, f"{done}:{n}")
         else:
             mod.train(data_dir, run, bcfg, train_ids=all_ids - held)
             rows = mod.predict(run, data_dir, "train", ids=held)
@@ -104,7 +108,7 @@ def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]],
                 raise UserError(f"fuse: {kind} fold {i} returned predictions for other ids than its held-out fold")
             rows = [{**r, "fold": i, "kind": kind} for r in rows]
             write_jsonl(done, rows)
-            (run / "fold_key").write_text(key)
+            atomic.write_text(run / "fold_key", key)  # last: the fold's done marker
         oof.extend(rows)
         log.info("fuse: %s fold %d/%d done", kind, i + 1, len(folds))
     return sorted(oof, key=lambda r: r["id"])
@@ -112,18 +116,24 @@ def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]],
 
 def _matrix(per_kind: dict[str, list[dict]], ids: list[str]) -> np.ndarray:
     cols = []
-    for rows in per_kind.values():
+    for kind, rows in per_kind.items():
         by_id = {r["id"]: r for r in rows}
-        cols.append(logit_margin(by_id[i] for i in ids))
+        col = logit_margin(by_id[i] for i in ids)
+        if not np.all(np.isfinite(col)):  # a NaN/inf logit (a diverged model, a damaged file) would poison the fit
+            bad = ids[int(np.flatnonzero(~np.isfinite(col))[0])]
+            raise UserError(f"fuse: {kind} gave a non-finite logit for {bad}; retrain that base model")
+        cols.append(col)
     return np.stack(cols, axis=1)
 
 
 def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
           train_ids: set[str] | None = None) -> Path:
-    cfg = cfg or FuseConfig()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    with locked(out_dir, "run directory"):  # one writer; the fold runs inside lock their own folders
+        return _train(Path(data_dir), Path(out_dir), cfg or FuseConfig(), train_ids)
+
+
+def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] | None) -> Path:
     _check_models(cfg.models, cfg.folds)
-    out_dir.mkdir(parents=True, exist_ok=True)
     tr = sorted(ProcessedDir(data_dir).read_split("train", ids=train_ids, keep=("id", "label")),
                 key=lambda r: r["id"])
     ids, y = [r["id"] for r in tr], np.array([r["label"] for r in tr])
@@ -144,7 +154,7 @@ def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
     fus.threshold = choose_threshold([r["label"] for r in va[0]], fus.margin(va[1]), cfg.threshold_metric,
                                      neutral=0.0)
     fus_meta.update(asdict(fus))
-    (out_dir / FUSION_FILE).write_text(json.dumps(fus_meta, indent=2) + "\n")
+    atomic.write_json(out_dir / FUSION_FILE, fus_meta)
     write_predictions(out_dir, "valid", prediction_rows(va[0], fus.logits(va[1])))
     if (data_dir / "test.jsonl").is_file():
         write_predictions(out_dir, "test", _predict_with(fus_meta, out_dir, data_dir, "test"))

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import MLFlowLogger
 
+from streamguard.atomic import atomic_open, write_text
 from streamguard.config import EngineConfig
 from streamguard.provenance import sha256_file
 from streamguard.rundir import read_metrics_csv
@@ -84,12 +85,10 @@ class MetricsCallback(pl.Callback):
                "val_accuracy": val("val_accuracy"), "val_f1_vulnerable": val("val_f1_vulnerable"),
                "val_roc_auc": val("val_roc_auc"), "lr": val("lr")}
         rows = [r for r in read_metrics_csv(self.csv_path.parent) if r["epoch"] < epoch] + [row]
-        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_open(self.csv_path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-        tmp.replace(self.csv_path)
         print(format_line(row), flush=True)
 
 
@@ -113,7 +112,7 @@ def make_mlflow_logger(out_dir: Path, tracking_uri: str | None, experiment: str,
         log.warning("MLflow run %s not found at %s (%s); starting a new run", run_id, uri, exc)
         logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_name=run_name, log_model=False)
     if logger.run_id:
-        run_file.write_text(logger.run_id + "\n")
+        write_text(run_file, logger.run_id + "\n")
     return logger
 
 
