@@ -123,6 +123,7 @@ class EngineConfig:
     monitor: str = "val_f1_vulnerable"    # or val_accuracy, val_roc_auc
     precision: str = "32-true"            # bf16-mixed on CPU, 16-mixed on CUDA
     devices: int = 1
+    num_nodes: int = 1                    # machines of a multi-node DDP job (torchrun sets it in the cloud)
     strategy: str = "auto"                # ddp for several devices (gloo on CPU)
     accelerator: str = "auto"
     deterministic: bool = False
