@@ -45,8 +45,8 @@ def test_dry_run_prints_a_complete_spot_request_for_every_kind(kind: str, capsys
     assert "pytorch-training" in req["AlgorithmSpecification"]["TrainingImage"]
     hp = req["HyperParameters"]
     assert hp["sg_kind"] == kind and re.fullmatch(r"[0-9a-f]{40}", hp["sg_git_commit"])
-    if "checkpoint_uri" in hp:  # the engine mirrors to the very URI SageMaker restores from
-        assert hp["checkpoint_uri"] == ckpt
+    if "cfg.checkpoint_uri" in hp:  # the engine mirrors to the very URI SageMaker restores from
+        assert hp["cfg.checkpoint_uri"] == ckpt
     decoded_kind, cfg, _ = jobspec.decode_hyperparameters(hp)  # the container reads back the same config
     assert decoded_kind == kind and type(cfg) is registry.config_class(kind)
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in req["InputDataConfig"]}
@@ -60,7 +60,7 @@ def test_config_and_overrides_pass_through_and_multi_node_uses_torchrun(capsys: 
                   "--instance-count", "2", "--no-spot", "--image", "1.dkr.ecr.us-east-1.amazonaws.com/sg:1",
                   "--name", "nightly")
     hp = req["HyperParameters"]
-    assert hp["hidden"] == "64" and hp["strategy"] == "ddp"
+    assert hp["cfg.hidden"] == "64" and hp["cfg.strategy"] == "ddp"
     assert req["ResourceConfig"]["InstanceCount"] == 2
     assert "EnableManagedSpotTraining" not in req or req["EnableManagedSpotTraining"] is False
     assert "MaxWaitTimeInSeconds" not in req["StoppingCondition"]
@@ -109,8 +109,8 @@ def test_launch_under_moto_creates_the_job_with_the_requested_fields(monkeypatch
     assert job["EnableManagedSpotTraining"] is True
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 14400, "MaxWaitTimeInSeconds": 18000}
     assert job["CheckpointConfig"]["S3Uri"] == out["CheckpointS3Uri"] == "s3://sg-bucket/jobs/streamguard-gnn/checkpoints"
-    assert job["HyperParameters"]["checkpoint_uri"] == out["CheckpointS3Uri"]
-    assert job["HyperParameters"]["epochs"] == "7" and job["HyperParameters"]["sg_register"] == "devign-gnn"
+    assert job["HyperParameters"]["cfg.checkpoint_uri"] == out["CheckpointS3Uri"]
+    assert job["HyperParameters"]["cfg.epochs"] == "7" and job["HyperParameters"]["sg_register"] == "devign-gnn"
     assert job["AlgorithmSpecification"]["TrainingImage"] == opts.image
     # moto answers describe with canned metric definitions; the request it was sent holds ours
     assert sent["AlgorithmSpecification"]["MetricDefinitions"] == jobspec.metric_definitions()

@@ -58,11 +58,17 @@ def read_hyperparameters(paths: jobspec.SageMakerPaths) -> dict[str, Any]:
 
 
 def _distributed(cfg: Any) -> Any:
-    """Under torchrun: one engine device per local process, as many nodes as the world holds."""
+    """Under torchrun: one engine device per local process, as many nodes as the world holds. One instance
+    with several GPUs: the engine's DDP over all of them (Lightning starts the other processes)."""
     world, local = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    if world <= 1 or not hasattr(cfg, "num_nodes"):
+    if not hasattr(cfg, "num_nodes"):
         return cfg
-    return dataclasses.replace(cfg, devices=local, num_nodes=world // local, strategy="ddp")
+    if world > 1:
+        return dataclasses.replace(cfg, devices=local, num_nodes=world // local, strategy="ddp")
+    gpus = int(os.environ.get("SM_NUM_GPUS", "0") or 0)
+    if gpus > 1 and cfg.devices == 1:
+        return dataclasses.replace(cfg, devices=gpus, strategy="ddp")
+    return cfg
 
 
 def prepare_run_dir(paths: jobspec.SageMakerPaths) -> Path:

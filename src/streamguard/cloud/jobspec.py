@@ -23,6 +23,9 @@ KIND = "sg_kind"
 COMMIT = "sg_git_commit"
 DIRTY = "sg_git_dirty"
 REGISTER = "sg_register"
+# Config keys travel as "cfg.<key>": SageMaker's torchrun driver appends every hyperparameter to the torchrun
+# command line as --<key>, and torchrun took a bare --monitor for an abbreviation of its --monitor-interval.
+CONFIG_PREFIX = "cfg."
 CHANNEL = "train"                       # the data channel: the processed dataset dir
 MAX_HP_VALUE = 2500                     # CreateTrainingJob's limits on HyperParameters
 MAX_HP_COUNT = 100
@@ -61,7 +64,7 @@ def encode_hyperparameters(kind: str, cfg: Any, control: dict[str, str]) -> dict
     string) plus the control keys. Fails in one line when SageMaker's limits would refuse it."""
     hp = {KIND: kind, **{k: str(v) for k, v in control.items() if v is not None}}
     for key, value in to_dict(cfg).items():
-        hp[key] = value if isinstance(value, str) else json.dumps(value)
+        hp[CONFIG_PREFIX + key] = value if isinstance(value, str) else json.dumps(value)
     if len(hp) > MAX_HP_COUNT:
         raise UserError(f"{len(hp)} hyperparameters: SageMaker accepts at most {MAX_HP_COUNT}")
     for key, value in hp.items():
@@ -78,11 +81,12 @@ def decode_hyperparameters(hp: dict[str, Any]) -> tuple[str, Any, dict[str, str]
     cls = registry.config_class(kind)
     fields = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
-    for key, raw in hp.items():
-        if key.startswith("sg_"):
-            continue
+    for name, raw in hp.items():
+        if not name.startswith(CONFIG_PREFIX):
+            continue  # control keys, or what SageMaker itself adds
+        key = name[len(CONFIG_PREFIX):]
         if key not in fields:
-            raise UserError(f"hyperparameter {key!r} is not a {cls.__name__} key")
+            raise UserError(f"hyperparameter {name!r}: {key!r} is not a {cls.__name__} key")
         values[key] = _decode(raw)
     control = {k: str(v) for k, v in hp.items() if k.startswith("sg_")}
     return kind, load_config(cls, None, values), control
