@@ -125,7 +125,7 @@ def test_launch_under_moto_creates_the_job_with_the_requested_fields(monkeypatch
 
 @mock_aws
 def test_launch_without_credentials_or_with_a_dirty_tree_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("streamguard.cloud.package.git_state", lambda root: {"commit": "abc", "dirty": True})
+    monkeypatch.setattr("streamguard.cloud.package.packaged_state", lambda root: {"commit": "abc", "dirty": True})
     opts = JobOptions(kind="lexical", data="s3://b/d", output="s3://b/o", role=ROLE, region="us-east-1")
     with pytest.raises(Exception, match="uncommitted changes"):
         launch(opts)

@@ -1,14 +1,15 @@
 """The project's source, packaged for a job: the container runs the very code the launcher ran.
 
-The package is a directory (the SDK uploads it as the ``code`` channel): ``src/streamguard``,
-``pyproject.toml``, a ``sg_entry.py`` that puts ``src`` first on the path and calls the container entry
-point, and, for an image without the project's dependencies, a ``requirements.txt`` with the same pins
-as pyproject.toml. A tree with uncommitted changes is refused unless asked for, so that the commit the
-job records is the code it runs.
+The package is a directory (the SDK uploads it as the ``code`` channel, the job's working directory):
+``src/streamguard``, ``pyproject.toml``, ``configs/``, a ``sg_entry.py`` that puts ``src`` first on the path
+and calls the container entry point, and, for an image without the project's dependencies, a
+``requirements.txt`` with the same pins as pyproject.toml. A tree with uncommitted changes is refused unless
+asked for, so that the commit the job records is the code it runs.
 """
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -34,6 +35,19 @@ def project_root() -> Path:
     return Path(streamguard.__file__).resolve().parents[2]
 
 
+def packaged_state(root: Path) -> dict[str, object]:
+    """The commit, and whether what gets packaged differs from it (untracked files under src/ count too)."""
+    state = dict(git_state(root))
+    if state["commit"]:
+        try:
+            changed = subprocess.run(["git", "status", "--porcelain", "--", "src", "pyproject.toml", "configs"],
+                                     cwd=root, capture_output=True, text=True, check=True).stdout
+            state["dirty"] = bool(changed.strip())
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    return state
+
+
 def pinned_requirements(pyproject: Path, skip: tuple[str, ...] = ()) -> list[str]:
     deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     return [d for d in deps if not any(d.replace(" ", "").lower().startswith(s) for s in skip)]
@@ -42,7 +56,7 @@ def pinned_requirements(pyproject: Path, skip: tuple[str, ...] = ()) -> list[str
 def package_source(dest: Path, allow_dirty: bool = False, with_requirements: bool = False) -> dict[str, object]:
     """Write the job's source dir to ``dest``; return its git state (commit, dirty)."""
     root = project_root()
-    state = git_state(root)
+    state = packaged_state(root)
     if state["dirty"] and not allow_dirty:
         raise UserError(f"{root} has uncommitted changes; commit them (the job records the commit it runs) "
                         "or pass --allow-dirty")
@@ -53,6 +67,8 @@ def package_source(dest: Path, allow_dirty: bool = False, with_requirements: boo
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(pkg, dest / "src" / "streamguard", ignore=IGNORE, dirs_exist_ok=True)
     shutil.copy2(pyproject, dest / "pyproject.toml")
+    if (root / "configs").is_dir():  # the job's working directory: relative config paths (fusion's) resolve
+        shutil.copytree(root / "configs", dest / "configs", ignore=IGNORE, dirs_exist_ok=True)
     (dest / ENTRY).write_text(ENTRY_TEXT)
     if with_requirements:
         # The default PyTorch image brings its own CUDA torch: installing the CPU-pinned one would replace it.
