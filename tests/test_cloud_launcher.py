@@ -77,6 +77,8 @@ def test_config_and_overrides_pass_through_and_multi_node_uses_torchrun(capsys: 
       "--max-wait", "3h"], "--max-wait (3h) must be at least --max-run (4h)"),
     (["--data", "s3://b/d", "--output", "s3://b/o", "--role", "admin", "--region", "us-east-1"],
      "--role must be an IAM role ARN"),
+    (["--data", "s3://b/d", "--output", "s3://b/o", "--role", ROLE, "--region", "moon-1"],
+     "no AWS PyTorch training image for --region moon-1"),
 ])
 def test_bad_input_ends_in_one_clear_line(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["cloud", "sagemaker", "train", "gnn", *args, "--dry-run"]) == 2

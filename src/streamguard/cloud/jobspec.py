@@ -16,7 +16,6 @@ from typing import Any
 from streamguard.config import load_config, to_dict
 from streamguard.errors import UserError
 from streamguard.train import registry
-from streamguard.train.tracking import CSV_FIELDS, METRIC_RE
 
 # Control keys travel beside the config's own keys; the prefix keeps them apart from any config field.
 KIND = "sg_kind"
@@ -38,6 +37,8 @@ def kinds() -> list[str]:
 
 def _value_pattern() -> str:
     """The number pattern of the engine's metric line, taken from its own regex so the two cannot drift."""
+    from streamguard.train.tracking import METRIC_RE  # imports Lightning: only when a request is built
+
     match = re.search(r"\(\?P<value>(.+)\)$", METRIC_RE.pattern)
     if match is None:
         raise RuntimeError("tracking.METRIC_RE no longer ends in a (?P<value>...) group")
@@ -48,6 +49,8 @@ def metric_definitions() -> list[dict[str, str]]:
     """CloudWatch metric definitions for the engine's per-epoch line (``tracking.format_line``):
     ``epoch=3 train_loss=0.6512 val_loss=... lr=1.000e-03``. Each regex spells out the whole line with one
     field captured, so the progress bar's own ``val_loss=0.671`` on stderr (same log stream) never matches."""
+    from streamguard.train.tracking import CSV_FIELDS
+
     value = _value_pattern()
     defs = []
     for name in CSV_FIELDS:

@@ -130,8 +130,13 @@ def resolve_config(opts: JobOptions) -> Any:
 def default_image(region: str, instance_type: str) -> str:
     from sagemaker.core import image_uris
 
-    return image_uris.retrieve("pytorch", region=region, version=DLC_VERSION, py_version=DLC_PY,
-                               instance_type=instance_type, image_scope="training")
+    try:
+        return image_uris.retrieve("pytorch", region=region, version=DLC_VERSION, py_version=DLC_PY,
+                                   instance_type=instance_type, image_scope="training")
+    except ValueError as exc:  # an unknown region or instance type: say which, in one line
+        first = str(exc).split(". ")[0]
+        raise UserError(f"no AWS PyTorch training image for --region {region} / --instance-type {instance_type} "
+                        f"({first}); check them or give --image URI") from None
 
 
 def _trainer_class() -> type:
