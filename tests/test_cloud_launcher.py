@@ -169,3 +169,14 @@ def test_metric_definitions_match_the_csv_the_engine_wrote(tmp_path: Path) -> No
     for d in jobspec.metric_definitions():
         values = [float(v) for v in re.findall(d["Regex"], log)]
         assert values == pytest.approx([float(r[d["Name"]]) for r in rows], rel=1e-3, abs=1e-4), d["Name"]
+
+
+def test_building_the_cli_parser_imports_neither_lightning_nor_the_sdk() -> None:
+    """`streamguard --help` and every other command build the whole parser, cloud included: keep it light."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from streamguard.cli import build_parser; build_parser(); "
+            "print(sorted({'lightning', 'torch', 'sagemaker', 'mlflow'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip() == "[]"

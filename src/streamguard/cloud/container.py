@@ -127,7 +127,10 @@ def run(paths: jobspec.SageMakerPaths) -> Path:
         if control.get(jobspec.REGISTER):
             from streamguard.cloud.model_registry import register_run
 
-            version = register_run(paths.model, control[jobspec.REGISTER], getattr(cfg, "tracking_uri", None))
+            uri = getattr(cfg, "tracking_uri", None)
+            if not uri or uri.lower() == "off":  # still a store that comes back with the job's outputs
+                uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
+            version = register_run(paths.model, control[jobspec.REGISTER], uri)
             log.warning("registered %s version %s", control[jobspec.REGISTER], version)
     return run_dir
 
