@@ -82,13 +82,14 @@ def prepare_run_dir(paths: jobspec.SageMakerPaths) -> Path:
     return run_dir
 
 
-def resolve(cfg: Any, run_dir: Path, control: dict[str, str]) -> Any:
+def resolve(cfg: Any, run_dir: Path, data_dir: Path) -> Any:
+    """The config as this container runs it: tracking in the run dir, files named by it in the data channel."""
     changes: dict[str, Any] = {}
     fields = {f.name for f in dataclasses.fields(cfg)}
     if "tracking_uri" in fields and not cfg.tracking_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
         changes["tracking_uri"] = f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"  # lands in output.tar.gz
     if "sample_weights" in fields and cfg.sample_weights:
-        changes["sample_weights"] = str(Path(os.environ.get("SM_CHANNEL_TRAIN", ".")) / cfg.sample_weights)
+        changes["sample_weights"] = str(data_dir / cfg.sample_weights)
     return _distributed(dataclasses.replace(cfg, **changes))
 
 
@@ -118,7 +119,7 @@ def run(paths: jobspec.SageMakerPaths) -> Path:
     if not data_dir.is_dir():
         raise UserError(f"data channel {data_dir} not found (is --data the processed dataset prefix?)")
     run_dir = prepare_run_dir(paths)
-    cfg = resolve(cfg, run_dir, control)
+    cfg = resolve(cfg, run_dir, data_dir)
     log.warning("streamguard %s on %s, commit %s, rank %d", kind, data_dir, control.get(jobspec.COMMIT), _rank())
     prepare_torch_cpu()
     registry.get(kind).train(data_dir, run_dir, cfg)
