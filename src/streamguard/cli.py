@@ -188,6 +188,11 @@ def _run_predict(args: argparse.Namespace) -> None:
     predict_run(args.run, args.data, args.split, args.out)
 
 
+def _add_cloud(sub: argparse._SubParsersAction) -> None:
+    from streamguard.cloud.cli import add_parsers  # cloud, models, and --register on training commands
+    add_parsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamguard",
                                      description="Train and run detectors of vulnerable C functions.")
@@ -199,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_fuse(sub)
     _add_predict(sub)
+    _add_cloud(sub)
     return parser
 
 

@@ -176,6 +176,7 @@ class RuntimeConfig(Checked):
     """Where and how a run executes: devices, precision, checkpoints' mirror, tracking, threads."""
     precision: str = "32-true"            # bf16-mixed on CPU, 16-mixed on CUDA
     devices: int = _field(1, lo=1)
+    num_nodes: int = _field(1, lo=1)      # machines of a multi-node DDP job (torchrun sets it in the cloud)
     strategy: str = "auto"                # ddp for several devices (gloo on CPU)
     accelerator: str = "auto"
     deterministic: bool = False

@@ -269,7 +269,8 @@ def _fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engi
     logger = make_mlflow_logger(out_dir, cfg.tracking_uri, cfg.experiment, out_dir.name) \
         if rank_zero_only.rank == 0 else None
     trainer = pl.Trainer(max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=cfg.devices,
-                         strategy=cfg.strategy, precision=cfg.precision, deterministic=cfg.deterministic,
+                         num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=cfg.precision,
+                         deterministic=cfg.deterministic,
                          gradient_clip_val=cfg.grad_clip or None, accumulate_grad_batches=cfg.accumulate,
                          num_sanity_val_steps=0, plugins=[ckpt_io], logger=logger or False,
                          callbacks=_callbacks(cfg, ckpt_dir, out_dir), default_root_dir=out_dir,

@@ -1,0 +1,154 @@
+"""The ``cloud`` and ``models`` commands, and ``--register NAME`` on every training command.
+
+Registered from streamguard/cli.py with one call, ``add_parsers(sub)``, made after the training commands
+exist so that each of them (whatever kinds the registry has) gets ``--register``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from streamguard.train import registry
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    _add_cloud(sub)
+    _add_models(sub)
+    _add_register_option(sub)
+
+
+def _add_cloud(sub: argparse._SubParsersAction) -> None:
+    from streamguard.cloud.sagemaker import DEFAULT_INSTANCE
+
+    cloud = sub.add_parser("cloud", help="train on SageMaker; price a job").add_subparsers(dest="cloud_cmd",
+                                                                                        required=True)
+    sm = cloud.add_parser("sagemaker", help="SageMaker training jobs").add_subparsers(dest="sm_cmd", required=True)
+    p = sm.add_parser("train", help="one SageMaker training job (managed spot, S3 checkpoints, resume)")
+    p.add_argument("kind", choices=registry.known_kinds())
+    p.add_argument("--data", required=True, help="S3 prefix of the processed dataset, s3://bucket/prefix")
+    p.add_argument("--output", required=True, help="S3 prefix for the job's checkpoints and outputs")
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    p.add_argument("--spot", action=argparse.BooleanOptionalAction, default=True, help="managed spot (default)")
+    p.add_argument("--instance-type", default=DEFAULT_INSTANCE)
+    p.add_argument("--instance-count", type=int, default=1, help=">1: DDP across instances (torchrun)")
+    p.add_argument("--max-run", default="4h")
+    p.add_argument("--max-wait", default="5h", help="spot: wait for capacity plus run time (>= --max-run)")
+    p.add_argument("--image", default=None, help="training image URI (default: AWS's PyTorch training image)")
+    p.add_argument("--role", default=None, help="SageMaker execution role ARN")
+    p.add_argument("--region", default=None)
+    p.add_argument("--name", default=None, help="job name prefix; the same name resumes its checkpoints")
+    p.add_argument("--register", default=None, metavar="NAME", help="register the best model under NAME")
+    p.add_argument("--allow-dirty", action="store_true", help="package a tree with uncommitted changes")
+    p.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request; send nothing")
+    p.set_defaults(func=_run_sagemaker_train)
+    e = cloud.add_parser("estimate", help="hours and dollars of a job, from measured throughput")
+    e.add_argument("kind", choices=registry.known_kinds())
+    e.add_argument("--data", required=True, type=Path, help="processed dataset dir (its train split is counted)")
+    e.add_argument("--config", type=Path, default=None)
+    e.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    e.add_argument("--instance-type", nargs="*", default=None, help="default: every priced instance type")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_run_estimate)
+
+
+def _run_sagemaker_train(args: argparse.Namespace) -> None:
+    from streamguard.cloud.sagemaker import JobOptions, launch
+
+    opts = JobOptions(kind=args.kind, data=args.data, output=args.output, role=args.role, region=args.region,
+                      config=args.config, sets=tuple(args.set), spot=args.spot, instance_type=args.instance_type,
+                      instance_count=args.instance_count, max_run=args.max_run, max_wait=args.max_wait,
+                      image=args.image, name=args.name, register=args.register, allow_dirty=args.allow_dirty,
+                      dry_run=args.dry_run)
+    print(json.dumps(launch(opts), indent=2))
+
+
+def _run_estimate(args: argparse.Namespace) -> None:
+    from streamguard.cloud.estimate import as_json, estimate, render
+    from streamguard.config import load_config
+
+    cfg = load_config(registry.config_class(args.kind), args.config, None, args.set)
+    result = estimate(args.kind, args.data, cfg, args.instance_type)
+    print(as_json(result) if args.json else render(result))
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="the model registry (MLflow)").add_subparsers(dest="models_cmd",
+                                                                                        required=True)
+    lst = models.add_parser("list", help="registered models and their versions")
+    lst.add_argument("--name", default=None)
+    lst.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI, mlflow.db)")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_run_models_list)
+    reg = models.add_parser("register", help="register a finished run as a new version of NAME")
+    reg.add_argument("run", type=Path)
+    reg.add_argument("name")
+    reg.add_argument("--bundle", type=Path, default=None, help="an exported bundle to attach")
+    reg.add_argument("--tracking-uri", default=None)
+    reg.set_defaults(func=_run_models_register)
+    load = models.add_parser("load", help="download a registered version as a run dir")
+    load.add_argument("name")
+    load.add_argument("--version", default="latest")
+    load.add_argument("--out", required=True, type=Path)
+    load.add_argument("--tracking-uri", default=None)
+    load.set_defaults(func=_run_models_load)
+
+
+def _run_models_list(args: argparse.Namespace) -> None:
+    from streamguard.cloud.model_registry import list_versions
+
+    rows = list_versions(args.tracking_uri, args.name)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print("no registered models")
+    for r in rows:
+        score = "-" if r["best_score"] is None else f"{r['best_score']:.4f}"
+        print(f"{r['name']:<24} v{r['version']:<4} {r['kind'] or '-':<12} best {score:<8} commit {r['git_commit']}")
+
+
+def _run_models_register(args: argparse.Namespace) -> None:
+    from streamguard.cloud.model_registry import register_run
+
+    version = register_run(args.run, args.name, args.tracking_uri, args.bundle)
+    print(f"registered {args.name} version {version}")
+
+
+def _run_models_load(args: argparse.Namespace) -> None:
+    from streamguard.cloud.model_registry import load_version
+
+    print(load_version(args.name, args.version, args.out, args.tracking_uri))
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _add_register_option(sub: argparse._SubParsersAction) -> None:
+    """``--register NAME`` on ``train <kind>`` and ``fuse``: after the command, register its ``--out`` run."""
+    targets = list(_subcommands(sub.choices["train"]).values()) if "train" in sub.choices else []
+    targets += [sub.choices["fuse"]] if "fuse" in sub.choices else []
+    for parser in targets:
+        inner = parser.get_default("func")
+        if inner is None or any("--register" in a.option_strings for a in parser._actions):
+            continue
+        parser.add_argument("--register", default=None, metavar="NAME",
+                            help="register the run's best model in the MLflow registry under NAME")
+        parser.set_defaults(func=_registering(inner))
+
+
+def _registering(inner):  # noqa: ANN001, ANN202 - wraps a command's func
+    def run(args: argparse.Namespace) -> None:
+        inner(args)
+        if getattr(args, "register", None):
+            from streamguard.cloud.model_registry import register_run
+
+            uri = getattr(args, "tracking_uri", None)
+            version = register_run(args.out, args.register, uri)
+            print(f"registered {args.register} version {version}")
+    return run
