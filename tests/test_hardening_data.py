@@ -107,7 +107,7 @@ def test_preprocess_rejects_hostile_huge_and_keeps_the_rest(tmp_path: Path, raw_
 
 def test_max_tokens_below_three_is_refused(tmp_path: Path, raw_small: Path) -> None:
     from streamguard.errors import UserError
-    with pytest.raises(UserError, match="max_tokens must be at least 3"):
+    with pytest.raises(UserError, match="'max_tokens': must be >= 3"):
         preprocess(raw_small, tmp_path / "p", PreprocessConfig(tokenizer="bpe", max_tokens=1, workers=1))
 
 

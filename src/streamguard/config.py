@@ -142,7 +142,7 @@ MONITORS = ("val_roc_auc", "val_f1_vulnerable", "val_accuracy")
 @FROZEN
 class PreprocessConfig(Checked):
     tokenizer: str = "microsoft/codebert-base"  # a hub name, a local directory, or "bpe"
-    max_tokens: int = _field(512, lo=8)         # budget including the two special tokens
+    max_tokens: int = _field(512, lo=3)         # budget including the two special tokens (CLS, SEP)
     bpe_vocab_size: int = _field(16000, lo=300)
     node_vocab_size: int = _field(1000, lo=2)
     vocab_sample: int = _field(5000, lo=1)      # train functions the node vocabulary is counted on

@@ -208,8 +208,6 @@ def preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
 
 
 def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
-    if cfg.max_tokens < 3:
-        raise UserError(f"max_tokens must be at least 3 (CLS, one token, SEP), got {cfg.max_tokens}")
     if cfg.reuse_from and not (Path(cfg.reuse_from) / "node_vocab.json").is_file():
         raise UserError(f"--reuse-from {cfg.reuse_from}: not a processed dataset (no node_vocab.json)")
     started = time.time()
