@@ -230,6 +230,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="processed with the run's tokenizer (--reuse-from)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--out", required=True, type=Path, help="predictions jsonl to write")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="probability cut for the verdict (default: the run's, chosen on valid)")
     p.set_defaults(func=_run_predict)
 
 
@@ -237,7 +239,7 @@ def _run_predict(args: argparse.Namespace) -> None:
     prepare_torch_cpu()
     from streamguard.predict import predict_run
     _log_info()
-    predict_run(args.run, args.data, args.split, args.out)
+    predict_run(args.run, args.data, args.split, args.out, args.threshold)
 
 
 def build_parser() -> argparse.ArgumentParser:

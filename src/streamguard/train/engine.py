@@ -319,3 +319,6 @@ def write_predictions(model: nn.Module, datasets: dict[str, ClassificationDatase
         if split in datasets:
             write_jsonl(out_dir / "predictions" / f"{split}.jsonl",
                         predict_rows(model, datasets[split], cfg.predict_batch_size))
+    if "valid" in datasets:  # every run records the decision threshold chosen on valid
+        from streamguard import thresholds
+        thresholds.record(out_dir)
