@@ -16,6 +16,7 @@ from streamguard.train.rundir import read_exp_config
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
+WEIGHTS = "gnn_weights.safetensors"  # an exported (bundle) GNN's weights
 
 
 def build_model(cfg: GNNConfig) -> GraphClassifier:
@@ -102,13 +103,22 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
     cfg = load_config(GNNConfig, overrides={k: v for k, v in exp["hyperparameters"].items()
                                             if k in GNNConfig.__dataclass_fields__})
     model = build_model(cfg)
-    model.load_state_dict(engine.best_state_dict(run_dir / "checkpoints"))
+    model.load_state_dict(state_dict(run_dir))
     data = load_split(data_dir, split, graph_options(data_dir, cfg), Path(cfg.cache_dir) if cfg.cache_dir else None)
     ds = GraphDataset(data, ids)
     if ids is not None and len(ds) != len(ids):
         missing = sorted(ids - set(ds.ids))
         raise UserError(f"{len(missing)} requested id(s) are not in {data_dir}/{split}.jsonl, e.g. {missing[0]}")
     return engine.predict_rows(model, ds, cfg.predict_batch_size)
+
+
+def state_dict(run_dir: Path) -> dict[str, Any]:
+    """The best weights: ``gnn_weights.safetensors`` in a bundle (no pickle at all), else best.ckpt."""
+    path = Path(run_dir) / WEIGHTS
+    if path.is_file():
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    return engine.best_state_dict(Path(run_dir) / "checkpoints")
 
 
 def load_gnn_config(path: Path | None, overrides: dict[str, Any], extra: list[str]) -> GNNConfig:
