@@ -242,6 +242,11 @@ def _run_predict(args: argparse.Namespace) -> None:
     predict_run(args.run, args.data, args.split, args.out, args.threshold)
 
 
+def _add_scan(sub: argparse._SubParsersAction) -> None:
+    from streamguard.scan.cli import add_parsers  # scan + export
+    add_parsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamguard",
                                      description="Train and run detectors of vulnerable C functions.")
@@ -256,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_transformer(train)
     _add_fuse(sub)
     _add_predict(sub)
+    _add_scan(sub)
     return parser
 
 
@@ -263,14 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)
     except UserError as exc:
         print(f"streamguard: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("streamguard: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return rc if isinstance(rc, int) else 0  # scan: 1 when findings reach --fail-on
 
 
 if __name__ == "__main__":
