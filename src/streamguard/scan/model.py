@@ -117,24 +117,26 @@ class Scorer:
         keep = [i for i, (line, _) in enumerate(recs) if line is not None]
         if not keep:
             return probs, reasons
+        # Length-sorted: the neural kinds batch in file order and pad to the longest item of a batch.
+        parsed = {i: json.loads(recs[i][0]) for i in keep}
+        keep.sort(key=lambda i: len(parsed[i]["tokens"]))
         with tempfile.TemporaryDirectory(prefix="streamguard-scan-") as tmp:
-            data_dir = self._dataset(Path(tmp), [recs[i][0] for i in keep], [codes[i] for i in keep])
+            data_dir = self._dataset(Path(tmp), [parsed[i] for i in keep], [codes[i] for i in keep])
             rows = registry.get(self.source.kind).predict(self.source.model_dir, data_dir, "test")
         by_id = {r["id"]: r["prob_vulnerable"] for r in rows}
         for pos, i in enumerate(keep):
             probs[i] = by_id[f"{SOURCE.upper()}-TEST-{pos}"]
         return probs, reasons
 
-    def _dataset(self, root: Path, lines: list[str], codes: list[str]) -> Path:
-        """A processed dataset of one ``test`` split holding ``lines`` (rows renumbered 0..n-1 so that ids and
+    def _dataset(self, root: Path, recs: list[dict[str, Any]], codes: list[str]) -> Path:
+        """A processed dataset of one ``test`` split holding ``recs`` (rows renumbered 0..n-1 so that ids and
         the raw rows the lexical kind reads line up), with the model's tokenizer and vocabulary."""
         data, raw = root / "data", root / "raw"
         data.mkdir()
         raw.mkdir()
         with open(data / "test.jsonl", "w", encoding="utf-8") as fh, \
                 open(raw / "test.jsonl", "w", encoding="utf-8") as fr:
-            for pos, (line, code) in enumerate(zip(lines, codes)):
-                rec = json.loads(line)
+            for pos, (rec, code) in enumerate(zip(recs, codes)):
                 rec["id"] = f"{SOURCE.upper()}-TEST-{pos}"
                 rec["metadata"]["row"] = pos
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
