@@ -22,6 +22,7 @@ import numpy as np
 from streamguard import thresholds
 from streamguard.config import PreprocessConfig
 from streamguard.data import preprocess as prep
+from streamguard.data.records import RecordError, validate_raw
 from streamguard.errors import UserError
 from streamguard.train import registry
 from streamguard.train.rundir import read_exp_config
@@ -98,8 +99,18 @@ class Scorer:
             self._pool.__exit__(None, None, None)
             self._pool = None
 
+    def _raw_lexical(self) -> bool:
+        """A lexical model reading the raw function (the default) needs no tokens or graph: its ``predict``
+        takes the text from the raw rows, so records carry only what ``read_split`` checks."""
+        if self.source.kind != "lexical":
+            return False
+        exp = json.loads((self.source.model_dir / "exp_config.json").read_text())
+        return (exp.get("hyperparameters") or {}).get("code_source", "raw") == "raw"
+
     def records(self, codes: Sequence[str]) -> list[tuple[str | None, str | None]]:
         """(processed record as a JSON line, None) or (None, reason) per function, in order."""
+        if self._raw_lexical():
+            return [self._light_record(i, c) for i, c in enumerate(codes)]
         if self._pool is None:
             workers = self.workers if len(codes) >= 64 else 1  # a process pool costs seconds to start
             self._pool = prep._pool(workers, self._init).__enter__()
@@ -108,6 +119,15 @@ class Scorer:
         for _, row, line, _, reason in self._pool.imap_unordered(prep._record_task, tasks, chunksize=prep.CHUNK):
             out[row] = (line, reason)
         return out
+
+    @staticmethod
+    def _light_record(row: int, code: str) -> tuple[str | None, str | None]:
+        try:
+            validate_raw({"func": code, "target": 0})  # the same checks as preprocessing
+        except RecordError as exc:
+            return None, str(exc)
+        rec = {"id": "", "code": code, "label": 0, "tokens": [], "metadata": {"row": row}}
+        return json.dumps(rec, ensure_ascii=False), None
 
     def probabilities(self, codes: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
         """P(vulnerable) per function (NaN where it could not be processed) and the reason for each NaN."""
