@@ -216,6 +216,9 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
 
 
 def _predict_with(meta: dict, run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
+    # A base model with weight 0 adds exactly 0 to every margin: it is not run (it may be the slowest).
+    used = [i for i, w in enumerate(meta["weights"]) if w != 0] or [0]
+    meta = {**meta, "models": [meta["models"][i] for i in used], "weights": [meta["weights"][i] for i in used]}
     fus = fusion_model.Fusion(meta["method"], meta["weights"], meta["bias"], meta["threshold"])
     recs, z = _base_predictions(run_dir, meta, data_dir, split, ids)
     return prediction_rows(recs, fus.logits(z))
