@@ -204,3 +204,21 @@ def test_html_is_self_contained_and_escapes_code_in_chromium(model, tmp_path):
     assert "<title>StreamGuard scan" in dom and "pwned</title>" not in dom
     assert "<img" not in dom and "&lt;/script&gt;" in dom and "&lt;img src=x onerror=" in dom
     assert 'class="ev"' in dom  # evidence lines are marked
+
+
+def test_table_output_empty_tree_and_garbage(model, tree, tmp_path):
+    _, bundle = model
+    out = tmp_path / "t.txt"
+    assert main(["scan", str(tree), "--model", str(bundle), "--out", str(out), "--root", str(tree),
+                 "--max-file-size", "1000", "--fail-on", "none"]) == 0
+    text = out.read_text()
+    assert "copy_name" in text and "a.c:2-6" in text and "3 functions scored in 2 files" in text
+    assert "1 binary" in text and "1 size cap" in text and "1 unreadable" in text
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rep = tmp_path / "e.json"
+    assert main(["scan", str(empty), "--model", str(bundle), "--format", "json", "--out", str(rep)]) == 0
+    assert json.loads(rep.read_text())["summary"]["files_scanned"] == 0
+    # code no parser makes sense of is still scored (three-tier fallback), never a crash
+    junk = streamguard.load(bundle).score(["}}}} int (( %% garbage {{", "\x00"])
+    assert junk[0].verdict in ("vulnerable", "clean") and junk[1].verdict == "error" and "NUL" in junk[1].error
