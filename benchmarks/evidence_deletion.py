@@ -83,12 +83,21 @@ def main() -> None:
         print(json.dumps(row), file=sys.stderr)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {"command": " ".join(["python", *sys.argv]), "commit": commit, "cores": os.cpu_count(),
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows, "k": args.k,
+              "seed": args.seed}
+    if args.out:
+        Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
+        Path(args.out + ".md").write_text(render(result))
+    print(render(result))
+
+
+def render(result: dict) -> str:
+    commit, k, seed, rows = result["commit"], result.get("k", 3), result.get("seed", 0), result["rows"]
     md = ["# Line evidence deletion check (Devign test split)", "",
-          f"Command: `{result['command']}`  ", f"Commit {commit[:12]}, {result['date']}, {os.cpu_count()} cores, "
+          f"Command: `{result['command']}`  ", f"Commit {commit[:12]}, {result['date']}, {result['cores']} cores, "
           "shared machine (load averages below; evidence timings are under contention).", "",
-          f"Per function: P(vulnerable) minus P after blanking its top-{args.k} attributed lines, and after blanking "
-          f"{args.k} random non-blank lines (functions with >= 8 non-blank lines, seed {args.seed}). Difference = "
+          f"Per function: P(vulnerable) minus P after blanking its top-{k} attributed lines, and after blanking "
+          f"{k} random non-blank lines (functions with >= 8 non-blank lines, seed {seed}). Difference = "
           "top drop - random drop, 95% bootstrap CI over functions.", "",
           "| model | functions | mean drop top-3 | mean drop random-3 | difference [95% CI] | top drop larger | "
           "evidence s/function | load avg before -> after |", "|---|---|---|---|---|---|---|---|"]
@@ -96,12 +105,9 @@ def main() -> None:
         lo, hi = r["difference_95ci"]
         md.append(f"| {r['model']} ({r['kind']}) | {r['functions']} | {r['mean_drop_top3']:+.4f} | "
                   f"{r['mean_drop_random3']:+.4f} | {r['mean_difference']:+.4f} [{lo:+.4f}, {hi:+.4f}] | "
-                  f"{r['share_top_drop_larger']:.0%} | {r['evidence_seconds_per_function']} | "
+                  f"{r['share_top_drop_larger']:.1%} | {r['evidence_seconds_per_function']} | "
                   f"{r['load_avg_1min_before_after'][0]} -> {r['load_avg_1min_before_after'][1]} |")
-    if args.out:
-        Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
-        Path(args.out + ".md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    return "\n".join(md) + "\n"
 
 
 if __name__ == "__main__":
