@@ -136,7 +136,7 @@ def _macro_function(body: Node, data: bytes, path: str) -> CFunction | None:
                      end_byte=body.end_byte, code=data[start:body.end_byte].decode("utf-8", errors="replace"))
 
 
-def _matches(rel: str, patterns: Iterable[str]) -> bool:
+def matches_any(rel: str, patterns: Iterable[str]) -> bool:
     """A pattern without '/' matches the file or any folder name; with '/', the relative path (``*`` spans '/')."""
     parts = rel.split("/")
     for pat in patterns:
@@ -149,12 +149,12 @@ def _matches(rel: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def _included(rel: str, name: str, include: list[str]) -> bool:
+def included(rel: str, name: str, include: list[str]) -> bool:
     """An include pattern without '/' matches the file name; with '/', the relative path."""
     return any(fnmatch.fnmatchcase(rel if "/" in pat else name, pat) for pat in include)
 
 
-def _rel(path: Path, root: Path) -> str:
+def relative_path(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root).as_posix()
     except ValueError:
@@ -188,10 +188,10 @@ def _walk(top: Path, root: Path, include: list[str], exclude: list[str]) -> Iter
         here = Path(dirpath)
         # Sorted, in place: a stable order, and pruned folders are never entered.
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS
-                             and not (exclude and _matches(_rel(here / d, root), exclude)))
+                             and not (exclude and matches_any(relative_path(here / d, root), exclude)))
         for name in sorted(filenames):
-            rel = _rel(here / name, root)
-            if _included(rel, name, include) and not (exclude and _matches(rel, exclude)):
+            rel = relative_path(here / name, root)
+            if included(rel, name, include) and not (exclude and matches_any(rel, exclude)):
                 yield here / name
 
 
@@ -214,17 +214,17 @@ def iter_c_files(paths: Iterable[str | os.PathLike], include: list[str] | None =
         if p.is_dir():
             candidates: Iterable[Path] = _walk(top, base, include, exclude)
         elif p.exists() or p.is_symlink():
-            candidates = [] if exclude and _matches(_rel(top, base), exclude) else [top]
+            candidates = [] if exclude and matches_any(relative_path(top, base), exclude) else [top]
         else:
-            yield CFile(_rel(top, base), top, skip=NOT_FOUND, detail="no such file or directory")
+            yield CFile(relative_path(top, base), top, skip=NOT_FOUND, detail="no such file or directory")
             continue
         for path in candidates:
             try:
                 real = path.resolve(strict=True)
             except (OSError, RuntimeError) as exc:  # dangling link, link loop
-                yield CFile(_rel(path, base), path, skip=UNREADABLE, detail=f"cannot resolve ({exc})")
+                yield CFile(relative_path(path, base), path, skip=UNREADABLE, detail=f"cannot resolve ({exc})")
                 continue
             if real in seen:
                 continue
             seen.add(real)
-            yield read_c_file(path, _rel(path, base), max_bytes)
+            yield read_c_file(path, relative_path(path, base), max_bytes)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from streamguard import thresholds
-from streamguard.data.extract import CFunction, _included, _matches, extract_functions, iter_c_files
+from streamguard.data.extract import CFunction, extract_functions, included, iter_c_files, matches_any
 from streamguard.scan import diffs
 from streamguard.scan.model import ModelSource, Scorer, open_model
 from streamguard.scan.results import FileResult, Finding, LineEvidence, ScanReport, Score, fingerprint
@@ -147,15 +147,15 @@ def _rejected(fn: CFunction, reason: str) -> dict[str, Any]:
 def _changed_files(paths: list[Path], changed: dict[str, list[tuple[int, int]]], include: list[str] | None,
                    exclude: list[str] | None, root: Path) -> list[Path]:
     """The changed files that still exist, lie under ``paths`` and pass include/exclude."""
-    from streamguard.data.extract import DEFAULT_INCLUDE, _rel
+    from streamguard.data.extract import DEFAULT_INCLUDE, relative_path
     tops = [p.resolve() for p in paths]
     out = []
     for name in sorted(changed):
         p = Path(name)
-        rel = _rel(p, root)
+        rel = relative_path(p, root)
         if p.is_file() and any(p == t or p.is_relative_to(t) for t in tops) \
-                and _included(rel, p.name, list(include or DEFAULT_INCLUDE)) \
-                and not (exclude and _matches(rel, exclude)):
+                and included(rel, p.name, list(include or DEFAULT_INCLUDE)) \
+                and not (exclude and matches_any(rel, exclude)):
             out.append(p)
     return out
 
