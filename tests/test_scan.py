@@ -222,3 +222,11 @@ def test_table_output_empty_tree_and_garbage(model, tree, tmp_path):
     # code no parser makes sense of is still scored (three-tier fallback), never a crash
     junk = streamguard.load(bundle).score(["}}}} int (( %% garbage {{", "\x00"])
     assert junk[0].verdict in ("vulnerable", "clean") and junk[1].verdict == "error" and "NUL" in junk[1].error
+
+
+def test_export_cli_refuses_an_existing_target_and_a_bundle(model, tmp_path):
+    run, bundle = model
+    assert main(["export", str(run), "--out", str(bundle)]) == 2
+    assert main(["export", str(bundle), "--out", str(tmp_path / "again")]) == 2
+    assert main(["export", str(run), "--out", str(tmp_path / "new")]) == 0
+    assert (tmp_path / "new" / "bundle.json").is_file() and not (tmp_path / "new.tmp-export").exists()
