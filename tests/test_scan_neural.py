@@ -44,3 +44,31 @@ def test_neural_bundle_reproduces_the_run(neural, processed_small):
     for s, n in zip(scores, n_lines):
         assert all(1 <= e.line <= n for e in s.evidence)
     assert any(s.evidence for s in scores)
+
+
+@pytest.mark.parametrize("neural", ["transformer"], indirect=True)
+def test_transformer_attributions_map_through_token_offsets_to_lines(neural, monkeypatch):
+    """Integrated gradients replaced by known attributions: all on the last text token (the closing brace), then
+    one per token: the line scores must follow the token offsets."""
+    _, _, bundle = neural
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    from streamguard import explain
+    mode = {"last": True}
+
+    def fake(self, inputs, baselines=None, additional_forward_args=None, n_steps=50):
+        n = inputs.shape[1]
+        per_token = torch.zeros(n) if mode["last"] else torch.ones(n)
+        per_token[n - 2] = 1.0
+        return per_token.reshape(1, n, 1).expand(1, n, 4) / 4
+
+    monkeypatch.setattr(LayerIntegratedGradients, "attribute", fake)
+    code = "int f(int a)\n{\n\tint b = a * 2;\n\n\treturn b;\n}\n"
+    det = streamguard.load(bundle)
+    (scores,) = explain.transformer_lines(det.source.model_dir, det.source.prep_dir, [code])
+    assert scores.argmax() + 1 == 6 and scores.sum() == pytest.approx(1.0)  # all on "}" (line 6)
+    mode["last"] = False
+    (scores,) = explain.transformer_lines(det.source.model_dir, det.source.prep_dir, [code])
+    assert scores[3] == 0 and (scores[[0, 1, 2, 4, 5]] >= 1).all()  # every text token lands on its own line
+    assert scores[2] > scores[1]  # "\tint b = a * 2;" holds more tokens than "{"
