@@ -24,6 +24,7 @@ def _one(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     from streamguard.data.extract import extract_functions, iter_c_files
     paths = [Path(args.src) / d for d in args.dirs]
+    cpu0 = os.times()
     t0 = time.perf_counter()
     if args.one == "floor":
         files = n = 0
@@ -42,7 +43,7 @@ def _one(args: argparse.Namespace) -> None:
                "rejected": s["functions_rejected"], "skipped": s["skipped_by_reason"], "vulnerable": s["vulnerable"]}
     out["seconds"] = round(time.perf_counter() - t0, 2)
     t = os.times()  # CPU time of this process and its reaped workers: less sensitive to other jobs than wall time
-    out["cpu_seconds"] = round(t.user + t.system + t.children_user + t.children_system, 2)
+    out["cpu_seconds"] = round(t.user + t.system - cpu0.user - cpu0.system + t.children_user + t.children_system, 2)
     import resource
     out["peak_rss_mb_main"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     # featurizing workers have exited and been reaped by now: the largest one's peak
