@@ -21,6 +21,7 @@ import torch
 
 from streamguard.config import GNNConfig, load_config
 from streamguard.data.graphs import GraphDataset, load_split
+from streamguard.data.processed import ProcessedDir
 from streamguard.train.gnn import build_model, graph_options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = load_config(GNNConfig, ROOT / "configs" / "gnn.yaml", extra=args.set)
     t0 = time.time()
-    data = load_split(args.data, "train", graph_options(args.data, cfg))
+    data = load_split(args.data, "train", graph_options(ProcessedDir(args.data), cfg))
     load_s = time.time() - t0
     ds = GraphDataset(data)
     torch.manual_seed(0)

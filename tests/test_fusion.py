@@ -171,7 +171,8 @@ def test_a_finished_full_run_serves_as_base_model_and_fold_runs_are_refused(setu
     # the spy's full model was not trained again: 3 fold fits + the reused run's own fit
     assert sorted(s.spy.fits) == sorted([str(full)] + [str(s.out / "folds" / "spy" / f"fold-{i}") for i in range(3)])
     meta = json.loads((s.out / "fusion.json").read_text())
-    assert (s.out / meta["base_runs"]["spy"]).resolve() == full.resolve()
+    # the reused run is copied into the fusion dir, which never points outside itself
+    assert meta["base_runs"]["spy"] == "base/spy" and (s.out / "base" / "spy" / "exp_config.json").is_file()
     assert len(_jsonl(s.out / "predictions" / "test.jsonl")) == len(_split(s.data, "test"))
     fold_run = s.out / "folds" / "spy" / "fold-0"
     exp = json.loads((fold_run / "exp_config.json").read_text())

@@ -53,7 +53,8 @@ def test_predict_reproduces_the_runs_own_test_predictions(trained, run) -> None:
     assert main(["predict", "--run", str(root / run), "--data", str(data), "--out", str(out)]) == 0
     again, written = _jsonl(out), _jsonl(root / run / "predictions" / "test.jsonl")
     assert [r["id"] for r in again] == [r["id"] for r in written]
-    assert all(a["logits"] == pytest.approx(w["logits"]) and a.keys() == w.keys() for a, w in zip(again, written))
+    assert all(a["logits"] == pytest.approx(w["logits"]) and a.keys() == w.keys() | {"threshold", "verdict"}
+               for a, w in zip(again, written))
 
 
 def test_predict_other_data_and_split(trained) -> None:

@@ -178,6 +178,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="processed with the run's tokenizer (--reuse-from)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--out", required=True, type=Path, help="predictions jsonl to write")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="probability cut for the verdict (default: the run's, chosen on valid)")
     p.set_defaults(func=_run_predict)
 
 
@@ -185,7 +187,12 @@ def _run_predict(args: argparse.Namespace) -> None:
     prepare_torch_cpu()
     from streamguard.predict import predict_run
     _log_info()
-    predict_run(args.run, args.data, args.split, args.out)
+    predict_run(args.run, args.data, args.split, args.out, args.threshold)
+
+
+def _add_scan(sub: argparse._SubParsersAction) -> None:
+    from streamguard.scan.cli import add_parsers  # scan + export
+    add_parsers(sub)
 
 
 def _add_cloud(sub: argparse._SubParsersAction) -> None:
@@ -204,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_fuse(sub)
     _add_predict(sub)
+    _add_scan(sub)
     _add_cloud(sub)
     return parser
 
@@ -212,14 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)
     except UserError as exc:
         print(f"streamguard: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("streamguard: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return rc if isinstance(rc, int) else 0  # scan: 1 when findings reach --fail-on
 
 
 if __name__ == "__main__":

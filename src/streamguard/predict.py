@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from streamguard import thresholds
 from streamguard.atomic import check_writable_file
 from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import write_jsonl
@@ -18,8 +19,9 @@ from streamguard.train import registry
 log = logging.getLogger(__name__)
 
 
-def predict_run(run_dir: Path, data_dir: Path, split: str, out: Path) -> int:
-    """Write the predictions contract for ``split`` of ``data_dir`` to ``out``; return the row count."""
+def predict_run(run_dir: Path, data_dir: Path, split: str, out: Path, threshold: float | None = None) -> int:
+    """Write the predictions contract for ``split`` of ``data_dir`` to ``out``, each row with the threshold
+    (the run's, chosen on valid, unless given) and its verdict; return the row count."""
     run_dir, data = Path(run_dir), ProcessedDir(data_dir)
     check_writable_file(Path(out))  # before scoring: a directory or unwritable --out fails in one line
     exp = read_exp_config(run_dir)
@@ -27,6 +29,8 @@ def predict_run(run_dir: Path, data_dir: Path, split: str, out: Path) -> int:
     if not data.has_split(split):
         raise UserError(f"{data_dir} has no {split} split")
     rows = registry.get(exp["model"]).predict(run_dir, data_dir, split)
+    cut = thresholds.run_threshold(run_dir) if threshold is None else thresholds.check(threshold)
+    rows = [{**r, "threshold": cut, "verdict": thresholds.verdict(r["prob_vulnerable"], cut)} for r in rows]
     n = write_jsonl(out, rows)
     log.info("predict: %d %s rows of %s scored by %s run %s", n, split, data_dir, exp["model"], run_dir)
     return n

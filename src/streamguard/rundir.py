@@ -74,6 +74,9 @@ def read_exp_config(run_dir: Path) -> dict[str, Any]:
 def write_predictions(out_dir: Path, split: str, rows: list[dict[str, Any]]) -> Path:
     path = Path(out_dir) / "predictions" / f"{split}.jsonl"
     write_jsonl(path, rows)
+    if split == "valid":  # every run records the decision threshold chosen on valid
+        from streamguard import thresholds
+        thresholds.record(out_dir, rows)
     return path
 
 

@@ -1,11 +1,93 @@
-"""The decision threshold chosen on validation items: one function for every model kind and the evaluation."""
+"""The decision threshold: the one search for the best cut (every kind, the fusion, the evaluation), and a
+run's threshold chosen on its valid predictions, recorded in ``threshold.json``.
+
+Every kind writes ``predictions/valid.jsonl``; the cut on ``prob_vulnerable`` that maximises the metric on those
+items is recorded beside them, and ``predict``/``scan`` use it unless the user gives ``--threshold``. (The
+fusion folds its own threshold into its logits, so its recorded cut sits at about 0.5.)
+"""
 from __future__ import annotations
 
+import json
+import logging
+import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from streamguard.atomic import write_json
 from streamguard.errors import UserError
+
+log = logging.getLogger(__name__)
+THRESHOLD_FILE = "threshold.json"
+DEFAULT = 0.5
+VULNERABLE, CLEAN = "vulnerable", "clean"
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def choose(rows: list[dict[str, Any]], metric: str = "accuracy") -> dict[str, Any]:
+    """The probability cut that maximises ``metric`` (accuracy or f1) on prediction rows, with its value."""
+    margin = np.array([r["logits"][1] - r["logits"][0] for r in rows], dtype=np.float64)
+    y = np.array([int(r["label"]) for r in rows])
+    if len(rows) == 0 or len(set(y.tolist())) < 2:
+        return {"threshold": DEFAULT, "metric": metric, "chosen_on": "default (valid has one class or none)",
+                "n_valid": len(rows)}
+    cut = choose_threshold(y, margin, metric, neutral=0.0)
+    pred = margin >= cut
+    value = float((pred == y).mean()) if metric == "accuracy" else \
+        float(2 * (pred & (y == 1)).sum() / max(pred.sum() + (y == 1).sum(), 1))
+    return {"threshold": _sigmoid(cut), "margin_threshold": cut, "metric": metric, "valid_value": value,
+            "chosen_on": "predictions/valid.jsonl", "n_valid": len(rows)}
+
+
+def record(run_dir: Path, rows: list[dict[str, Any]] | None = None, metric: str = "accuracy") -> dict[str, Any]:
+    """Choose on the run's valid predictions (``rows``, else the file) and write ``threshold.json`` atomically."""
+    run_dir = Path(run_dir)
+    if rows is None:
+        rows = _read_valid(run_dir)
+    info = choose(rows, metric)
+    write_json(run_dir / THRESHOLD_FILE, info)
+    return info
+
+
+def _read_valid(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "predictions" / "valid.jsonl"
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def run_threshold(run_dir: Path) -> float:
+    """The run's recorded threshold; a run from before thresholds were recorded gets one chosen on its valid
+    predictions now (and recorded when the directory is writable); 0.5 when it has none."""
+    path = Path(run_dir) / THRESHOLD_FILE
+    if path.is_file():
+        try:
+            return check(float(json.loads(path.read_text())["threshold"]), str(path))
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+            raise UserError(f"{path} holds no valid threshold") from None
+    rows = _read_valid(Path(run_dir))
+    try:
+        info = record(run_dir, rows)
+    except OSError:
+        info = choose(rows)
+    log.info("%s recorded no threshold; chose %.4f on its valid predictions", run_dir, info["threshold"])
+    return info["threshold"]
+
+
+def check(value: float, what: str = "--threshold") -> float:
+    if not (0.0 <= value <= 1.0) or math.isnan(value):
+        raise UserError(f"{what}: a threshold is a probability in [0, 1], got {value}")
+    return value
+
+
+def verdict(prob: float, threshold: float) -> str:
+    return VULNERABLE if prob >= threshold else CLEAN
 
 
 def choose_threshold(y: Sequence[int], score: Sequence[float], criterion: str = "accuracy",

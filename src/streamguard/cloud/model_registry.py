@@ -74,7 +74,7 @@ def _metrics(run_dir: Path) -> tuple[list[tuple[int, dict[str, float]]], dict[st
 def register_run(run_dir: Path, name: str, uri: str | None = None, bundle: Path | None = None) -> str:
     """Log the run's model files (and ``bundle``) to a new MLflow run and register them as a new version of
     ``name``; return the version."""
-    from streamguard.train.rundir import read_exp_config
+    from streamguard.rundir import read_exp_config
 
     run_dir = Path(run_dir)
     exp = read_exp_config(run_dir)

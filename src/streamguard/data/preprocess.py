@@ -36,6 +36,12 @@ CHUNK = 16
 MAX_FUNCTION_BYTES = 2_000_000
 
 
+def ast_options(cfg: PreprocessConfig) -> dict[str, Any]:
+    """The ASTParser options of a preprocessing config (shared with scan, which must parse the same way)."""
+    return {"max_nodes": cfg.max_ast_nodes, "drop_punctuation": cfg.ast_drop_punctuation,
+            "collapse_chains": cfg.ast_collapse_chains}
+
+
 def _init_worker(tokenizer_dir: str, identity: dict, max_tokens: int, ast_options: dict[str, Any],
                  vocab: list[str] | None, source: str) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -224,9 +230,7 @@ def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     timings["tokenizer_s"] = round(time.time() - started, 2)
     source = _source_name(raw)
     workers = cfg.workers or os.cpu_count() or 1
-    ast_options = {"max_nodes": cfg.max_ast_nodes, "drop_punctuation": cfg.ast_drop_punctuation,
-                   "collapse_chains": cfg.ast_collapse_chains}
-    init = [str(out / "tokenizer"), identity, cfg.max_tokens, ast_options, None, source]
+    init = [str(out / "tokenizer"), identity, cfg.max_tokens, ast_options(cfg), None, source]
     tasks = [(split, i, obj) for split in SPLITS for i, (_, obj, _) in enumerate(splits[split])]
     raw_of = {(split, i): prefix for split in SPLITS for i, (_, obj, prefix) in enumerate(splits[split])
               if isinstance(obj, RecordError)}

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,9 @@ def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] |
         if kind not in reused:
             registry.get(kind).train(data_dir, out_dir / "base" / kind, base_config(kind, cfg),
                                      train_ids=train_ids)
-    base_runs = {k: os.path.relpath(reused[k], out_dir) if k in reused else f"base/{k}" for k in cfg.models}
+    for kind, run in reused.items():
+        _copy_base_run(run, out_dir / "base" / kind)
+    base_runs = {k: f"base/{k}" for k in cfg.models}
     fus_meta = {"models": cfg.models, "base_runs": base_runs, **asdict(fus)}
     va = _base_predictions(out_dir, fus_meta, data_dir, "valid")
     fus.threshold = choose_threshold([r["label"] for r in va[0]], fus.margin(va[1]), cfg.threshold_metric,
@@ -165,12 +168,41 @@ def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] |
     return out_dir
 
 
+# Not needed to predict: resumable epochs, the tracking store. (The GNN falls back to last.ckpt without best.ckpt.)
+_NOT_COPIED = ("epoch-*.ckpt", "mlflow.db", "mlruns", "*.tmp")
+
+
+def _copy_base_run(src: Path, dst: Path) -> None:
+    """A reused base run is copied into the fusion's run dir, so the fusion dir is self-contained and never
+    points outside itself (a shared fusion dir could otherwise make predict load any directory)."""
+    if Path(src).resolve() == dst.resolve():
+        return
+    tmp = dst.with_name(dst.name + ".copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ignore = shutil.ignore_patterns(*_NOT_COPIED)
+    shutil.copytree(src, tmp, ignore=lambda d, names: set(ignore(d, names)) | (
+        {"last.ckpt"} if "best.ckpt" in names else set()))
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+
+
+def base_run_dir(run_dir: Path, rel: str) -> Path:
+    """The base run ``rel`` of the fusion in ``run_dir``; refused when it lies outside (``..``, absolute, link)."""
+    root = Path(run_dir).resolve()
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise UserError(f"{run_dir}: fusion base run {rel!r} lies outside the fusion's run directory; refused "
+                        "(a fusion dir must hold its base runs; retrain or re-fuse it with this version)")
+    return path
+
+
 def _base_predictions(run_dir: Path, meta: dict, data_dir: Path, split: str,
                       ids: set[str] | None = None) -> tuple[list[dict], np.ndarray]:
     """Records (id, label, project) and the (n, k) log-odds of the base models, aligned by id."""
     per_kind = {}
     for kind in meta["models"]:
-        per_kind[kind] = registry.get(kind).predict(Path(run_dir) / meta["base_runs"][kind], data_dir, split, ids)
+        per_kind[kind] = registry.get(kind).predict(base_run_dir(run_dir, meta["base_runs"][kind]), data_dir, split,
+                                                    ids)
     first = per_kind[meta["models"][0]]
     recs = [{"id": r["id"], "label": r["label"], "metadata": {"project": r.get("project", "")}} for r in first]
     return recs, _matrix(per_kind, [r["id"] for r in first])
@@ -187,6 +219,9 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
 
 
 def _predict_with(meta: dict, run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
+    # A base model with weight 0 adds exactly 0 to every margin: it is not run (it may be the slowest).
+    used = [i for i, w in enumerate(meta["weights"]) if w != 0] or [0]
+    meta = {**meta, "models": [meta["models"][i] for i in used], "weights": [meta["weights"][i] for i in used]}
     fus = fusion_model.Fusion(meta["method"], meta["weights"], meta["bias"], meta["threshold"])
     recs, z = _base_predictions(run_dir, meta, data_dir, split, ids)
     return prediction_rows(recs, fus.logits(z))

@@ -17,6 +17,7 @@ from streamguard.rundir import read_exp_config
 from streamguard.train import engine
 
 log = logging.getLogger(__name__)
+WEIGHTS = "gnn_weights.safetensors"  # an exported (bundle) GNN's weights
 
 
 def build_model(cfg: GNNConfig) -> GraphClassifier:
@@ -84,10 +85,19 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
     cfg = load_config(GNNConfig, overrides={k: v for k, v in exp["hyperparameters"].items()
                                             if k in GNNConfig.__dataclass_fields__})
     model = build_model(cfg)
-    model.load_state_dict(engine.best_state_dict(run_dir / "checkpoints"))
+    model.load_state_dict(state_dict(run_dir))
     graphs = load_split(data.path, split, graph_options(data, cfg), Path(cfg.cache_dir) if cfg.cache_dir else None)
     ds = GraphDataset(graphs, ids)
     if ids is not None and len(ds) != len(ids):
         missing = sorted(ids - set(ds.ids))
         raise UserError(f"{len(missing)} requested id(s) are not in {data.split_path(split)}, e.g. {missing[0]}")
     return engine.predict_rows(model, ds, cfg.predict_batch_size)
+
+
+def state_dict(run_dir: Path) -> dict[str, Any]:
+    """The best weights: ``gnn_weights.safetensors`` in a bundle (no pickle at all), else best.ckpt."""
+    path = Path(run_dir) / WEIGHTS
+    if path.is_file():
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    return engine.best_state_dict(Path(run_dir) / "checkpoints")

@@ -6,7 +6,6 @@ whole function, so by default the text comes from the raw split the dataset was 
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,11 @@ from streamguard.config import LexicalConfig, to_dict
 from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits
+from streamguard.models.lexical_store import PARAMS, load_lexical, save_lexical
 from streamguard.rundir import prediction_rows, read_exp_config, write_exp_config, write_predictions
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.pkl"
+MODEL_FILE = PARAMS  # the run is finished once this (written last) exists
 
 
 def texts(records: list[dict[str, Any]], data: ProcessedDir, split: str, source: str) -> list[str]:
@@ -82,8 +82,7 @@ def train(data_dir: Path, out_dir: Path, cfg: LexicalConfig | None = None,
     y, yv = np.array([r["label"] for r in tr]), np.array([r["label"] for r in va])
     clf, best_c, trials = _select_c(x, y, xv, yv, cfg)
     fit_s = time.perf_counter() - t0
-    with open(out_dir / MODEL_FILE, "wb") as fh:
-        pickle.dump({"features": feats, "classifier": clf}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    save_lexical(out_dir, feats, clf)
     write_predictions(out_dir, "valid", prediction_rows(va, logits(clf, xv)))
     if data.has_split("test"):
         write_predictions(out_dir, "test", predict(out_dir, data.path, "test", _model=(feats, clf), _cfg=cfg))
@@ -98,13 +97,9 @@ def _load(run_dir: Path) -> tuple[LexicalFeatures, Any, LexicalConfig]:
     exp = read_exp_config(run_dir)
     if exp["model"] != "lexical":
         raise UserError(f"{run_dir} is a {exp['model']} run, not a lexical one")
-    path = Path(run_dir) / MODEL_FILE
-    if not path.is_file():
-        raise UserError(f"{run_dir} has no {MODEL_FILE}; the lexical run did not finish")
-    with open(path, "rb") as fh:
-        bundle = pickle.load(fh)  # our own run dir: the pickle is as trusted as the code that wrote it
+    feats, clf = load_lexical(Path(run_dir))  # arrays + JSON: loading never runs code
     cfg = LexicalConfig(**{k: v for k, v in exp["hyperparameters"].items() if hasattr(LexicalConfig, k)})
-    return bundle["features"], bundle["classifier"], cfg
+    return feats, clf, cfg
 
 
 def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None,

@@ -1,0 +1,1 @@
+"""Scanning C code with a trained model: bundles, the detector API, findings and their output formats."""

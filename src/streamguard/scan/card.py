@@ -1,0 +1,57 @@
+"""The short model card written into every bundle: data, metrics with 95% bootstrap CIs, threshold, limits."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamguard.evaluate.metrics import bootstrap_distribution, percentile_ci, point_metrics, resample_weights
+
+LIMITS = """\
+## Limits
+- Trained on Devign-style data (functions from FFmpeg and QEMU, labelled by vulnerability-fixing commits):
+  a score says how much a function resembles the vulnerable functions of that data, not that a bug exists.
+  Expect many false positives and misses on other code bases; use it to rank code for review, never as proof.
+- One function at a time: no macros, headers, callers or data flow across functions are seen.
+- The transformer reads at most its token budget (risky regions kept by the trimmer); longer functions are
+  judged on that window.
+- Line evidence shows what moved this model's score, not where a bug is.
+"""
+
+
+def _metrics(run: Path, threshold: float) -> tuple[str, dict[str, Any]]:
+    path = run / "predictions" / "test.jsonl"
+    if not path.is_file():
+        return "No test predictions were recorded for this run.\n", {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    y = np.array([int(r["label"]) for r in rows])
+    s = np.array([float(r["prob_vulnerable"]) for r in rows])
+    point = point_metrics(y, s, threshold)
+    dist = bootstrap_distribution(resample_weights(len(y), 1000, 0), y, s, s >= threshold, 0.005)
+    lines = [f"Test split of the training data, {len(y)} functions, threshold {threshold:.4f} "
+             "(chosen on valid); 95% bootstrap CIs (1,000 resamples).", "", "| metric | value | 95% CI |",
+             "|---|---|---|"]
+    for m in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+        lo, hi = percentile_ci(dist[m])
+        ci = f"[{lo:.3f}, {hi:.3f}]" if lo is not None else "n/a"
+        lines.append(f"| {m} | {point[m]:.3f} | {ci} |")
+    return "\n".join(lines) + "\n", point
+
+
+def model_card(run: Path, exp: dict[str, Any], info: dict[str, Any]) -> str:
+    table, _ = _metrics(run, info["threshold"])
+    hyper = exp.get("hyperparameters") or {}
+    data_files = ", ".join(sorted((exp.get("data_sha256") or {}).keys())) or "not recorded"
+    kinds = info["kind"] + (f" of {', '.join(exp.get('base_models') or [])}" if info["kind"] == "fusion" else "")
+    return "\n".join([
+        f"# Model card: {info['name']}", "",
+        f"- Kind: {kinds}", f"- Decision threshold: {info['threshold']:.4f} on P(vulnerable), chosen on valid",
+        f"- Exported: {info['created']} (bundle format {info['format']})",
+        f"- Trained from: `{exp.get('data_dir')}` ({data_files}; sha256 in bundle.json)",
+        f"- Seed: {exp.get('seed', hyper.get('seed'))}; git {(exp.get('git') or {}).get('commit', 'unknown')}",
+        "", "## Metrics", "", table, LIMITS,
+        "## Use", "", "```", "streamguard scan src/ --model THIS_DIR --format sarif --out results.sarif", "```",
+        "", "```python", "import streamguard", "detector = streamguard.load('THIS_DIR')",
+        "print(detector.score('int f(char *s) { char b[8]; strcpy(b, s); return 0; }'))", "```", ""])

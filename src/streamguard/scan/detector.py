@@ -1,0 +1,166 @@
+"""The Python API: ``streamguard.load(bundle_or_run)`` -> ``Detector`` with ``.score(code)`` and ``.scan(paths)``."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from streamguard import thresholds
+from streamguard.data.extract import CFunction, extract_functions, included, iter_c_files, matches_any
+from streamguard.scan import diffs
+from streamguard.scan.model import ModelSource, Scorer, open_model
+from streamguard.scan.results import FileResult, Finding, LineEvidence, ScanReport, Score, fingerprint
+
+CHUNK = 2048                       # functions scored per batch: bounds memory on large trees
+MAX_FUNCTION_BYTES = 200_000       # a bigger "function" is generated code; preprocessing it costs gigabytes
+NO_FUNCTIONS = "no functions"      # a file with no function definition (the "empty tree")
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+class Detector:
+    """A loaded model. ``threshold`` defaults to the model's own (chosen on valid when it was trained)."""
+
+    def __init__(self, source: ModelSource, threshold: float | None = None, workers: int = 1):
+        self.source = source
+        self.kind = source.kind
+        self.threshold = thresholds.check(threshold) if threshold is not None else source.threshold
+        self._scorer = Scorer(source, workers)
+
+    def close(self) -> None:
+        self._scorer.close()
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.source.name, "kind": self.kind, "bundle": self.source.is_bundle,
+                "threshold": self.threshold}
+
+    def score(self, code: str | Sequence[str], evidence: int = 0) -> Score | list[Score]:
+        """Score one function (a str) or several; ``evidence`` > 0 adds that many top lines to each."""
+        codes = [code] if isinstance(code, str) else list(code)
+        probs, reasons = self._scorer.probabilities(codes)
+        ev = self._evidence(codes, probs, evidence) if evidence else [()] * len(codes)
+        out = [Score(float(p), self.threshold, thresholds.verdict(p, self.threshold), e) if not math.isnan(p)
+               else Score(float("nan"), self.threshold, "error", (), r) for p, r, e in zip(probs, reasons, ev)]
+        return out[0] if isinstance(code, str) else out
+
+    def _evidence(self, codes: list[str], probs: Any, k: int, first_lines: list[int] | None = None,
+                  ) -> list[tuple[LineEvidence, ...]]:
+        from streamguard import explain
+        first_lines = first_lines or [1] * len(codes)
+        keep = [i for i, p in enumerate(probs) if not math.isnan(p)]
+        per = explain.explain(self.source, [codes[i] for i in keep], k)
+        out: list[tuple[LineEvidence, ...]] = [()] * len(codes)
+        for i, lines in zip(keep, per):
+            text = codes[i].split("\n")
+            out[i] = tuple(LineEvidence(first_lines[i] + ln - 1, round(s, 6), text[ln - 1].strip()[:200])
+                           for ln, s in lines if 0 < ln <= len(text))
+        return out
+
+    def scan(self, paths: Iterable[str | os.PathLike], include: list[str] | None = None,
+             exclude: list[str] | None = None, root: str | os.PathLike | None = None, diff: str | None = None,
+             evidence: int = 3, evidence_for: int = 20, max_bytes: int = 2 * 1024 * 1024,
+             progress: Progress | None = None) -> ScanReport:
+        """Score every function under ``paths`` (only those a git diff against ``diff`` touches, when given);
+        evidence (``evidence`` lines) for the ``evidence_for`` highest-scored functions at/above threshold."""
+        t0 = time.perf_counter()
+        root_path = Path(root or Path.cwd()).resolve()
+        paths = [Path(p) for p in paths] or [Path(".")]
+        changed = None
+        if diff is not None:
+            _, changed = diffs.changed_ranges(diff, root_path)
+            paths = _changed_files(paths, changed, include, exclude, root_path)
+        files, funcs = self._collect(paths, include, exclude, root_path, max_bytes, changed, progress)
+        report = ScanReport([], files, self.info(), self.threshold, str(root_path))
+        scorable = []
+        for fn in funcs:
+            if fn.end_byte - fn.start_byte > MAX_FUNCTION_BYTES:
+                report.rejected.append(_rejected(fn, f"function over the size cap ({MAX_FUNCTION_BYTES} bytes)"))
+            else:
+                scorable.append(fn)
+        findings: list[tuple[CFunction, float]] = []
+        for start in range(0, len(scorable), CHUNK):
+            part = scorable[start:start + CHUNK]
+            probs, reasons = self._scorer.probabilities([f.code for f in part])
+            for fn, p, why in zip(part, probs, reasons):
+                if math.isnan(p):
+                    report.rejected.append(_rejected(fn, why or "not scored"))
+                else:
+                    findings.append((fn, float(p)))
+            if progress:
+                progress("score", min(start + CHUNK, len(scorable)), len(scorable))
+        findings.sort(key=lambda fp: (-fp[1], fp[0].path, fp[0].start_line))
+        ev = self._scan_evidence(findings, evidence, evidence_for)
+        report.findings = [Finding(fn.path, fn.name, fn.start_line, fn.end_line, p, self.threshold,
+                                   thresholds.verdict(p, self.threshold), ev.get(i, ()),
+                                   fingerprint(fn.path, fn.name, fn.code)) for i, (fn, p) in enumerate(findings)]
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _scan_evidence(self, findings: list[tuple[CFunction, float]], k: int, limit: int,
+                       ) -> dict[int, tuple[LineEvidence, ...]]:
+        chosen = [i for i, (_, p) in enumerate(findings[:limit]) if p >= self.threshold] if k and limit else []
+        if not chosen:
+            return {}
+        codes = [findings[i][0].code for i in chosen]
+        ev = self._evidence(codes, [findings[i][1] for i in chosen], k, [findings[i][0].start_line for i in chosen])
+        return dict(zip(chosen, ev))
+
+    def _collect(self, paths: list[Path], include: list[str] | None, exclude: list[str] | None, root: Path,
+                 max_bytes: int, changed: dict[str, list[tuple[int, int]]] | None, progress: Progress | None,
+                 ) -> tuple[list[FileResult], list[CFunction]]:
+        files: list[FileResult] = []
+        funcs: list[CFunction] = []
+        for cf in iter_c_files(paths, include, exclude, root, max_bytes):
+            if cf.skip:
+                files.append(FileResult(cf.path, "skipped", cf.skip, cf.detail))
+                continue
+            found = extract_functions(cf.data or b"", cf.path)
+            if changed is not None:
+                ranges = changed.get(str(cf.abspath.resolve()), changed.get(str(cf.abspath), []))
+                found = [f for f in found if diffs.touches(ranges, f.start_line, f.end_line)]
+            if not found:
+                files.append(FileResult(cf.path, "skipped", NO_FUNCTIONS, "no function definition"
+                                        + (" touched by the diff" if changed is not None else ""),
+                                        non_utf8=cf.non_utf8))
+                continue
+            files.append(FileResult(cf.path, "scanned", "non-UTF-8" if cf.non_utf8 else None,
+                                    "decoded with replacement" if cf.non_utf8 else "", len(found), cf.non_utf8))
+            funcs.extend(found)
+            if progress:
+                progress("parse", len(files), 0)
+        return files, funcs
+
+
+def _rejected(fn: CFunction, reason: str) -> dict[str, Any]:
+    return {"path": fn.path, "function": fn.name, "start_line": fn.start_line, "end_line": fn.end_line,
+            "reason": reason}
+
+
+def _changed_files(paths: list[Path], changed: dict[str, list[tuple[int, int]]], include: list[str] | None,
+                   exclude: list[str] | None, root: Path) -> list[Path]:
+    """The changed files that still exist, lie under ``paths`` and pass include/exclude."""
+    from streamguard.data.extract import DEFAULT_INCLUDE, relative_path
+    tops = [p.resolve() for p in paths]
+    out = []
+    for name in sorted(changed):
+        p = Path(name)
+        rel = relative_path(p, root)
+        if p.is_file() and any(p == t or p.is_relative_to(t) for t in tops) \
+                and included(rel, p.name, list(include or DEFAULT_INCLUDE)) \
+                and not (exclude and matches_any(rel, exclude)):
+            out.append(p)
+    return out
+
+
+def load(path: str | os.PathLike, threshold: float | None = None, data: str | os.PathLike | None = None,
+         workers: int = 1) -> Detector:
+    """A detector from a bundle (``streamguard export``) or a run directory (``data``: its processed data)."""
+    return Detector(open_model(path, data), threshold, workers)

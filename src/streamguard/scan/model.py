@@ -1,0 +1,169 @@
+"""A trained model (bundle or run directory) scoring arbitrary C functions through the training code path.
+
+Functions are turned into processed records by the preprocessing workers themselves (``validate_raw`` +
+``Featurizer.record`` with the model's tokenizer, trimming budget, AST options and node vocabulary), written as
+a small processed dataset, and scored by the kind's own ``predict`` (docs/contracts.md): the very code that
+produced the run's test predictions, so a bundle reproduces the run's scores exactly.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamguard import thresholds
+from streamguard.config import PreprocessConfig
+from streamguard.data import preprocess as prep
+from streamguard.data.records import RecordError, validate_raw
+from streamguard.errors import UserError
+from streamguard.rundir import read_exp_config
+from streamguard.train import registry
+
+log = logging.getLogger(__name__)
+SOURCE = "scan"
+PREP_FILES = ("preprocessing_metadata.json", "node_vocab.json")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: ``model_dir`` is run-dir shaped (exp_config.json + the kind's files),
+    ``prep_dir`` holds ``tokenizer/``, ``node_vocab.json`` and ``preprocessing_metadata.json``."""
+    kind: str
+    model_dir: Path
+    prep_dir: Path
+    threshold: float
+    name: str
+    is_bundle: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def open_model(path: str | os.PathLike, data: str | os.PathLike | None = None) -> ModelSource:
+    """A bundle (``bundle.json``; its manifest is checked) or a run directory (``exp_config.json``; its
+    processed data dir, recorded or given as ``data``, supplies the tokenizer and vocabulary)."""
+    from streamguard.scan import bundle
+    p = Path(path)
+    if (p / bundle.BUNDLE_FILE).is_file():
+        return bundle.open_bundle(p)
+    if not (p / "exp_config.json").is_file():
+        raise UserError(f"{p} is neither a model bundle (bundle.json) nor a run directory (exp_config.json)")
+    exp = read_exp_config(p)
+    prep_dir = Path(data) if data else Path(str(exp.get("data_dir") or ""))
+    if not all((prep_dir / f).is_file() for f in PREP_FILES) or not (prep_dir / "tokenizer").is_dir():
+        raise UserError(f"run {p}: its processed data dir {str(prep_dir)!r} (tokenizer, node vocabulary) is not "
+                        "here; pass --data DIR, or scan with a bundle made by `streamguard export`")
+    return ModelSource(exp["model"], p, prep_dir, thresholds.run_threshold(p), p.name, False,
+                       {"run": str(p), "data_dir": str(prep_dir)})
+
+
+def preprocess_config(prep_dir: Path) -> PreprocessConfig:
+    meta = json.loads((prep_dir / "preprocessing_metadata.json").read_text())
+    saved = meta.get("config") or {}
+    names = {f.name for f in fields(PreprocessConfig)}
+    return PreprocessConfig(**{k: v for k, v in saved.items() if k in names})
+
+
+def featurizer_init(prep_dir: Path) -> list[Any]:
+    """The preprocessing worker's init arguments for this model: the same tokenizer, budget, AST options and
+    vocabulary that made its training records."""
+    meta = json.loads((prep_dir / "preprocessing_metadata.json").read_text())
+    vocab = json.loads((prep_dir / "node_vocab.json").read_text())["labels"]
+    cfg = preprocess_config(prep_dir)
+    return [str(prep_dir / "tokenizer"), meta["tokenizer"], cfg.max_tokens, prep.ast_options(cfg), vocab, SOURCE]
+
+
+class Scorer:
+    """Scores lists of function texts with one model; ``workers`` > 1 featurizes in that many processes."""
+
+    def __init__(self, source: ModelSource, workers: int = 1):
+        self.source = source
+        self.workers = workers
+        self._init = featurizer_init(source.prep_dir)
+        self._pool: Any = None
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.__exit__(None, None, None)
+            self._pool = None
+
+    def _raw_lexical(self) -> bool:
+        """A lexical model reading the raw function (the default) needs no tokens or graph: its ``predict``
+        takes the text from the raw rows, so records carry only what ``read_split`` checks."""
+        if self.source.kind != "lexical":
+            return False
+        exp = json.loads((self.source.model_dir / "exp_config.json").read_text())
+        return (exp.get("hyperparameters") or {}).get("code_source", "raw") == "raw"
+
+    def records(self, codes: Sequence[str]) -> list[tuple[str | None, str | None]]:
+        """(processed record as a JSON line, None) or (None, reason) per function, in order."""
+        if self._raw_lexical():
+            return [self._light_record(i, c) for i, c in enumerate(codes)]
+        if self._pool is None:
+            workers = self.workers if len(codes) >= 64 else 1  # a process pool costs seconds to start
+            self._pool = prep._pool(workers, self._init).__enter__()
+        tasks = [("test", i, {"func": c, "target": 0}) for i, c in enumerate(codes)]
+        out: list[tuple[str | None, str | None]] = [(None, "not processed")] * len(codes)
+        for _, row, line, _, reason in self._pool.imap_unordered(prep._record_task, tasks, chunksize=prep.CHUNK):
+            out[row] = (line, reason)
+        return out
+
+    @staticmethod
+    def _light_record(row: int, code: str) -> tuple[str | None, str | None]:
+        try:
+            validate_raw({"func": code, "target": 0})  # the same checks as preprocessing
+        except RecordError as exc:
+            return None, str(exc)
+        rec = {"id": "", "code": code, "label": 0, "tokens": [], "metadata": {"row": row}}
+        return json.dumps(rec, ensure_ascii=False), None
+
+    def probabilities(self, codes: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
+        """P(vulnerable) per function (NaN where it could not be processed) and the reason for each NaN."""
+        recs = self.records(codes)
+        probs = np.full(len(codes), np.nan)
+        reasons = [reason for _, reason in recs]
+        keep = [i for i, (line, _) in enumerate(recs) if line is not None]
+        if not keep:
+            return probs, reasons
+        # Length-sorted: the neural kinds batch in file order and pad to the longest item of a batch.
+        parsed = {i: json.loads(recs[i][0]) for i in keep}
+        keep.sort(key=lambda i: len(parsed[i]["tokens"]))
+        with tempfile.TemporaryDirectory(prefix="streamguard-scan-") as tmp:
+            data_dir = self._dataset(Path(tmp), [parsed[i] for i in keep], [codes[i] for i in keep])
+            rows = registry.get(self.source.kind).predict(self.source.model_dir, data_dir, "test")
+        by_id = {r["id"]: r["prob_vulnerable"] for r in rows}
+        for pos, i in enumerate(keep):
+            probs[i] = by_id[f"{SOURCE.upper()}-TEST-{pos}"]
+        return probs, reasons
+
+    def _dataset(self, root: Path, recs: list[dict[str, Any]], codes: list[str]) -> Path:
+        """A processed dataset of one ``test`` split holding ``recs`` (rows renumbered 0..n-1 so that ids and
+        the raw rows the lexical kind reads line up), with the model's tokenizer and vocabulary."""
+        data, raw = root / "data", root / "raw"
+        data.mkdir()
+        raw.mkdir()
+        with open(data / "test.jsonl", "w", encoding="utf-8") as fh, \
+                open(raw / "test.jsonl", "w", encoding="utf-8") as fr:
+            for pos, (rec, code) in enumerate(zip(recs, codes)):
+                rec["id"] = f"{SOURCE.upper()}-TEST-{pos}"
+                rec["metadata"]["row"] = pos
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fr.write(json.dumps({"func": code, "target": 0, "idx": pos}, ensure_ascii=False) + "\n")
+        meta = json.loads((self.source.prep_dir / "preprocessing_metadata.json").read_text())
+        meta["raw_dir"] = str(raw)
+        (data / "preprocessing_metadata.json").write_text(json.dumps(meta))
+        shutil.copy(self.source.prep_dir / "node_vocab.json", data / "node_vocab.json")
+        os.symlink(self.source.prep_dir.resolve() / "tokenizer", data / "tokenizer")
+        return data
