@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from streamguard import logs
 from streamguard.errors import UserError
 
 
@@ -154,7 +155,7 @@ def engine_options() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default=None, help="auto, ddp (gloo on CPU), ...")
     p.add_argument("--precision", default=None, help="32-true, bf16-mixed (CPU), 16-mixed (CUDA)")
     p.add_argument("--deterministic", action="store_true", default=None)
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default sqlite:///<out>/mlflow.db; 'off')")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default: the workspace's store; 'off')")
     p.add_argument("--quick-test", action="store_true", default=None, help="a few graphs, to check the setup")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     return p
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logs.configure()  # once per process: a pipeline calls main again for each step
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -130,7 +130,7 @@ class EngineConfig:
     accumulate: int = 1
     checkpoint_uri: str | None = None     # any fsspec URL; s3://bucket/prefix mirrors checkpoints
     sample_weights: str | None = None     # jsonl or json of id -> weight
-    tracking_uri: str | None = None       # MLflow; default sqlite:///<out>/mlflow.db
+    tracking_uri: str | None = None       # MLflow; default MLFLOW_TRACKING_URI, else sqlite:///mlflow.db (cwd)
     experiment: str = "streamguard"
     quick_test: bool = False
     quick_test_size: int = 64             # graphs per split with quick_test

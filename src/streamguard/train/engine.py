@@ -32,9 +32,9 @@ from streamguard.errors import UserError
 from streamguard.train import checkpoint as ck
 from streamguard.train.tracking import (
     MetricsCallback,
-    StderrProgressBar,
     configure_threads,
     make_mlflow_logger,
+    progress_bar,
     write_exp_config,
 )
 
@@ -212,7 +212,7 @@ def _callbacks(cfg: EngineConfig, ckpt_dir: Path, out_dir: Path) -> list[pl.Call
     refresh = 1 if sys.stderr.isatty() else 50  # a log file gets a line every 50 batches, not every batch
     return [MetricsCallback(out_dir / "metrics.csv"), EarlyStopping(cfg.monitor, patience=cfg.patience,
                                                                     mode="max"),
-            per_epoch, best, StderrProgressBar(refresh_rate=refresh)]
+            per_epoch, best, progress_bar(refresh)]
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):

@@ -22,7 +22,7 @@ from streamguard.config import FuseConfig, load_config, to_dict
 from streamguard.data.records import read_jsonl, write_jsonl
 from streamguard.errors import UserError
 from streamguard.models import fusion as fusion_model
-from streamguard.train import registry
+from streamguard.train import mlflow_store, registry
 from streamguard.train.rundir import (
     logit_margin,
     prediction_rows,
@@ -132,6 +132,7 @@ def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     _check_models(cfg.models, cfg.folds)
     out_dir.mkdir(parents=True, exist_ok=True)
+    mlflow_store.start_run(out_dir, "fusion", to_dict(cfg))  # first, so that the fold runs nest under it
     tr = sorted(read_split(data_dir, "train", ids=train_ids, keep=("id", "label")), key=lambda r: r["id"])
     ids, y = [r["id"] for r in tr], np.array([r["label"] for r in tr])
     folds = make_folds(ids, y.tolist(), cfg.folds, cfg.seed)
@@ -158,6 +159,7 @@ def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
     write_exp_config(out_dir, "fusion", data_dir, to_dict(cfg), {
         "base_models": cfg.models, "folds": cfg.folds, "fold_epochs": cfg.fold_epochs,
         "fusion": fus_meta, "n_oof": len(ids)})
+    mlflow_store.record_run(out_dir, "fusion", to_dict(cfg), mlflow_store.fusion_metrics(cfg.models, fus_meta))
     log.info("fuse: weights %s bias %.3f threshold %.3f", fus.weights, fus.bias, fus.threshold)
     return out_dir
 

@@ -18,6 +18,7 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from streamguard.config import LexicalConfig, to_dict
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits
+from streamguard.train import mlflow_store
 from streamguard.train.rundir import (
     prediction_rows,
     read_exp_config,
@@ -127,6 +128,7 @@ def train(data_dir: Path, out_dir: Path, cfg: LexicalConfig | None = None,
     write_exp_config(out_dir, "lexical", data_dir, to_dict(cfg), {
         "selected_C": best_c, "c_trials": trials, "n_features": feats.n_features, "n_train": len(tr),
         "fold_mode": train_ids is not None, "fit_seconds": round(fit_s, 1)})
+    mlflow_store.record_run(out_dir, "lexical", {**to_dict(cfg), "selected_C": best_c}, {"features": feats.n_features})
     log.info("lexical: C=%g chosen on valid, %d features, fitted in %.0f s", best_c, feats.n_features, fit_s)
     return out_dir
 
