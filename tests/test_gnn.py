@@ -127,6 +127,8 @@ def test_train_gnn_cli_writes_the_run_contract(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("epoch=")]
     assert len(lines) == 2 and all(LINE_RE.match(ln) for ln in lines)
+    for noise in ("GPU available", "Tip:", "Creating initial MLflow", "not found. Creating it", "LeafSpec"):
+        assert noise not in proc.stdout + proc.stderr, noise  # silenced at its source (streamguard/logs.py)
     assert set(parse_line(lines[0])) == {"epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_vulnerable",
                                          "val_roc_auc", "lr"}
     names = {p.name for p in (out / "checkpoints").iterdir()}

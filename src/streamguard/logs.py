@@ -77,14 +77,20 @@ def configure(level: int = logging.INFO) -> None:
     # handlers that write elsewhere (pytest's capture, a file) stay
     root.handlers = [h for h in root.handlers if not _to_console(h)] + [_Handler()]
     root.setLevel(level)
-    for name, lvl in QUIET.items():
-        lib = logging.getLogger(name)
-        lib.setLevel(lvl)
-        lib.handlers = [h for h in lib.handlers if not _to_console(h)]  # Lightning's own, if imported first
-        lib.propagate = True
+    quiet()
     logging.captureWarnings(True)  # warnings reach the same handler (and a step's log file)
     for pattern, category in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern, category=category)
+
+
+def quiet() -> None:
+    """The libraries' loggers at their QUIET level, without console handlers of their own. Importing
+    ``lightning`` sets its loggers back to INFO and adds a handler, so its importer calls this again."""
+    for name, lvl in QUIET.items():
+        lib = logging.getLogger(name)
+        lib.setLevel(lvl)
+        lib.handlers = [h for h in lib.handlers if type(h) is not logging.StreamHandler]
+        lib.propagate = True
 
 
 def _to_console(handler: logging.Handler) -> bool:

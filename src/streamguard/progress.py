@@ -22,7 +22,8 @@ class StageDisplay:
         self.console = console
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console,
-                                 transient=True, redirect_stdout=False, redirect_stderr=False)
+                                 transient=True, redirect_stdout=False, redirect_stderr=False,
+                                 disable=not console.is_terminal)  # a log file gets the step lines only
         self.task: TaskID | None = None
         self.stage = ""
 

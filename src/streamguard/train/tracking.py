@@ -21,11 +21,13 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import MLFlowLogger
 
+from streamguard import logs
 from streamguard.config import EngineConfig, to_dict
 from streamguard.provenance import sha256_file
 from streamguard.train import mlflow_store as store
 
 log = logging.getLogger(__name__)
+logs.quiet()  # importing lightning (above) put its loggers back to INFO, with a console handler of its own
 CSV_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_vulnerable", "val_roc_auc", "lr")
 # The launcher should search (not anchor) lines: when stdout and stderr share a log file, the progress
 # bar's carriage returns may precede a metric line. One metric a match, e.g. "epoch=3 train_loss=0.6512 ..."
