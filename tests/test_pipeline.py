@@ -93,3 +93,31 @@ def test_closing_table_and_report_path(tmp_path: Path, capsys) -> None:
     assert "pipeline finished in 1 min 01 s" in out and "199 functions" in out
     assert "0.610 [0.540, 0.680]" in out and "0.655" in out and "all vulnerable" in out
     assert f"report: {report}" in out and "mlflow ui --backend-store-uri sqlite:" in out
+
+
+def test_training_progress_reaches_the_stage_line(tmp_path: Path) -> None:
+    import io
+    from types import SimpleNamespace
+
+    import torch
+    from rich.console import Console
+
+    from streamguard import progress
+    from streamguard.train.tracking import StderrProgressBar, progress_bar
+
+    assert isinstance(progress_bar(50), StderrProgressBar)  # outside a pipeline: Lightning's own bar
+    fold = tmp_path / "fusion" / "folds" / "gnn" / "fold-1"
+    fold.mkdir(parents=True)
+    (tmp_path / "fusion" / "mlflow_run_id").write_text("abc\n")
+    trainer = SimpleNamespace(max_epochs=3, current_epoch=1, num_training_batches=10, max_steps=-1,
+                              global_step=14, sanity_checking=False, default_root_dir=str(fold),
+                              callback_metrics={"val_roc_auc": torch.tensor(0.61)})
+    with progress.StageDisplay(Console(file=io.StringIO())) as display:
+        display.start("fuse")
+        bar = progress_bar(50)
+        bar._trainer = trainer
+        bar.on_train_batch_end(trainer, None, None, None, 3)
+        task = display.progress.tasks[0]
+        assert (task.completed, task.total) == (14, 30)
+        assert task.description == "fuse gnn/fold-1 epoch 2/3" and task.fields["detail"] == "val ROC-AUC 0.610"
+    assert progress.active() is None

@@ -66,12 +66,15 @@ def stage_bar() -> Any:
     """A Lightning progress bar that reports to the active display (import of Lightning deferred to here)."""
     from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 
+    from streamguard.train.mlflow_store import run_name
+
     class StageBar(ProgressBar):
         """Training progress (batches over all epochs) and the latest validation score, on the stage's line."""
 
         def __init__(self) -> None:
             super().__init__()
             self._enabled = True
+            self._label: str | None = None
 
         def disable(self) -> None:
             self._enabled = False
@@ -87,8 +90,10 @@ def stage_bar() -> Any:
             epochs = max(1, trainer.max_epochs or 1)
             done = min(trainer.current_epoch * per_epoch + batches, per_epoch * epochs)
             auc = trainer.callback_metrics.get("val_roc_auc")
-            run = Path(trainer.default_root_dir)
-            display.update(f"{run.parent.name}/{run.name} epoch {trainer.current_epoch + 1}/{epochs}",
+            if self._label is None:  # a fusion's fold model says which one it is: gnn/fold-1
+                name = run_name(Path(trainer.default_root_dir))
+                self._label = "" if name == display.stage else name
+            display.update(f"{self._label} epoch {trainer.current_epoch + 1}/{epochs}".strip(),
                            completed=done, total=per_epoch * epochs or None,
                            detail=f"val ROC-AUC {float(auc):.3f}" if auc is not None else "")
 
