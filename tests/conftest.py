@@ -14,6 +14,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RAW_SMALL = FIXTURES / "raw_small"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for the session (as a workspace has one), never the mlflow.db of the directory that
+    pytest runs in; subprocesses inherit it through the environment."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
+
+
 @pytest.fixture(scope="session")
 def raw_small() -> Path:
     """40 / 12 / 12 real Devign functions in CodeXGLUE format."""

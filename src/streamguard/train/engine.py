@@ -37,10 +37,10 @@ from streamguard.train.bestckpt import BestCheckpoint, load_best, repair_before_
 from streamguard.train.schedule import lr_scale
 from streamguard.train.tracking import (
     MetricsCallback,
-    StderrProgressBar,
     configure_threads,
     engine_record,
     make_mlflow_logger,
+    progress_bar,
 )
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def _callbacks(cfg: EngineConfig, ckpt_dir: Path, out_dir: Path) -> list[pl.Call
     # seen their own epoch, or a run resumed from them re-elects a later, worse epoch (bestckpt.py).
     return [MetricsCallback(out_dir / "metrics.csv"), EarlyStopping(cfg.monitor, patience=cfg.patience,
                                                                     mode="max"),
-            best, per_epoch, StderrProgressBar(refresh_rate=refresh)]
+            best, per_epoch, progress_bar(refresh)]
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):

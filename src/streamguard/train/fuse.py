@@ -29,7 +29,7 @@ from streamguard.models import fusion as fusion_model
 from streamguard.rundir import logit_margin, prediction_rows, read_exp_config, write_exp_config, write_predictions
 from streamguard.runlock import locked
 from streamguard.thresholds import choose_threshold
-from streamguard.train import registry
+from streamguard.train import mlflow_store, registry
 
 log = logging.getLogger(__name__)
 FUSION_FILE = "fusion.json"
@@ -135,6 +135,8 @@ def train(data_dir: Path, out_dir: Path, cfg: FuseConfig | None = None,
 
 def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] | None) -> Path:
     _check_models(cfg.models, cfg.folds)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mlflow_store.start_run(out_dir, "fusion", to_dict(cfg))  # first, so that the fold runs nest under it
     tr = sorted(ProcessedDir(data_dir).read_split("train", ids=train_ids, keep=("id", "label")),
                 key=lambda r: r["id"])
     ids, y = [r["id"] for r in tr], np.array([r["label"] for r in tr])
@@ -164,6 +166,7 @@ def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] |
     write_exp_config(out_dir, "fusion", data_dir, to_dict(cfg), {
         "base_models": cfg.models, "folds": cfg.folds, "fold_epochs": cfg.fold_epochs,
         "fusion": fus_meta, "n_oof": len(ids)})
+    mlflow_store.record_run(out_dir, "fusion", to_dict(cfg), mlflow_store.fusion_metrics(cfg.models, fus_meta))
     log.info("fuse: weights %s bias %.3f threshold %.3f", fus.weights, fus.bias, fus.threshold)
     return out_dir
 

@@ -13,12 +13,15 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
+from streamguard.atomic import make_dir
 from streamguard.config import LexicalConfig, to_dict
 from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits
 from streamguard.models.lexical_store import PARAMS, load_lexical, save_lexical
 from streamguard.rundir import prediction_rows, read_exp_config, write_exp_config, write_predictions
+from streamguard.runlock import locked
+from streamguard.train import mlflow_store
 
 log = logging.getLogger(__name__)
 MODEL_FILE = PARAMS  # the run is finished once this (written last) exists
@@ -67,9 +70,13 @@ def _select_c(x, y, xv, yv, cfg: LexicalConfig) -> tuple[Any, float, list[dict[s
 
 def train(data_dir: Path, out_dir: Path, cfg: LexicalConfig | None = None,
           train_ids: set[str] | None = None) -> Path:
-    cfg = cfg or LexicalConfig()
-    data, out_dir = ProcessedDir(data_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    make_dir(out_dir, "run directory")
+    with locked(out_dir, "run directory"):  # one writer: a second training into the same dir is refused
+        return _train(ProcessedDir(data_dir), out_dir, cfg or LexicalConfig(), train_ids)
+
+
+def _train(data: ProcessedDir, out_dir: Path, cfg: LexicalConfig, train_ids: set[str] | None) -> Path:
     t0 = time.perf_counter()
     tr = data.read_split("train", ids=train_ids)
     va = data.read_split("valid")
@@ -89,6 +96,7 @@ def train(data_dir: Path, out_dir: Path, cfg: LexicalConfig | None = None,
     write_exp_config(out_dir, "lexical", data.path, to_dict(cfg), {
         "selected_C": best_c, "c_trials": trials, "n_features": feats.n_features, "n_train": len(tr),
         "fold_mode": train_ids is not None, "fit_seconds": round(fit_s, 1)})
+    mlflow_store.record_run(out_dir, "lexical", {**to_dict(cfg), "selected_C": best_c}, {"features": feats.n_features})
     log.info("lexical: C=%g chosen on valid, %d features, fitted in %.0f s", best_c, feats.n_features, fit_s)
     return out_dir
 

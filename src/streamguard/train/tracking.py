@@ -1,10 +1,11 @@
-"""Per-epoch metrics: one stable log line, metrics.csv, and MLflow (embedded sqlite by default).
+"""Per-epoch metrics: one stable log line, metrics.csv, and MLflow (the workspace's store, train/mlflow_store.py).
 
 The log line is a contract: the cloud launcher reads it with ``METRIC_RE``. Keep its keys and format.
 """
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import os
@@ -20,12 +21,15 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import MLFlowLogger
 
+from streamguard import logs
 from streamguard.atomic import atomic_open, write_text
 from streamguard.config import EngineConfig
 from streamguard.provenance import sha256_file
 from streamguard.rundir import read_metrics_csv
+from streamguard.train import mlflow_store as store
 
 log = logging.getLogger(__name__)
+logs.quiet()  # importing lightning (above) put its loggers back to INFO, with a console handler of its own
 CSV_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_vulnerable", "val_roc_auc", "lr")
 # The launcher should search (not anchor) lines: when stdout and stderr share a log file, the progress
 # bar's carriage returns may precede a metric line. One metric a match, e.g. "epoch=3 train_loss=0.6512 ..."
@@ -47,6 +51,13 @@ class StderrProgressBar(TQDMProgressBar):
         return Tqdm(desc=self.validation_description, position=2 * self.process_position + has_main_bar,
                     disable=self.is_disabled, leave=not has_main_bar, dynamic_ncols=True, file=sys.stderr,
                     bar_format=self.BAR_FORMAT)
+
+
+def progress_bar(refresh_rate: int) -> pl.Callback:
+    """The engine's progress bar: the pipeline's live line while a pipeline runs, else Lightning's on stderr."""
+    from streamguard import progress
+
+    return progress.stage_bar() if progress.active() else StderrProgressBar(refresh_rate=refresh_rate)
 
 
 def format_line(row: dict[str, Any]) -> str:
@@ -94,26 +105,39 @@ class MetricsCallback(pl.Callback):
 
 def make_mlflow_logger(out_dir: Path, tracking_uri: str | None, experiment: str,
                        run_name: str) -> MLFlowLogger | None:
-    """The MLflow logger, resuming the run recorded in ``out_dir``; ``tracking_uri: off`` turns it off."""
-    if tracking_uri is not None and tracking_uri.lower() == "off":
+    """The MLflow logger on the workspace's store (train/mlflow_store.py), resuming the run recorded in
+    ``out_dir``, nested under an enclosing run (a fusion's folds); ``tracking_uri: off`` turns it off.
+    ``run_name`` is kept for callers; a nested run is named after its place (``gnn/fold-0``)."""
+    uri = store.store_uri(tracking_uri)
+    if uri is None:
         return None
-    uri = tracking_uri or f"sqlite:///{(out_dir / 'mlflow.db').resolve()}"
-    run_file = out_dir / "mlflow_run_id"
-    run_id = run_file.read_text().strip() if run_file.is_file() else None
-    try:
-        logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_name=run_name, run_id=run_id,
-                              log_model=False)
-        _ = logger.experiment  # connect now, so that a bad URI fails before training, not after
-        if run_id is None:
-            logger.experiment.get_run(logger.run_id)
-    except Exception as exc:
-        if run_id is None:
-            raise
-        log.warning("MLflow run %s not found at %s (%s); starting a new run", run_id, uri, exc)
-        logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_name=run_name, log_model=False)
+    store.ensure_experiment(uri, experiment)  # created here, so Lightning never says "not found. Creating it"
+    run_id = store.recorded_run_id(store.client(uri), out_dir)
+    name = store.run_name(out_dir) if store.parent_run_id(out_dir) else run_name
+    logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_name=name, run_id=run_id,
+                          tags=None if run_id else store.run_tags(out_dir, _kind(out_dir)), log_model=False)
+    _ = logger.experiment  # connect now, so that a bad URI fails before training, not after
     if logger.run_id:
-        write_text(run_file, logger.run_id + "\n")
+        write_text(out_dir / store.RUN_ID_FILE, logger.run_id + "\n")
+        store.log_params(logger.experiment, logger.run_id, _hyperparameters(out_dir))
     return logger
+
+
+def _exp_config(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / "exp_config.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def _kind(out_dir: Path) -> str | None:
+    return _exp_config(out_dir).get("model")
+
+
+def _hyperparameters(out_dir: Path) -> dict[str, Any]:
+    """The run's parameters as written to exp_config.json just before training starts."""
+    return _exp_config(out_dir).get("hyperparameters") or {}
 
 
 def configure_threads(cfg: EngineConfig) -> int:
