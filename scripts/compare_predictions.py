@@ -20,6 +20,10 @@ def main() -> int:
     worst, lines = 0.0, []
     for old in sorted(args.old.glob("*/predictions/*.jsonl")):
         rel = old.relative_to(args.old)
+        if not (args.new / rel).is_file():
+            lines.append(f"| {rel} | - | missing in {args.new} | - |")
+            worst = float("inf")
+            continue
         a, b = rows(old), rows(args.new / rel)
         if a.keys() != b.keys():
             lines.append(f"| {rel} | {len(a)} | ids differ | - |")
