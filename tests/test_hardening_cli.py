@@ -94,7 +94,7 @@ def test_a_pipeline_step_killed_during_its_rerun_is_not_done(tmp_path: Path) -> 
     base = [sys.executable, "-m", "streamguard.cli", "pipeline", "--config", str(cfg), "--set"]
     assert subprocess.run([*base, f"source={RAW}"], env=env, capture_output=True).returncode == 0
     again = subprocess.run([*base, f"source={RAW}"], env=env, capture_output=True, text=True)
-    assert "done already" in again.stdout
+    assert "- import" in again.stderr and "already" in again.stderr
     killed = subprocess.run([sys.executable, str(KILLER), "pipeline", "--config", str(cfg), "--set",
                              f"source={half}"], env={**env, "SG_KILL_AT": "valid.jsonl:1"}, capture_output=True)
     assert killed.returncode == -9
