@@ -240,6 +240,11 @@ def _run_predict(args: argparse.Namespace) -> None:
     predict_run(args.run, args.data, args.split, args.out)
 
 
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    from streamguard.pretrain.cli import add_parser
+    add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamguard",
                                      description="Train and run detectors of vulnerable C functions.")
@@ -254,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_transformer(train)
     _add_fuse(sub)
     _add_predict(sub)
+    _add_pretrain(sub)
     return parser
 
 
