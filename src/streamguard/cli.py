@@ -97,6 +97,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="report dir, e.g. reports/NAME")
     p.add_argument("--seeds", default=None, help="keep N lowest seeds per model, or a comma list of seeds")
     p.add_argument("--peers", default=None, help="comma list of static analysers: flawfinder,cppcheck")
+    p.add_argument("--primary", default=None, metavar="ENTRY",
+                   help="Holm's adjustment over the pairs with this entry only (e.g. fusion), not all pairs")
     p.add_argument("--data", type=Path, default=None, help="processed dir (peers and code examples need it)")
     p.add_argument("--config", type=Path, default=None)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
@@ -106,7 +108,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _run_evaluate(args: argparse.Namespace) -> None:
     from streamguard.config import EvaluateConfig, load_config
     from streamguard.evaluate.stage import evaluate
-    cfg = load_config(EvaluateConfig, args.config, {"peers": args.peers}, args.set)
+    cfg = load_config(EvaluateConfig, args.config, {"peers": args.peers, "primary": args.primary}, args.set)
     res = evaluate(args.runs, args.out, cfg, data_dir=args.data, seeds=args.seeds)
     print(f"evaluated {len(res['entries'])} entries on {res['test_items']} test items -> {args.out}/report.html")
 

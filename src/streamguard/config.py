@@ -221,3 +221,4 @@ class EvaluateConfig:
     peers: list[str] = dataclasses.field(default_factory=list)
     threshold_metric: str = "accuracy"       # what the valid-chosen threshold maximises: accuracy or f1
     examples: int = 3                        # most confident false negatives / false positives shown
+    primary: str | None = None               # Holm's family = the pairs with this entry (None: all pairs)
