@@ -81,7 +81,8 @@ def evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pat
     res: dict[str, Any] = {
         "settings": to_dict(cfg), "test_items": len(test.ids), "valid_items": len(valid.ids),
         "test_vulnerable_share": float(test.label.mean()), "entries": results,
-        "published": analysis.published_rows(), "paired": analysis.paired_tests(entries, test, results, dists, cfg.primary),
+        "published": analysis.published_rows(),
+        "paired": analysis.paired_tests(entries, test, results, dists, cfg.primary),
         "across_seeds": analysis.across_seeds(entries, results),
         "per_project": analysis.per_project(entries, test, cfg), "warnings": warnings,
         "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None}

@@ -73,6 +73,8 @@ class StreamBatches(torch.utils.data.Sampler[list[int]]):
         return torch.randperm(len(self.lengths), generator=g).tolist()
 
     def __iter__(self) -> Any:
+        # A generator: nothing is drawn until the first batch is asked for. Lightning creates a resumed run's
+        # iterator before it calls set_epoch, and an eager __iter__ would replay epoch 0's batches.
         n, per_epoch = len(self.lengths), self.steps * self.batch_size
         start = self.epoch * per_epoch
         first, offset = divmod(start, n)
@@ -88,7 +90,7 @@ class StreamBatches(torch.utils.data.Sampler[list[int]]):
             chunk = sorted(items[w:w + span], key=lambda i: self.lengths[i])
             batches += [chunk[b:b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
         order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        return iter([batches[i] for i in order.tolist()])
+        yield from (batches[i] for i in order.tolist())
 
     def __len__(self) -> int:
         return self.steps

@@ -52,7 +52,9 @@ class PretrainConfig(EngineConfig):
     optimizer: str = "adamw"
     warmup_steps: int = 200
     valid_functions: int = 256               # Devign valid functions in the held-out MLM loss
-    max_minutes: float = 0.0                 # stop (with a checkpoint) after this long; 0 = no limit
+    max_minutes: float = 0.0                 # stop after this long (wall clock); 0 = no limit
+    max_steps: int = 0                       # stop after this many steps (the schedule still spans all
+                                             # epochs): reproduces a run that max_minutes stopped; 0 = no limit
 
     def shape(self) -> EncoderShape:
         return EncoderShape(self.hidden, self.layers, self.heads, self.intermediate, self.max_length, self.dropout)
@@ -159,13 +161,16 @@ def pretrain(corpus: Path, out: Path, cfg: PretrainConfig) -> Path:
     ckpt_io = ck.MirroredCheckpointIO(cfg.checkpoint_uri)
     lit = LitMLM(model, cfg)
     trainer = _trainer(cfg, out, ckpt_io)
+    # Private generators: a loader without one draws its base seed from the global RNG that the masks and
+    # dropout use, and a resumed run would drift from an uninterrupted one (as in engine._loader).
     loader = torch.utils.data.DataLoader(
-        pdata.TokenRows(rows), collate_fn=collator,
+        pdata.TokenRows(rows), collate_fn=collator, generator=torch.Generator().manual_seed(cfg.seed),
         batch_sampler=pdata.StreamBatches([len(r) for r in rows], cfg.batch_size, cfg.steps_per_epoch, cfg.seed))
+    valid_loader = torch.utils.data.DataLoader(valid_batches, batch_size=None,
+                                               generator=torch.Generator().manual_seed(cfg.seed))
     started = time.time()
     try:
-        trainer.fit(lit, loader, torch.utils.data.DataLoader(valid_batches, batch_size=None),
-                    ckpt_path=str(resume) if resume else None)
+        trainer.fit(lit, loader, valid_loader, ckpt_path=str(resume) if resume else None)
     except SIGTERMException:
         ckpt_io.flush(final=True)
         raise SystemExit(143) from None
@@ -190,7 +195,8 @@ def _trainer(cfg: PretrainConfig, out: Path, ckpt_io: ck.MirroredCheckpointIO) -
                                 auto_insert_metric_name=False, save_top_k=2, monitor="step", mode="max",
                                 every_n_epochs=1, save_last=True, enable_version_counter=False)
     logger = make_mlflow_logger(out, cfg.tracking_uri, cfg.experiment, out.name)
-    return pl.Trainer(max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=1, precision=cfg.precision,
+    return pl.Trainer(max_epochs=cfg.epochs, max_steps=cfg.max_steps or -1, accelerator=cfg.accelerator,
+                      devices=1, precision=cfg.precision,
                       gradient_clip_val=cfg.grad_clip or None, num_sanity_val_steps=0, plugins=[ckpt_io],
                       logger=logger or False, default_root_dir=out, enable_model_summary=False,
                       max_time={"minutes": cfg.max_minutes} if cfg.max_minutes > 0 else None,
