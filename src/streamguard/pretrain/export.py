@@ -72,12 +72,19 @@ def export_encoder(model: MaskedLM, tokenizer: Any, run: Path, cfg: Any, manifes
             if k != "decoder.weight"}  # the decoder is tied to the input embeddings
     save_file(head, str(folder / MLM_HEAD))
     curve = read_curve(run / CURVE)
-    (folder / "README.md").write_text(model_card(cfg, manifest, summary, curve))
     (folder / "pretrain_summary.json").write_text(json.dumps(
         {"summary": summary, "corpus_manifest": manifest, "loss_curve": curve}, indent=2, default=str) + "\n")
+    write_card(folder, cfg)
+    return folder
+
+
+def write_card(folder: Path, cfg: Any) -> None:
+    """The model card from pretrain_summary.json, then SHA256SUMS over every file of the folder."""
+    record = json.loads((folder / "pretrain_summary.json").read_text())
+    (folder / "README.md").write_text(model_card(cfg, record["corpus_manifest"], record["summary"],
+                                                 record["loss_curve"]))
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != "SHA256SUMS")
     (folder / "SHA256SUMS").write_text("".join(f"{sha256(p)}  {p.name}\n" for p in files))
-    return folder
 
 
 def load_mlm(folder: Path) -> MaskedLM:
@@ -104,8 +111,9 @@ def model_card(cfg: Any, manifest: dict[str, Any], summary: dict[str, Any], curv
         f"{cfg.max_length} positions, byte-level BPE of {cfg.vocab_size} (trained on the corpus + Devign train)",
         f"- parameters: {p.get('encoder', '?'):,} ({p.get('embeddings', '?'):,} in embeddings); weights stored "
         "in fp16, loaded in fp32", "", "## Corpus", "",
-        f"- source: {manifest.get('source')} (include: {manifest.get('include')})",
-        f"- licence: {json.dumps(manifest.get('licence'))}",
+        f"- source: {manifest.get('source')} (selection: {json.dumps(manifest.get('selection'))})",
+        f"- licence of the training text: {json.dumps(manifest.get('licence'))}; no corpus text is shipped "
+        "with the weights",
         f"- files {c.get('files')}, functions {c.get('functions')}, duplicates {c.get('duplicates')}, "
         f"dropped as Devign overlap {c.get('devign_overlap_dropped')}, too short {c.get('too_short')}, "
         f"kept {c.get('kept')}, C tokens {c.get('tokens')}",
