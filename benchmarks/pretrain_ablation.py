@@ -40,14 +40,15 @@ def make_subset(data: Path, out: Path, sizes: dict[str, int | None], seed: int =
 
 
 def run_arm(data: Path, out: Path, arm: str, encoder: Path, seed: int, max_length: int, epochs: int,
-            threads: int) -> Path:
+            threads: int, lr: float | None = None, tag: str = "") -> Path:
     from streamguard.cli import prepare_torch_cpu
     prepare_torch_cpu()
     from streamguard.train import transformer as kind
     model = "tiny" if arm == "scratch" else str(encoder)
     cfg = load_config(TransformerConfig, CONFIG, {"model": model, "seed": seed, "max_length": max_length,
-                                                  "epochs": epochs, "threads": threads, "tracking_uri": "off"})
-    run = out / f"{arm}-seed{seed}"
+                                                  "epochs": epochs, "threads": threads, "tracking_uri": "off",
+                                                  "lr": lr})
+    run = out / f"{arm}{tag}-seed{seed}"
     if (run / "predictions" / "test.jsonl").is_file():
         return run
     return kind.train(data, run, cfg)
@@ -70,11 +71,14 @@ def main() -> None:
     r.add_argument("--max-length", type=int, default=256)
     r.add_argument("--epochs", type=int, default=2)
     r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--lr", type=float, default=None, help="default: the config's (5e-4)")
+    r.add_argument("--tag", default="", help="run name suffix, e.g. -lr2e-4")
     args = ap.parse_args()
     if args.cmd == "subset":
         make_subset(args.data, args.out, {"train": args.train, "valid": args.valid, "test": None})
     else:
-        run_arm(args.data, args.out, args.arm, args.encoder, args.seed, args.max_length, args.epochs, args.threads)
+        run_arm(args.data, args.out, args.arm, args.encoder, args.seed, args.max_length, args.epochs, args.threads,
+                args.lr, args.tag)
 
 
 if __name__ == "__main__":
