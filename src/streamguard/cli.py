@@ -95,6 +95,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="report dir, e.g. reports/NAME")
     p.add_argument("--seeds", default=None, help="keep N lowest seeds per model, or a comma list of seeds")
     p.add_argument("--peers", default=None, help="comma list of static analysers: flawfinder,cppcheck")
+    p.add_argument("--primary", default=None, metavar="ENTRY",
+                   help="Holm's adjustment over the pairs with this entry only (e.g. fusion), not all pairs")
     p.add_argument("--data", type=Path, default=None, help="processed dir (peers and code examples need it)")
     p.add_argument("--config", type=Path, default=None)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
@@ -104,7 +106,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _run_evaluate(args: argparse.Namespace) -> None:
     from streamguard.config import EvaluateConfig, load_config
     from streamguard.evaluate.stage import evaluate
-    cfg = load_config(EvaluateConfig, args.config, {"peers": args.peers}, args.set)
+    cfg = load_config(EvaluateConfig, args.config, {"peers": args.peers, "primary": args.primary}, args.set)
     res = evaluate(args.runs, args.out, cfg, data_dir=args.data, seeds=args.seeds)
     print(f"evaluated {len(res['entries'])} entries on {res['test_items']} test items -> {args.out}/report.html")
 
@@ -201,6 +203,11 @@ def _add_cloud(sub: argparse._SubParsersAction) -> None:
     add_parsers(sub)
 
 
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    from streamguard.pretrain.cli import add_parser
+    add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamguard",
                                      description="Train and run detectors of vulnerable C functions.")
@@ -213,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fuse(sub)
     _add_predict(sub)
     _add_scan(sub)
+    _add_pretrain(sub)
     _add_cloud(sub)
     return parser
 

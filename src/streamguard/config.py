@@ -291,3 +291,4 @@ class EvaluateConfig(Checked):
     # what the valid-chosen threshold maximises
     threshold_metric: str = _field("accuracy", choices=("accuracy", "f1"))
     examples: int = _field(3, lo=0)          # most confident false negatives / false positives shown
+    primary: str | None = None               # Holm's family = the pairs with this entry (None: all pairs)

@@ -98,8 +98,11 @@ def _seed_pairs(a: Entry, b: Entry) -> list[tuple[int, int]]:
 
 
 def paired_tests(entries: list[Entry], test: Items, results: dict[str, Any],
-                 dists: dict[str, list[dict[str, np.ndarray]]]) -> list[dict[str, Any]]:
-    """McNemar (the most conservative p over run pairs) and paired bootstrap of F1 and accuracy differences."""
+                 dists: dict[str, list[dict[str, np.ndarray]]], primary: str | None = None) -> list[dict[str, Any]]:
+    """McNemar (the most conservative p over run pairs) and paired bootstrap of F1 and accuracy differences.
+
+    Holm's adjustment runs over every pair, or with ``primary`` over the pairs that hold that entry only (the
+    comparisons a claim rests on); the other pairs are then reported unadjusted (``p_holm`` None)."""
     out = []
     for a, b in itertools.combinations(entries, 2):
         runs = []
@@ -116,10 +119,15 @@ def paired_tests(entries: list[Entry], test: Items, results: dict[str, Any],
                         - results[b.name]["test_at_valid_threshold"][m]["value"])
             row[f"bootstrap_{m}"] = bootstrap_difference(da, db, observed)
         out.append(row)
+    family = [r for r in out if primary is None or primary in (r["a"], r["b"])]
     for key in ("mcnemar", "bootstrap_f1", "bootstrap_accuracy"):
-        adjusted = holm([r[key]["p_value"] for r in out])
-        for r, p in zip(out, adjusted):
+        adjusted = holm([r[key]["p_value"] for r in family])
+        for r in out:
+            r[key]["p_holm"] = None
+        for r, p in zip(family, adjusted):
             r[key]["p_holm"] = p
+    for r in out:
+        r["holm_family"] = primary in (r["a"], r["b"]) if primary else True
     return out
 
 

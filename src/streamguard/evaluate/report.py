@@ -120,8 +120,10 @@ def notes(res: dict[str, Any]) -> list[str]:
                   "'@default' is 0.5 for models and 'any finding' for peers.")
     cis = (f"95% CIs: percentile bootstrap over test items, {s['bootstrap']} resamples, seed {s['seed']}; for "
            "several seeds the value is the seed mean and the CI is that of the seed mean.")
+    family = (f"the pairs with the primary entry '{s['primary']}' (other pairs: n/a, unadjusted)"
+              if s.get("primary") else "all pairs")
     tests = ("Paired tests share the resamples; McNemar's p is the largest over the compared run pairs; Holm "
-             "adjusts across all pairs. Published rows are published, not measured (accuracy only).")
+             f"adjusts across {family}. Published rows are published, not measured (accuracy only).")
     return [thresholds, cis, tests]
 
 

@@ -84,11 +84,14 @@ def _evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pa
               seeds: str | None) -> dict[str, Any]:
     started = time.time()
     entries, valid, test, warnings, code = _load(specs, seeds, cfg, data_dir, out_dir)
+    if cfg.primary is not None and cfg.primary not in [e.name for e in entries]:
+        raise UserError(f"--primary {cfg.primary!r} is none of the entries: {', '.join(e.name for e in entries)}")
     results, dists = analysis.entry_metrics(entries, valid, test, cfg)
     res: dict[str, Any] = {
         "settings": to_dict(cfg), "test_items": len(test.ids), "valid_items": len(valid.ids),
         "test_vulnerable_share": float(test.label.mean()), "entries": results,
-        "published": analysis.published_rows(), "paired": analysis.paired_tests(entries, test, results, dists),
+        "published": analysis.published_rows(),
+        "paired": analysis.paired_tests(entries, test, results, dists, cfg.primary),
         "across_seeds": analysis.across_seeds(entries, results),
         "per_project": analysis.per_project(entries, test, cfg), "warnings": warnings,
         "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None}

@@ -1,0 +1,163 @@
+"""The pre-training corpus: C functions of a source tree, normalised, deduplicated, with Devign removed.
+
+Functions come from the one extractor ``scan`` uses (streamguard.data.extract). Two functions are the same when
+their normalised text is: comments removed and every run of whitespace made one space, so that Devign's
+blank-line-doubled copies match their originals. Every function whose normalised text occurs in Devign
+(train, valid or test) is dropped, so that pre-training never sees an evaluation function.
+
+Output: ``functions.jsonl`` (id, path, name, lines, code), ``rejects.jsonl`` (every extracted function not kept,
+with its reason) and ``manifest.json`` with the counts; extracted = kept + rejects.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from streamguard.data.records import read_jsonl_lines
+from streamguard.errors import UserError
+
+log = logging.getLogger(__name__)
+# strings and char literals are matched first, so that a "//" or "/*" inside a literal is not a comment
+_COMMENT = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|/\*.*?\*/', re.S)
+_SPACE = re.compile(r"\s+")
+_CTOKEN = re.compile(r"[A-Za-z_]\w*|\d\w*|\S")  # C lexical tokens, roughly: what "tokens" counts
+_SPDX = re.compile(r"SPDX-License-Identifier:\s*([^\n*]+?)\s*(?:\*/)?\s*$", re.M)
+DEVIGN_SPLITS = ("train", "valid", "test")
+
+
+def normalise(code: str) -> str:
+    """Comments out, whitespace runs to one space: the text two copies of a function share."""
+    no_comments = _COMMENT.sub(lambda m: m.group(0) if m.group(0)[0] in "\"'" else " ", code)
+    return _SPACE.sub(" ", no_comments).strip()
+
+
+def text_key(code: str) -> str:
+    return hashlib.sha256(normalise(code).encode()).hexdigest()
+
+
+def devign_keys(devign: Path) -> set[str]:
+    """Normalised-text keys of every Devign function, train, valid and test."""
+    keys: set[str] = set()
+    for split in DEVIGN_SPLITS:
+        path = Path(devign) / f"{split}.jsonl"
+        if not path.is_file():
+            raise UserError(f"Devign split not found: {path} (expected CodeXGLUE {'/'.join(DEVIGN_SPLITS)}.jsonl)")
+        for _, row in read_jsonl_lines(path):
+            if isinstance(row, dict) and isinstance(row.get("func"), str):
+                keys.add(text_key(row["func"]))
+    return keys
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    n = 0
+    with open(tmp, "w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.files = self.unreadable = self.functions = self.duplicates = self.devign = self.short = 0
+        self.tokens = self.bytes = 0
+        self.spdx: Counter[str] = Counter()
+
+
+def build_corpus(source: Path, out: Path, devign: Path | None, subdirs: list[str] | None = None,
+                 include: list[str] | None = None, exclude: list[str] | None = None,
+                 min_tokens: int = 10) -> dict[str, Any]:
+    """Extract, normalise, deduplicate and filter the functions of ``source``; write the corpus to ``out``."""
+    from streamguard.data.extract import extract_functions, iter_c_files
+    source, out = Path(source), Path(out)
+    if not source.is_dir():
+        raise UserError(f"corpus source folder not found: {source}")
+    missing = [d for d in subdirs or [] if not (source / d).is_dir()]
+    if missing:
+        raise UserError(f"{source}: no such subfolder {missing[0]!r}")
+    started = time.time()
+    banned = devign_keys(devign) if devign is not None else set()
+    seen: set[str] = set()
+    counts, kept, rejects = _Counts(), [], []
+    tops = [source / d for d in subdirs] if subdirs else [source]
+    for cf in iter_c_files(tops, include or ["*.c"], exclude, root=source):
+        counts.files += 1
+        if cf.data is None:
+            counts.unreadable += 1
+            rejects.append({"path": cf.path, "reason": f"file skipped: {cf.skip} {cf.detail}".strip()})
+            continue
+        for m in _SPDX.finditer(cf.text[:2000]):
+            counts.spdx[m.group(1).strip()] += 1
+        for fn in extract_functions(cf.data, cf.path):
+            counts.functions += 1
+            key = text_key(fn.code)
+            ntok = len(_CTOKEN.findall(normalise(fn.code)))
+            reason = ("devign_overlap" if key in banned else "duplicate" if key in seen
+                      else "too_short" if ntok < min_tokens else None)
+            where = {"path": cf.path, "name": fn.name, "lines": [fn.start_line, fn.end_line]}
+            if reason is not None:
+                counts.devign += reason == "devign_overlap"
+                counts.duplicates += reason == "duplicate"
+                counts.short += reason == "too_short"
+                rejects.append({**where, "reason": reason, "sha256": key})
+                continue
+            seen.add(key)
+            counts.tokens += ntok
+            counts.bytes += len(fn.code.encode())
+            kept.append({"id": key[:16], **where, "code": fn.code})
+    if not kept:
+        raise UserError(f"no C function kept from {source} (subdirs={subdirs}, include={include}, exclude={exclude})")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(out / "functions.jsonl", kept)
+    _write_jsonl(out / "rejects.jsonl", rejects)
+    manifest = _manifest(source, devign, {"subdirs": subdirs, "include": include or ["*.c"], "exclude": exclude},
+                         min_tokens, counts, len(kept), out, started)
+    tmp = out / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out / "manifest.json")
+    log.warning("corpus: %d files, %d functions -> %d kept (%d duplicates, %d Devign overlap, %d too short), "
+                "%d tokens", counts.files, counts.functions, len(kept), counts.duplicates, counts.devign,
+                counts.short, counts.tokens)
+    return manifest
+
+
+def _manifest(source: Path, devign: Path | None, selection: dict[str, Any], min_tokens: int, c: _Counts,
+              kept: int, out: Path, started: float) -> dict[str, Any]:
+    from streamguard.provenance import sha256_file
+    licence = next((p.name for p in (source / n for n in ("COPYING", "LICENSE", "LICENSE.txt")) if p.is_file()),
+                   None)
+    return {
+        "source": str(source.resolve()), "selection": selection,
+        "devign": str(Path(devign).resolve()) if devign is not None else None,
+        "normalisation": "comments removed, whitespace runs -> one space; sha256 of that text is the identity",
+        "min_tokens": min_tokens,
+        "counts": {"files": c.files, "skipped_files": c.unreadable, "functions": c.functions,
+                   "duplicates": c.duplicates, "devign_overlap_dropped": c.devign, "too_short": c.short,
+                   "kept": kept, "tokens": c.tokens, "bytes": c.bytes},
+        "tokens_counted_as": "C lexical tokens of the normalised text (identifiers, numbers, single symbols)",
+        "licence": {"file": licence, "spdx_identifiers": dict(c.spdx.most_common())},
+        "functions_sha256": sha256_file(out / "functions.jsonl"), "wall_s": round(time.time() - started, 1),
+    }
+
+
+def read_corpus(corpus: Path) -> tuple[list[str], dict[str, Any]]:
+    """The kept functions' code and the manifest of a corpus folder."""
+    corpus = Path(corpus)
+    if not (corpus / "manifest.json").is_file() or not (corpus / "functions.jsonl").is_file():
+        raise UserError(f"{corpus} is not a corpus folder (run `streamguard corpus` first)")
+    codes = []
+    for lineno, row in read_jsonl_lines(corpus / "functions.jsonl"):
+        if not isinstance(row, dict) or not isinstance(row.get("code"), str):
+            raise UserError(f"{corpus}/functions.jsonl:{lineno}: not a corpus row")
+        codes.append(row["code"])
+    return codes, json.loads((corpus / "manifest.json").read_text())

@@ -1,0 +1,45 @@
+"""The ``corpus`` and ``pretrain`` subcommands (added to the main parser by cli.py in one call)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("corpus", help="extract, normalise and deduplicate C functions of a source tree for "
+                                      "pre-training, dropping every Devign function")
+    c.add_argument("--source", required=True, type=Path, help="a C source tree, e.g. the Linux kernel")
+    c.add_argument("--out", required=True, type=Path)
+    c.add_argument("--devign", type=Path, default=Path("../shared/data/devign"),
+                   help="CodeXGLUE {train,valid,test}.jsonl whose functions are dropped (default %(default)s)")
+    c.add_argument("--no-devign", action="store_true", help="drop nothing (a corpus for other data)")
+    c.add_argument("--subdirs", default=None, help="comma-separated folders of the source to take (default: all)")
+    c.add_argument("--include", nargs="*", default=None, help="file patterns (default *.c)")
+    c.add_argument("--exclude", nargs="*", default=None, help="file or folder patterns to skip")
+    c.add_argument("--min-tokens", type=int, default=10)
+    c.set_defaults(func=_run_corpus)
+    p = sub.add_parser("pretrain", help="masked-language-model pre-training of a C encoder on a corpus")
+    p.add_argument("--corpus", required=True, type=Path, help="a folder made by `streamguard corpus`")
+    p.add_argument("--out", required=True, type=Path, help="run folder; the encoder lands in OUT/encoder")
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--devign", default=None, help="CodeXGLUE folder: train joins the BPE, valid is held out")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    p.set_defaults(func=_run_pretrain)
+
+
+def _run_corpus(args: argparse.Namespace) -> None:
+    from streamguard.data.corpus import build_corpus
+    subdirs = [d for d in args.subdirs.split(",") if d] if args.subdirs else None
+    build_corpus(args.source, args.out, None if args.no_devign else args.devign, subdirs, args.include,
+                 args.exclude, args.min_tokens)
+
+
+def _run_pretrain(args: argparse.Namespace) -> None:
+    from streamguard.cli import _log_info, prepare_torch_cpu
+    prepare_torch_cpu()
+    from streamguard.config import load_config
+    from streamguard.pretrain.train import PretrainConfig, check_config, pretrain
+    _log_info()
+    cfg = load_config(PretrainConfig, args.config, {"devign": args.devign}, args.set)
+    check_config(cfg)
+    pretrain(args.corpus, args.out, cfg)
