@@ -82,7 +82,8 @@ def test_an_output_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
 
 def test_a_pipeline_step_killed_during_its_rerun_is_not_done(tmp_path: Path) -> None:
     cfg = tmp_path / "p.yaml"
-    cfg.write_text("params: {source: x, raw: '" + str(tmp_path / "raw") + "'}\nsteps:\n"
+    cfg.write_text("params: {source: x, raw: '" + str(tmp_path / "raw") + "', logs: '" + str(tmp_path / "logs")
+                   + "'}\nsteps:\n"
                    "  - name: import\n    run: data import codexglue --source {source} --out {raw}\n"
                    "    done: '{raw}/manifest.json'\n")
     half = tmp_path / "half"
