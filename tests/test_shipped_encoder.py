@@ -1,12 +1,13 @@
 """The shipped encoder (models/streamguard-c-encoder): checksums, size, loading, and the full job using it."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 import torch
-import yaml
 
+from streamguard.config import TransformerConfig, load_config
 from streamguard.pipeline import load_steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +41,10 @@ def test_loads_in_fp32_with_its_tokenizer_and_fp16_weights() -> None:
 
 def test_the_pretrained_config_fine_tunes_it_and_the_full_job_does_not_yet() -> None:
     """Shipped and usable, not the job's default: the reduced ablation measured it behind training from scratch."""
-    cfg = yaml.safe_load((ROOT / "configs" / "devign" / "transformer-pretrained.yaml").read_text())
-    assert cfg["model"] == "models/streamguard-c-encoder"
-    tiny = yaml.safe_load((ROOT / "configs" / "devign" / "transformer.yaml").read_text())
-    assert {k: v for k, v in cfg.items() if k != "model"} == {k: tiny[k] for k in cfg if k != "model"}
+    pre = load_config(TransformerConfig, ROOT / "configs" / "devign" / "transformer-pretrained.yaml")
+    assert pre.model == "models/streamguard-c-encoder"
+    tiny = load_config(TransformerConfig, ROOT / "configs" / "devign" / "transformer.yaml")
+    assert dataclasses.replace(pre, model="tiny") == tiny  # the same fine-tuning, only the starting weights differ
     steps, _ = load_steps(ROOT / "configs" / "pipeline-devign.yaml", {})
     preprocess = next(s for s in steps if s["name"] == "preprocess")["args"]
     assert preprocess[preprocess.index("--tokenizer") + 1] == "bpe"
