@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from streamguard.data.data_cli import COLLECT_FORMATS, add_collect_commands, run_collect_import
 from streamguard.errors import UserError
 
 
@@ -13,12 +14,14 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="import or download raw datasets").add_subparsers(dest="data_cmd",
                                                                                         required=True)
     imp = data.add_parser("import", help="import a raw dataset into CodeXGLUE-format jsonl + manifest")
-    imp.add_argument("source_kind", choices=["codexglue"])
+    imp.add_argument("source_kind", choices=["codexglue", *COLLECT_FORMATS])
     imp.add_argument("--source", required=True, type=Path,
-                     help="folder with {train,valid,test}.jsonl, or Devign's function.json + train/valid/test.txt")
+                     help="folder with {train,valid,test}.jsonl, or Devign's function.json + train/valid/test.txt; "
+                          "collector formats: a file (a folder for cdir)")
     imp.add_argument("--out", required=True, type=Path)
     imp.add_argument("--dedup", action="store_true", help="drop from train what also appears in valid/test")
     imp.set_defaults(func=_run_import)
+    add_collect_commands(data, imp)
     dl = data.add_parser("download", help="fetch the public CodeXGLUE copy and verify its checksums")
     dl.add_argument("source_kind", choices=["codexglue"])
     dl.add_argument("--out", required=True, type=Path)
@@ -40,6 +43,8 @@ def prepare_torch_cpu() -> None:
 
 
 def _run_import(args: argparse.Namespace) -> None:
+    if args.source_kind != "codexglue":
+        return run_collect_import(args)
     from streamguard.data.ingest import import_codexglue
     import_codexglue(args.source, args.out, dedup=args.dedup)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,36 @@ def _load_devign_functions(source: Path) -> list[Any]:
     return functions
 
 
+RAW_PREFIX_CHARS = 200  # a reject keeps this much of its input: enough to find it, bounded for huge rows
+
+
+def raw_prefix(obj: Any) -> str:
+    """A bounded, printable prefix of a rejected input (the parsed row re-serialised, or the error)."""
+    if isinstance(obj, RecordError):
+        return ""  # unparsable input: the reason says what was wrong, the line number where
+    if isinstance(obj, dict):
+        obj = {k: v for k, v in obj.items() if not str(k).startswith("_")}  # importers' bookkeeping keys
+    text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, default=str)
+    return text[:RAW_PREFIX_CHARS]
+
+
+def validate_entries(entries: Iterable[Entry], split: str, rejects: list[dict],
+                     convert: Callable[[Any], dict[str, Any]] = validate_raw) -> tuple[list[dict], int]:
+    """Validate every entry with ``convert``; return (kept rows, entries read). Bad ones go to ``rejects``
+    with the split, line, reason and a bounded ``raw`` prefix: counts in = counts out + rejects."""
+    kept: list[dict] = []
+    read = 0
+    for lineno, obj in entries:
+        read += 1
+        try:
+            if isinstance(obj, RecordError):
+                raise obj
+            kept.append(convert(obj))
+        except RecordError as exc:
+            rejects.append({"split": split, "line": lineno, "reason": str(exc), "raw": raw_prefix(obj)})
+    return kept, read
+
+
 def detect_form(source: Path) -> str:
     if not source.is_dir():
         raise UserError(f"source folder not found: {source}")
@@ -76,15 +106,7 @@ def import_codexglue(source: Path, out: Path, dedup: bool = False) -> dict[str, 
         entries, files = (_jsonl_source(source, split) if form == "codexglue-jsonl"
                           else _devign_source(source, split, functions))
         inputs.update({str(f): sha256_file(f) for f in files})
-        kept[split], read[split] = [], 0
-        for lineno, obj in entries:
-            read[split] += 1
-            try:
-                if isinstance(obj, RecordError):
-                    raise obj
-                kept[split].append(validate_raw(obj))
-            except RecordError as exc:
-                rejects.append({"split": split, "line": lineno, "reason": str(exc)})
+        kept[split], read[split] = validate_entries(entries, split, rejects)
     report = audit(kept)
     removed = _dedup_train(kept, rejects) if dedup else 0
     manifest = _write(out, kept, rejects, read, report, removed, dedup)
