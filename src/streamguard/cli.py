@@ -245,6 +245,11 @@ def _run_predict(args: argparse.Namespace) -> None:
     predict_run(args.run, args.data, args.split, args.out)
 
 
+def _add_phases(sub: argparse._SubParsersAction) -> None:
+    from streamguard.phases_cli import add_parsers
+    add_parsers(sub)  # denoise, compare
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamguard",
                                      description="Train and run detectors of vulnerable C functions.")
@@ -259,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_transformer(train)
     _add_fuse(sub)
     _add_predict(sub)
+    _add_phases(sub)
     return parser
 
 
