@@ -250,6 +250,11 @@ def _add_phases(sub: argparse._SubParsersAction) -> None:
     add_parsers(sub)  # denoise, compare
 
 
+def _add_seeds(parsers: list[argparse.ArgumentParser]) -> None:
+    from streamguard.train.seeds import add_seeds_option
+    add_seeds_option(parsers)  # --seeds 1,2,3 on every training command: runs into OUT/seed-N
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamguard",
                                      description="Train and run detectors of vulnerable C functions.")
@@ -265,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fuse(sub)
     _add_predict(sub)
     _add_phases(sub)
+    _add_seeds([*train.choices.values(), sub.choices["fuse"]])
     return parser
 
 

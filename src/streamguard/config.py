@@ -197,6 +197,7 @@ class LexicalConfig:
     seed: int = 42
     code_source: str = "raw"                 # "raw": whole function from the raw split; "processed": trimmed code
     collapse_blank_lines: bool = False       # squeeze whitespace-only line runs before the n-grams
+    sample_weights: str | None = None        # jsonl/json of id -> weight (denoise); ids not in it weigh 1
 
 
 @dataclasses.dataclass

@@ -87,13 +87,25 @@ def _metrics(y: np.ndarray, margin: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _select_c(x, y, xv, yv, cfg: LexicalConfig) -> tuple[Any, float, list[dict[str, float]]]:
+def _weights(records: list[dict[str, Any]], cfg: LexicalConfig) -> np.ndarray | None:
+    """Per-item weights from ``cfg.sample_weights`` (the engine's reader and format); missing ids weigh 1."""
+    if not cfg.sample_weights:
+        return None
+    from streamguard.train.engine import load_sample_weights
+    weights = load_sample_weights(cfg.sample_weights)
+    log.warning("lexical: sample weights for %d of %d train items", sum(r["id"] in weights for r in records),
+                len(records))
+    return np.array([weights.get(r["id"], 1.0) for r in records])
+
+
+def _select_c(x, y, xv, yv, cfg: LexicalConfig, sample_weight: np.ndarray | None = None
+              ) -> tuple[Any, float, list[dict[str, float]]]:
     """Fit one model per C on train; keep the best valid accuracy (log-loss breaks ties)."""
     if not cfg.c_grid:
         raise UserError("lexical c_grid is empty")
     best, trials = None, []
     for c in cfg.c_grid:
-        clf = fit_classifier(x, y, c, cfg.seed)
+        clf = fit_classifier(x, y, c, cfg.seed, sample_weight)
         m = {"C": c, **_metrics(yv, logits(clf, xv)[:, 1] * 2.0)}
         trials.append(m)
         log.info("lexical: C=%g valid accuracy %.4f", c, m["accuracy"])
@@ -117,7 +129,7 @@ def train(data_dir: Path, out_dir: Path, cfg: LexicalConfig | None = None,
     x = feats.fit_transform(texts(tr, data_dir, "train", cfg.code_source))
     xv = feats.transform(texts(va, data_dir, "valid", cfg.code_source))
     y, yv = np.array([r["label"] for r in tr]), np.array([r["label"] for r in va])
-    clf, best_c, trials = _select_c(x, y, xv, yv, cfg)
+    clf, best_c, trials = _select_c(x, y, xv, yv, cfg, _weights(tr, cfg))
     fit_s = time.perf_counter() - t0
     with open(out_dir / MODEL_FILE, "wb") as fh:
         pickle.dump({"features": feats, "classifier": clf}, fh, protocol=pickle.HIGHEST_PROTOCOL)
