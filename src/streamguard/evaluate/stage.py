@@ -12,6 +12,7 @@ from streamguard.config import EvaluateConfig, save_config, to_dict
 from streamguard.errors import UserError
 from streamguard.evaluate import analysis, plots
 from streamguard.evaluate.entries import Entry, Items, common_items, model_entries, peer_entry, trivial_entry
+from streamguard.evaluate.label_section import label_monitoring
 from streamguard.evaluate.report import render_html, render_markdown
 from streamguard.evaluate.runs import group_runs, select_seeds
 from streamguard.provenance import environment, sha256_file
@@ -82,7 +83,8 @@ def evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pat
         "published": analysis.published_rows(), "paired": analysis.paired_tests(entries, test, results, dists),
         "across_seeds": analysis.across_seeds(entries, results),
         "per_project": analysis.per_project(entries, test, cfg), "warnings": warnings,
-        "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None}
+        "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None,
+        "labels": label_monitoring(data_dir) if data_dir else None}
     examples = _examples(entries, test, code, cfg.examples)
     res["examples"] = [{k: v for k, v in ex.items() if k != "code"} for ex in examples["items"]]
     images = {"roc_pr": plots.roc_pr(entries, test), "confusion": plots.confusion(entries, test),
