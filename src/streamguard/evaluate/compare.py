@@ -235,7 +235,12 @@ def verdict(res: dict[str, Any]) -> dict[str, Any]:
                                              f"{' (significant drop)' if acc_drop else ''}; no held-out set"}
     auc = held["metrics"]["roc_auc"]["bootstrap"]["difference"]
     met = auc >= 0.05 and not acc_drop
+    # a gain carried by one source (e.g. its formatting or base rate) is not a gain on unseen code in general
+    by_source = {g: round(v["roc_auc"]["b_mean"] - v["roc_auc"]["a_mean"], 4)
+                 for g, v in held.get("by_source", {}).items()}
+    parts = ", ".join(f"{g} {d:+.3f}" for g, d in by_source.items())
     return {"goal_met": met, "heldout_auc_difference": auc, "devign_accuracy_significant_drop": acc_drop,
-            "summary": f"held-out ROC-AUC {auc:+.4f} (goal +0.05), Devign test accuracy "
-                       f"{acc['bootstrap']['difference']:+.4f}{' (significant drop)' if acc_drop else ''}: "
+            "heldout_auc_difference_by_source": by_source,
+            "summary": f"held-out ROC-AUC {auc:+.4f} (goal +0.05; by source: {parts or 'n/a'}), Devign test "
+                       f"accuracy {acc['bootstrap']['difference']:+.4f}{' (significant drop)' if acc_drop else ''}: "
                        f"goal {'met' if met else 'not met'}"}
