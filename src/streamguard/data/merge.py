@@ -122,6 +122,7 @@ def _assign_holdout(rows, groups, keys, near, holdout: dict[str, float], seed: i
 def _drop(r: dict[str, Any], reason: str, match: dict[str, Any] | None = None, jac: float | None = None) -> None:
     r["dropped"] = reason
     r["match"] = match["uid"] if match else None
+    r["match_split"] = match["split"] if match else None
     r["jaccard"] = jac
 
 
@@ -187,7 +188,7 @@ def _near_train(rows, groups, near, counts: Counter) -> None:
             counts["near_pairs_within_base_train_kept"] += 1
 
 
-_INTERNAL = ("origin", "is_base", "order", "split", "dropped", "match", "jaccard")
+_INTERNAL = ("origin", "is_base", "order", "split", "dropped", "match", "match_split", "jaccard")
 
 
 def _clean(r: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +259,8 @@ def merge(base: Path, adds: list[Path], out: Path, holdout: str = "", seed: int 
     if any(len(s) > 1 for s in by_group.values()):
         raise AssertionError("a pair/CVE group spans splits")
     dropped = [{"uid": r["uid"], "source": r["source"], "split": r["split"], "label": int(r["target"]),
-                "reason": r["dropped"], "match": r["match"], "jaccard": r["jaccard"]} for r in rows if "dropped" in r]
+                "reason": r["dropped"], "match": r["match"], "match_split": r["match_split"],
+                "jaccard": r["jaccard"]} for r in rows if "dropped" in r]
     write_jsonl(Path(out) / "dropped.jsonl", dropped)
     jac_bins = Counter(f"{int(j * 20) / 20:.2f}" for _, _, j in near)
     extra = {
