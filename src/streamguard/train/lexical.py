@@ -105,7 +105,9 @@ def _select_c(x, y, xv, yv, cfg: LexicalConfig, sample_weight: np.ndarray | None
         raise UserError("lexical c_grid is empty")
     best, trials = None, []
     for c in cfg.c_grid:
-        clf = fit_classifier(x, y, c, cfg.seed, sample_weight)
+        # without weights the call is the one it always was (tests stand in for fit_classifier with that signature)
+        clf = (fit_classifier(x, y, c, cfg.seed) if sample_weight is None
+               else fit_classifier(x, y, c, cfg.seed, sample_weight))
         m = {"C": c, **_metrics(yv, logits(clf, xv)[:, 1] * 2.0)}
         trials.append(m)
         log.info("lexical: C=%g valid accuracy %.4f", c, m["accuracy"])
