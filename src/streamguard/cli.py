@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from streamguard import logs
+from streamguard.data.data_cli import COLLECT_FORMATS, add_collect_commands, run_collect_import
 from streamguard.errors import UserError
 
 
@@ -14,12 +15,14 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="import or download raw datasets").add_subparsers(dest="data_cmd",
                                                                                         required=True)
     imp = data.add_parser("import", help="import a raw dataset into CodeXGLUE-format jsonl + manifest")
-    imp.add_argument("source_kind", choices=["codexglue"])
+    imp.add_argument("source_kind", choices=["codexglue", *COLLECT_FORMATS])
     imp.add_argument("--source", required=True, type=Path,
-                     help="folder with {train,valid,test}.jsonl, or Devign's function.json + train/valid/test.txt")
+                     help="folder with {train,valid,test}.jsonl, or Devign's function.json + train/valid/test.txt; "
+                          "collector formats: a file (a folder for cdir)")
     imp.add_argument("--out", required=True, type=Path)
     imp.add_argument("--dedup", action="store_true", help="drop from train what also appears in valid/test")
     imp.set_defaults(func=_run_import)
+    add_collect_commands(data, imp)
     dl = data.add_parser("download", help="fetch the public CodeXGLUE copy and verify its checksums")
     dl.add_argument("source_kind", choices=["codexglue"])
     dl.add_argument("--out", required=True, type=Path)
@@ -41,6 +44,8 @@ def prepare_torch_cpu() -> None:
 
 
 def _run_import(args: argparse.Namespace) -> None:
+    if args.source_kind != "codexglue":
+        return run_collect_import(args)
     from streamguard.data.ingest import import_codexglue
     import_codexglue(args.source, args.out, dedup=args.dedup)
 
@@ -116,7 +121,7 @@ def _log_info() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+def _add_train(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """``train KIND`` for every trainable kind of the registry, with the flags its entry declares."""
     from streamguard.train.registry import ENGINE_OPTIONS, KINDS
 
@@ -136,6 +141,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                                help=opt.help)
         p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
         p.set_defaults(func=_run_train, kind=kind)
+    return train
 
 
 def _run_train(args: argparse.Namespace) -> None:
@@ -208,6 +214,16 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
+def _add_phases(sub: argparse._SubParsersAction) -> None:
+    from streamguard.phases_cli import add_parsers
+    add_parsers(sub)  # denoise, compare
+
+
+def _add_seeds(parsers: list[argparse.ArgumentParser]) -> None:
+    from streamguard.train.seeds import add_seeds_option
+    add_seeds_option(parsers)  # --seeds 1,2,3 on every training command: runs into OUT/seed-N
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamguard",
                                      description="Train and run detectors of vulnerable C functions.")
@@ -216,11 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preprocess(sub)
     _add_pipeline(sub)
     _add_evaluate(sub)
-    _add_train(sub)
+    train = _add_train(sub)
     _add_fuse(sub)
     _add_predict(sub)
     _add_scan(sub)
     _add_pretrain(sub)
+    _add_phases(sub)
+    _add_seeds([*train.choices.values(), sub.choices["fuse"]])
     _add_cloud(sub)
     return parser
 

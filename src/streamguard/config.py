@@ -257,6 +257,7 @@ class LexicalConfig(Checked):
     # "raw": whole function from the raw split; "processed": trimmed code
     code_source: str = _field("raw", choices=("raw", "processed"))
     collapse_blank_lines: bool = False       # squeeze whitespace-only line runs before the n-grams
+    sample_weights: str | None = None        # jsonl/json of id -> weight (denoise); ids not in it weigh 1
 
     def __post_init__(self) -> None:
         super().__post_init__()

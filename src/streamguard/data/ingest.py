@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from streamguard.errors import UserError
 from streamguard.provenance import environment, sha256_file
 from streamguard.runlock import locked
 
-Entry = tuple[int, Any, str]  # (line number in the source file, parsed row or RecordError, raw prefix)
+# (line number in the source file, parsed row or RecordError[, raw text prefix: else the row is re-serialised])
+Entry = tuple[int, Any] | tuple[int, Any, str]
 
 
 def _jsonl_source(source: Path, split: str) -> tuple[Iterator[Entry], list[Path]]:
@@ -58,6 +59,44 @@ def _load_devign_functions(source: Path) -> list[Any]:
     return functions
 
 
+RAW_PREFIX_CHARS = 200  # a reject keeps this much of its input: enough to find it, bounded for huge rows
+
+
+def raw_prefix(obj: Any) -> str:
+    """A bounded, printable prefix of a rejected input (the parsed row re-serialised, or the error)."""
+    if isinstance(obj, RecordError):
+        return ""  # unparsable input: the reason says what was wrong, the line number where
+    if isinstance(obj, dict):
+        obj = {k: v for k, v in obj.items() if not str(k).startswith("_")}  # importers' bookkeeping keys
+    text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, default=str)
+    return text[:RAW_PREFIX_CHARS]
+
+
+def validate_entries(entries: Iterable[Entry], split: str, rejects: list[dict],
+                     convert: Callable[[Any], dict[str, Any]] = validate_raw,
+                     check: Callable[[dict[str, Any], int], None] | None = None) -> tuple[list[dict], int]:
+    """Validate every entry ``(line, parsed[, raw text])`` with ``convert`` (and ``check``); return (kept rows,
+    entries read). Whatever one record does, only that record is rejected: it goes to ``rejects`` with the split,
+    line, reason and a bounded ``raw`` prefix, so counts in = counts out + rejects."""
+    kept: list[dict] = []
+    read = 0
+    for entry in entries:
+        lineno, obj = entry[0], entry[1]
+        read += 1
+        try:
+            if isinstance(obj, RecordError):
+                raise obj
+            row = convert(obj)
+            if check is not None:
+                check(row, lineno)
+            kept.append(row)
+        except Exception as exc:  # noqa: BLE001 - a hostile record (deep nesting, odd types) is that record's fault
+            reason = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+            raw = entry[2] if len(entry) > 2 else raw_prefix(obj)
+            rejects.append({"split": split, "line": lineno, "reason": reason, "raw": raw})
+    return kept, read
+
+
 def detect_form(source: Path) -> str:
     if not source.is_dir():
         raise UserError(f"source folder not found: {source}")
@@ -88,18 +127,8 @@ def _import(source: Path, out: Path, form: str, dedup: bool) -> dict[str, Any]:
         entries, files = (_jsonl_source(source, split) if form == "codexglue-jsonl"
                           else _devign_source(source, split, functions))
         inputs.update({str(f): _sha256_readable(f) for f in files})
-        kept[split], read[split] = [], 0
-        for lineno, obj, raw in entries:
-            read[split] += 1
-            try:
-                if isinstance(obj, RecordError):
-                    raise obj
-                row = validate_raw(obj)
-                _check_idx(row, split, lineno, first_seen)
-                kept[split].append(row)
-            except Exception as exc:  # noqa: BLE001 - whatever one record does, only that record is rejected
-                reason = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {str(exc)[:200]}"
-                rejects.append({"split": split, "line": lineno, "reason": reason, "raw": raw})
+        kept[split], read[split] = validate_entries(
+            entries, split, rejects, check=lambda row, lineno, s=split: _check_idx(row, s, lineno, first_seen))
     if not any(kept.values()):
         write_jsonl(out / "rejects.jsonl", rejects)
         raise UserError(f"nothing to import from {source}: {sum(read.values())} line(s) read, none usable "

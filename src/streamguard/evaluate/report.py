@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from streamguard.evaluate.label_section import label_markdown
+
 Table = tuple[list[str], list[list[str]]]
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:24px auto;padding:0 16px;color:#222}
 .wrap{overflow-x:auto}table{border-collapse:collapse;margin:8px 0 20px;font-size:12.5px;
@@ -134,6 +136,7 @@ def render_markdown(res: dict[str, Any]) -> str:
     if res["across_seeds"]:
         parts += ["", "## Across seeds", "", _md_table(seed_table(res))]
     parts += ["", "## Per project", "", _md_table(project_table(res)), ""]
+    parts += label_markdown(res.get("labels"))
     if res.get("warnings"):
         parts += ["## Warnings", "", *[f"- {_md(w)}" for w in res["warnings"]], ""]
     return "\n".join(parts)

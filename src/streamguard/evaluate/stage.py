@@ -13,6 +13,7 @@ from streamguard.config import EvaluateConfig, to_dict
 from streamguard.errors import UserError
 from streamguard.evaluate import analysis, plots
 from streamguard.evaluate.entries import Entry, Items, common_items, model_entries, peer_entry, trivial_entry
+from streamguard.evaluate.label_section import label_monitoring
 from streamguard.evaluate.report import render_html, render_markdown
 from streamguard.evaluate.runs import check_same_data, group_runs, select_seeds
 from streamguard.provenance import environment, sha256_file
@@ -94,7 +95,8 @@ def _evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pa
         "paired": analysis.paired_tests(entries, test, results, dists, cfg.primary),
         "across_seeds": analysis.across_seeds(entries, results),
         "per_project": analysis.per_project(entries, test, cfg), "warnings": warnings,
-        "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None}
+        "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None,
+        "labels": label_monitoring(data_dir) if data_dir else None}
     examples = _examples(entries, test, code, cfg.examples)
     res["examples"] = [{k: v for k, v in ex.items() if k != "code"} for ex in examples["items"]]
     images = _figures(entries, test, warnings)

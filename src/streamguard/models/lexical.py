@@ -89,10 +89,11 @@ class LexicalFeatures:
         return sum(len(v.vocabulary_) for v in self._vecs)
 
 
-def fit_classifier(x: sparse.csr_matrix, y: np.ndarray, c: float, seed: int) -> LogisticRegression:
+def fit_classifier(x: sparse.csr_matrix, y: np.ndarray, c: float, seed: int,
+                   sample_weight: np.ndarray | None = None) -> LogisticRegression:
     # liblinear is deterministic and fast on sparse, wide, binary problems like this one.
     clf = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=seed)
-    return clf.fit(x, y)
+    return clf.fit(x, y, sample_weight=sample_weight)
 
 
 def logits(clf: LogisticRegression, x: sparse.csr_matrix) -> np.ndarray:

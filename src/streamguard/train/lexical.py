@@ -55,11 +55,25 @@ def _metrics(y: np.ndarray, margin: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _select_c(x, y, xv, yv, cfg: LexicalConfig) -> tuple[Any, float, list[dict[str, float]]]:
+def _weights(records: list[dict[str, Any]], cfg: LexicalConfig) -> np.ndarray | None:
+    """Per-item weights from ``cfg.sample_weights`` (the engine's reader and format); missing ids weigh 1."""
+    if not cfg.sample_weights:
+        return None
+    from streamguard.train.engine import load_sample_weights
+    weights = load_sample_weights(cfg.sample_weights)
+    log.warning("lexical: sample weights for %d of %d train items", sum(r["id"] in weights for r in records),
+                len(records))
+    return np.array([weights.get(r["id"], 1.0) for r in records])
+
+
+def _select_c(x, y, xv, yv, cfg: LexicalConfig, sample_weight: np.ndarray | None = None
+              ) -> tuple[Any, float, list[dict[str, float]]]:
     """Fit one model per C on train; keep the best valid accuracy (log-loss breaks ties)."""
     best, trials = None, []
     for c in cfg.c_grid:
-        clf = fit_classifier(x, y, c, cfg.seed)
+        # without weights the call is the one it always was (tests stand in for fit_classifier with that signature)
+        clf = (fit_classifier(x, y, c, cfg.seed) if sample_weight is None
+               else fit_classifier(x, y, c, cfg.seed, sample_weight))
         m = {"C": c, **_metrics(yv, logits(clf, xv)[:, 1] * 2.0)}
         trials.append(m)
         log.info("lexical: C=%g valid accuracy %.4f", c, m["accuracy"])
@@ -87,7 +101,7 @@ def _train(data: ProcessedDir, out_dir: Path, cfg: LexicalConfig, train_ids: set
     x = feats.fit_transform(texts(tr, data, "train", cfg.code_source))
     xv = feats.transform(texts(va, data, "valid", cfg.code_source))
     y, yv = np.array([r["label"] for r in tr]), np.array([r["label"] for r in va])
-    clf, best_c, trials = _select_c(x, y, xv, yv, cfg)
+    clf, best_c, trials = _select_c(x, y, xv, yv, cfg, _weights(tr, cfg))
     fit_s = time.perf_counter() - t0
     save_lexical(out_dir, feats, clf)
     write_predictions(out_dir, "valid", prediction_rows(va, logits(clf, xv)))

@@ -1,0 +1,35 @@
+"""Argument parsing of the collector commands (``data import FORMAT``, ``data merge``); no heavy imports here."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+COLLECT_FORMATS = ("jsonl", "csv", "bigvul", "primevul", "cdir")  # streamguard.data.collect.FORMATS
+
+
+def add_collect_commands(data: argparse._SubParsersAction, imp: argparse.ArgumentParser) -> None:
+    """Extra options of ``data import`` for the collector formats, and the ``data merge`` command."""
+    imp.add_argument("--map", default=None, metavar="DST=SRC,...",
+                     help="collector formats: field mapping, e.g. func=func_before,target=vul,project=project")
+    imp.add_argument("--name", default=None, help="collector formats: source name that prefixes ids (default FORMAT)")
+    imp.add_argument("--labels", type=Path, default=None, help="cdir: labels CSV (file,target[,project,cve,...])")
+    m = data.add_parser("merge", help="merge imports: dedup, near-dup, label conflicts, no leakage into train")
+    m.add_argument("--base", required=True, type=Path, help="raw dataset with train/valid/test (kept as they are)")
+    m.add_argument("--add", required=True, type=Path, action="append", help="an import to add (repeatable)")
+    m.add_argument("--out", required=True, type=Path)
+    m.add_argument("--holdout", default="", metavar="SOURCE=SHARE,...",
+                   help="hold out a share of an added source's CVE/pair groups as OUT/heldout (never trained on)")
+    m.add_argument("--threshold", type=float, default=None, help="MinHash/LSH Jaccard threshold (default 0.8)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the held-out group draw")
+    m.set_defaults(func=_run_merge)
+
+
+def run_collect_import(args: argparse.Namespace) -> None:
+    from streamguard.data.collect import import_collected
+    import_collected(args.source_kind, args.source, args.out, name=args.name, mapping=args.map, labels=args.labels)
+
+
+def _run_merge(args: argparse.Namespace) -> None:
+    from streamguard.data.merge import DEFAULT_THRESHOLD, merge
+    merge(args.base, args.add, args.out, holdout=args.holdout, seed=args.seed,
+          threshold=DEFAULT_THRESHOLD if args.threshold is None else args.threshold)

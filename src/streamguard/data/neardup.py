@@ -1,0 +1,80 @@
+"""Text keys for exact duplicates and MinHash/LSH near duplicates (datasketch) of C functions.
+
+Both work on C tokens with comments removed, so formatting does not hide a duplicate: ReVeal's space-tokenised
+``a -> b ;`` and Devign's ``a->b;`` give the same tokens. Near duplicates: Jaccard similarity of the sets of
+5-token shingles, candidates from MinHash LSH (128 permutations) tuned to a threshold 0.2 below the one asked
+for, each candidate then checked against the exact Jaccard of the two shingle sets: the LSH only decides which
+pairs are looked at (its false positives are removed; a pair at the threshold is missed with probability
+``miss_probability``, 1e-4 at 0.8, 1e-7 at 0.87: see docs/data-collection.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+DEFAULT_THRESHOLD = 0.8  # Jaccard of 5-token shingle sets; measured in benchmarks/results/merge_devign.md
+NUM_PERM = 128
+CANDIDATE_MARGIN = 0.2  # the LSH looks for pairs from threshold - margin: misses at the threshold are then rare
+SHINGLE = 5
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_TOKEN = re.compile(r"[A-Za-z_]\w*|\d[\w.]*|\S")
+
+
+def code_tokens(code: str) -> list[str]:
+    """C tokens (identifiers, numbers, single punctuation characters) of the code without comments."""
+    return _TOKEN.findall(_COMMENT.sub(" ", code))
+
+
+def text_key(code: str) -> str:
+    """Exact-duplicate key: equal for texts that differ only in whitespace and comments."""
+    return hashlib.sha1(" ".join(code_tokens(code)).encode("utf-8", errors="replace")).hexdigest()
+
+
+def shingle_hashes(code: str) -> np.ndarray:
+    """Sorted unique 32-bit hashes of the 5-token shingles (the whole text when it is shorter)."""
+    toks = code_tokens(code)
+    grams = [" ".join(toks[i:i + SHINGLE]) for i in range(max(1, len(toks) - SHINGLE + 1))]
+    return np.unique(np.array([int.from_bytes(hashlib.blake2b(g.encode("utf-8", errors="replace"),
+                                                              digest_size=4).digest(), "little")
+                               for g in grams], dtype=np.uint32))
+
+
+def _identity(value: int) -> int:
+    return value
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - inter
+    return inter / union if union else 1.0
+
+
+def near_pairs(shingles: Sequence[np.ndarray], threshold: float = DEFAULT_THRESHOLD,
+               seed: int = 1) -> list[tuple[int, int, float]]:
+    """All pairs (i < j) whose exact shingle Jaccard is >= threshold among the LSH candidates."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"near-duplicate threshold must be in (0, 1], got {threshold}")
+    lsh = MinHashLSH(threshold=max(0.3, threshold - CANDIDATE_MARGIN), num_perm=NUM_PERM, weights=(0.2, 0.8))
+    # the shingles are hashed already: MinHash permutes those 32-bit values as they are
+    minhashes = MinHash.bulk([s.tolist() for s in shingles], num_perm=NUM_PERM, seed=seed, hashfunc=_identity)
+    for i, m in enumerate(minhashes):
+        lsh.insert(i, m)
+    pairs = []
+    for i, m in enumerate(minhashes):
+        for j in lsh.query(m):
+            if j > i:
+                jac = jaccard(shingles[i], shingles[j])
+                if jac >= threshold:
+                    pairs.append((i, j, round(jac, 4)))
+    return sorted(pairs)
+
+
+def miss_probability(similarity: float, threshold: float = DEFAULT_THRESHOLD) -> float:
+    """Probability that the LSH never proposes a pair of this Jaccard (1 - P(some band matches))."""
+    lsh = MinHashLSH(threshold=max(0.3, threshold - CANDIDATE_MARGIN), num_perm=NUM_PERM, weights=(0.2, 0.8))
+    b, r = lsh.b, lsh.r
+    return float((1 - similarity ** r) ** b)
