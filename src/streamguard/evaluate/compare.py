@@ -25,9 +25,10 @@ from streamguard.data.labels import monitor
 from streamguard.data.processed import ProcessedDir
 from streamguard.data.rawjoin import raw_fields
 from streamguard.errors import UserError
-from streamguard.evaluate.metrics import choose_threshold, resample_weights
+from streamguard.evaluate.metrics import resample_weights
 from streamguard.evaluate.stats import bootstrap_difference, mcnemar, seed_tests
 from streamguard.rundir import read_exp_config
+from streamguard.thresholds import choose_threshold
 
 METRICS = ("accuracy", "roc_auc", "f1_vulnerable")
 
