@@ -59,7 +59,7 @@ def test_generic_jsonl_with_a_field_map(tmp_path):
                                       "--map", "project=proj,func=code,target=label")
     assert manifest["source"] == "reveal" and all(r["source"] == "reveal" for r in pool)
     assert {r["project"] for r in pool} == {"chrome"}
-    assert [r["reason"] for r in rejects] == ["'target' must be 0 or 1, got 'yes'",
+    assert [r["reason"] for r in rejects] == ["'target' must be 0 or 1, got 'yes' (exactly these integers)",
                                               "mapped field 'code' (for func) is missing"]
 
 
