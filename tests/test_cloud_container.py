@@ -60,7 +60,9 @@ def s3() -> dict[str, str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+    # S3_ENDPOINT_URL too: where the real S3 server of the engine tests is running (CI), it would win
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "S3_ENDPOINT_URL": f"http://{host}:{port}",
+           "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")

@@ -88,8 +88,8 @@ def test_bad_input_ends_in_one_clear_line(args: list[str], message: str, capsys:
 
 @mock_aws
 def test_launch_under_moto_creates_the_job_with_the_requested_fields(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    # mock_aws provides fake credentials itself; a monkeypatch.setenv here would restore moto's fake keys after
+    # moto restored the real ones, and the tests against the real S3 server would then fail to authenticate
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="sg-bucket")
     sent: dict = {}
