@@ -7,18 +7,18 @@ the in-memory model's (tested).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 from sklearn.linear_model import LogisticRegression
 
+from streamguard.atomic import write_bytes, write_json
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, _vectorizers
+from streamguard.provenance import sha256_file
 
 ARRAYS = "lexical_model.safetensors"
 PARAMS = "lexical_model.json"
@@ -39,11 +39,6 @@ def _arrays_to_terms(data: np.ndarray, ends: np.ndarray) -> dict[str, int]:
     return {raw[a:b].decode("utf-8", errors="surrogatepass"): i for i, (a, b) in enumerate(zip(starts, ends.tolist()))}
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
 
 def save_lexical(out_dir: Path, feats: LexicalFeatures, clf: LogisticRegression) -> None:
     """Write ``lexical_model.safetensors`` + ``lexical_model.json`` (atomically; the JSON, which names the
@@ -54,19 +49,11 @@ def save_lexical(out_dir: Path, feats: LexicalFeatures, clf: LogisticRegression)
     for i, vec in enumerate(feats._vecs):
         arrays[f"view{i}.terms"], arrays[f"view{i}.term_ends"] = _terms_to_arrays(vec.vocabulary_)
         arrays[f"view{i}.idf"] = np.asarray(vec.idf_, dtype=np.float64)
-    _atomic(out_dir / ARRAYS, lambda p: save_file(arrays, str(p)))
+    write_bytes(out_dir / ARRAYS, save(arrays))
     params = {"format": FORMAT, "features": {k: getattr(feats, k) for k in _PARAM_FIELDS},
               "n_views": len(feats._vecs), "classes": [int(c) for c in clf.classes_],
-              "arrays_sha256": _sha256(out_dir / ARRAYS)}
-    _atomic(out_dir / PARAMS, lambda p: p.write_text(json.dumps(params, indent=2) + "\n"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+              "arrays_sha256": sha256_file(out_dir / ARRAYS)}
+    write_json(out_dir / PARAMS, params)
 
 
 def load_lexical(model_dir: Path) -> tuple[LexicalFeatures, LogisticRegression]:
@@ -80,7 +67,7 @@ def load_lexical(model_dir: Path) -> tuple[LexicalFeatures, LogisticRegression]:
         params: dict[str, Any] = json.loads((model_dir / PARAMS).read_text())
         if params.get("format") != FORMAT:
             raise UserError(f"{model_dir / PARAMS}: unknown lexical model format {params.get('format')!r}")
-        if _sha256(model_dir / ARRAYS) != params["arrays_sha256"]:
+        if sha256_file(model_dir / ARRAYS) != params["arrays_sha256"]:
             raise UserError(f"{model_dir / ARRAYS} does not match the sha256 in {PARAMS} (corrupt or replaced)")
         arrays = load_file(str(model_dir / ARRAYS))
         feats = LexicalFeatures(**{k: params["features"][k] for k in _PARAM_FIELDS})

@@ -7,7 +7,6 @@ in fp16 to halve the size), so ``train transformer --model FOLDER`` fine-tunes i
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from streamguard.atomic import atomic_open
 from streamguard.pretrain.model import MaskedLM
+from streamguard.provenance import sha256_file
 
 ENCODER_DIR = "encoder"
 MLM_HEAD = "mlm_head.safetensors"
@@ -37,12 +38,10 @@ class LossCurve(pl.Callback):
                "tokens_seen": int(getattr(pl_module, "tokens_seen", 0)),
                **{k: round(float(m[k]), 5) if k in m else "" for k in ("train_loss", "val_loss", "lr")}}
         rows = [r for r in read_curve(self.path) if int(r["epoch"]) < row["epoch"]] + [row]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_open(self.path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CURVE_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-        tmp.replace(self.path)
 
 
 def read_curve(path: Path) -> list[dict[str, str]]:
@@ -50,10 +49,6 @@ def read_curve(path: Path) -> list[dict[str, str]]:
         return []
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export_encoder(model: MaskedLM, tokenizer: Any, run: Path, cfg: Any, manifest: dict[str, Any],
@@ -84,7 +79,7 @@ def write_card(folder: Path, cfg: Any) -> None:
     (folder / "README.md").write_text(model_card(cfg, record["corpus_manifest"], record["summary"],
                                                  record["loss_curve"]))
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != "SHA256SUMS")
-    (folder / "SHA256SUMS").write_text("".join(f"{sha256(p)}  {p.name}\n" for p in files))
+    (folder / "SHA256SUMS").write_text("".join(f"{sha256_file(p)}  {p.name}\n" for p in files))
 
 
 def load_mlm(folder: Path) -> MaskedLM:

@@ -15,7 +15,6 @@ Every weight is safetensors or JSON, so loading a bundle executes no pickle.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -124,16 +123,8 @@ def verify(root: Path) -> None:
         path = root / rel
         if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
             raise UserError(f"{root}: {rel} is a link; refused")
-        if path.stat().st_size != entry["bytes"] or _sha256(path) != entry["sha256"]:
+        if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
             raise UserError(f"{root}: {rel} does not match its sha256 in {MANIFEST} (corrupt or changed); refused")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def open_bundle(root: Path) -> ModelSource:

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from streamguard.atomic import write_text
 from streamguard.errors import UserError
 
 FORMATS = ("table", "json", "sarif", "html")
@@ -67,10 +68,8 @@ def _write(text: str, out: Path | None) -> None:
         raise UserError(f"--out {out} is a directory")
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
-    tmp = out.with_name(out.name + ".tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
+        write_text(out, text)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from None
 
