@@ -5,6 +5,9 @@ their normalised text is: comments removed and every run of whitespace made one 
 blank-line-doubled copies match their originals. Every function whose normalised text occurs in Devign
 (train, valid or test) is dropped, so that pre-training never sees an evaluation function.
 
+A second kind of corpus, for task-adaptive pre-training, is Devign's own train split (text only): there, only
+the train functions that are also in valid or test are dropped (``build_devign_train_corpus``).
+
 Output: ``functions.jsonl`` (id, path, name, lines, code), ``rejects.jsonl`` (every extracted function not kept,
 with its reason) and ``manifest.json`` with the counts; extracted = kept + rejects.
 """
@@ -43,10 +46,10 @@ def text_key(code: str) -> str:
     return hashlib.sha256(normalise(code).encode()).hexdigest()
 
 
-def devign_keys(devign: Path) -> set[str]:
-    """Normalised-text keys of every Devign function, train, valid and test."""
+def devign_keys(devign: Path, splits: tuple[str, ...] = DEVIGN_SPLITS) -> set[str]:
+    """Normalised-text keys of every Devign function of ``splits`` (by default train, valid and test)."""
     keys: set[str] = set()
-    for split in DEVIGN_SPLITS:
+    for split in splits:
         path = Path(devign) / f"{split}.jsonl"
         if not path.is_file():
             raise UserError(f"Devign split not found: {path} (expected CodeXGLUE {'/'.join(DEVIGN_SPLITS)}.jsonl)")
@@ -115,13 +118,53 @@ def build_corpus(source: Path, out: Path, devign: Path | None, subdirs: list[str
             counts.tokens += ntok
             counts.bytes += len(fn.code.encode())
             kept.append({"id": key[:16], **where, "code": fn.code})
+    return _write_corpus(source, out, devign, {"subdirs": subdirs, "include": include or ["*.c"],
+                                               "exclude": exclude}, min_tokens, counts, kept, rejects, started)
+
+
+def build_devign_train_corpus(devign: Path, out: Path, min_tokens: int = 10) -> dict[str, Any]:
+    """Devign's train functions (text only, never labels) as a corpus for task-adaptive pre-training.
+
+    Only train text is used, and a train function whose normalised text is also in valid or test is dropped
+    (Devign repeats some functions across splits), so no evaluation function is ever pre-trained on.
+    """
+    from streamguard.pretrain.data import devign_functions
+    started = time.time()
+    banned = devign_keys(devign, ("valid", "test"))
+    seen: set[str] = set()
+    counts, kept, rejects = _Counts(), [], []
+    for i, code in enumerate(devign_functions(Path(devign), "train")):
+        counts.functions += 1
+        key = text_key(code)
+        ntok = len(_CTOKEN.findall(normalise(code)))
+        reason = ("devign_overlap" if key in banned else "duplicate" if key in seen
+                  else "too_short" if ntok < min_tokens else None)
+        where = {"path": "train.jsonl", "name": "", "lines": [i + 1, i + 1]}
+        if reason is not None:
+            counts.devign += reason == "devign_overlap"
+            counts.duplicates += reason == "duplicate"
+            counts.short += reason == "too_short"
+            rejects.append({**where, "reason": reason, "sha256": key})
+            continue
+        seen.add(key)
+        counts.tokens += ntok
+        counts.bytes += len(code.encode())
+        kept.append({"id": key[:16], **where, "code": code})
+    counts.files = 1
+    return _write_corpus(Path(devign) / "train.jsonl", out, devign,
+                         {"devign_train": True, "dropped": "functions also in valid or test"},
+                         min_tokens, counts, kept, rejects, started)
+
+
+def _write_corpus(source: Path, out: Path, devign: Path | None, selection: dict[str, Any], min_tokens: int,
+                  counts: _Counts, kept: list[dict[str, Any]], rejects: list[dict[str, Any]],
+                  started: float) -> dict[str, Any]:
     if not kept:
-        raise UserError(f"no C function kept from {source} (subdirs={subdirs}, include={include}, exclude={exclude})")
+        raise UserError(f"no C function kept from {source} ({selection})")
     out.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out / "functions.jsonl", kept)
     _write_jsonl(out / "rejects.jsonl", rejects)
-    manifest = _manifest(source, devign, {"subdirs": subdirs, "include": include or ["*.c"], "exclude": exclude},
-                         min_tokens, counts, len(kept), out, started)
+    manifest = _manifest(source, devign, selection, min_tokens, counts, len(kept), out, started)
     tmp = out / ".manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, out / "manifest.json")

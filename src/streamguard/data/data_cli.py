@@ -1,4 +1,5 @@
-"""Argument parsing of the collector commands (``data import FORMAT``, ``data merge``); no heavy imports here."""
+"""Argument parsing of the collector commands (``data import FORMAT``, ``data merge``,
+``data by-project``); no heavy imports here."""
 from __future__ import annotations
 
 import argparse
@@ -22,11 +23,23 @@ def add_collect_commands(data: argparse._SubParsersAction, imp: argparse.Argumen
     m.add_argument("--threshold", type=float, default=None, help="MinHash/LSH Jaccard threshold (default 0.8)")
     m.add_argument("--seed", type=int, default=0, help="seed of the held-out group draw")
     m.set_defaults(func=_run_merge)
+    b = data.add_parser("by-project", help="a cross-project split of processed data: train and valid from one "
+                                           "project, test from another's test split")
+    b.add_argument("--data", required=True, type=Path, help="a processed dataset (made by `preprocess`)")
+    b.add_argument("--train-project", required=True, help="project whose train/valid functions are kept")
+    b.add_argument("--test-project", required=True, help="project whose test functions form the test split")
+    b.add_argument("--out", required=True, type=Path)
+    b.set_defaults(func=_run_by_project)
 
 
 def run_collect_import(args: argparse.Namespace) -> None:
     from streamguard.data.collect import import_collected
     import_collected(args.source_kind, args.source, args.out, name=args.name, mapping=args.map, labels=args.labels)
+
+
+def _run_by_project(args: argparse.Namespace) -> None:
+    from streamguard.data.by_project import by_project
+    by_project(args.data, args.out, args.train_project, args.test_project)
 
 
 def _run_merge(args: argparse.Namespace) -> None:

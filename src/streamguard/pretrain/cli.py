@@ -8,7 +8,11 @@ from pathlib import Path
 def add_parser(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("corpus", help="extract, normalise and deduplicate C functions of a source tree for "
                                       "pre-training, dropping every Devign function")
-    c.add_argument("--source", required=True, type=Path, help="a C source tree, e.g. the Linux kernel")
+    what = c.add_mutually_exclusive_group(required=True)
+    what.add_argument("--source", type=Path, help="a C source tree, e.g. the Linux kernel")
+    what.add_argument("--devign-train", action="store_true",
+                      help="the text (no labels) of --devign's train split instead, for task-adaptive "
+                           "pre-training; train functions also in valid or test are dropped")
     c.add_argument("--out", required=True, type=Path)
     c.add_argument("--devign", type=Path, default=Path("../shared/data/devign"),
                    help="CodeXGLUE {train,valid,test}.jsonl whose functions are dropped (default %(default)s)")
@@ -28,7 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_corpus(args: argparse.Namespace) -> None:
-    from streamguard.data.corpus import build_corpus
+    from streamguard.data.corpus import build_corpus, build_devign_train_corpus
+    if args.devign_train:
+        build_devign_train_corpus(args.devign, args.out, args.min_tokens)
+        return
     subdirs = [d for d in args.subdirs.split(",") if d] if args.subdirs else None
     build_corpus(args.source, args.out, None if args.no_devign else args.devign, subdirs, args.include,
                  args.exclude, args.min_tokens)

@@ -113,6 +113,7 @@ def model_card(cfg: Any, manifest: dict[str, Any], summary: dict[str, Any], curv
         f"dropped as Devign overlap {c.get('devign_overlap_dropped')}, too short {c.get('too_short')}, "
         f"kept {c.get('kept')}, C tokens {c.get('tokens')}",
         f"- normalisation: {manifest.get('normalisation')}", "", "## Training", "",
+        *([f"- continued from the encoder `{cfg.init}` (its weights, MLM head and tokenizer)"] if cfg.init else []),
         f"- steps {summary.get('steps')}, batch {cfg.batch_size}, lr {cfg.lr} (AdamW, warm-up "
         f"{cfg.warmup_steps} steps, linear decay), MLM probability {cfg.mlm_probability}",
         f"- BPE tokens seen: {summary.get('tokens_seen'):,}",

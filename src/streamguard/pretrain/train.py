@@ -56,6 +56,8 @@ class PretrainConfig(EngineConfig):
     max_minutes: float = 0.0                 # stop after this long (wall clock); 0 = no limit
     max_steps: int = 0                       # stop after this many steps (the schedule still spans all
                                              # epochs): reproduces a run that max_minutes stopped; 0 = no limit
+    init: str = ""                           # an exported encoder to continue from (its weights, MLM head
+                                             # and tokenizer; the shape keys must match it); "" = random
 
     def shape(self) -> EncoderShape:
         return EncoderShape(self.hidden, self.layers, self.heads, self.intermediate, self.max_length, self.dropout)
@@ -131,6 +133,10 @@ def heldout_loss(model: MaskedLM, batches: list[dict[str, torch.Tensor]]) -> flo
 
 def _inputs(corpus: Path, out: Path, cfg: PretrainConfig) -> tuple[Any, list, list, dict[str, Any]]:
     codes, manifest = read_corpus(corpus)
+    if cfg.init and not (out / "tokenizer" / "tokenizer.json").is_file():
+        # continuing an encoder means keeping its vocabulary: its tokenizer becomes the run's
+        from streamguard.data.tokenize import SafeTokenizer
+        SafeTokenizer.load(cfg.init).save(out / "tokenizer")
     tokenizer = pdata.prepare_tokenizer(out / "tokenizer", codes, pdata.devign_functions(Path(cfg.devign), "train"),
                                         cfg.vocab_size)
     rows = pdata.encode_cached(tokenizer, codes, cfg.max_length, out / "cache" / "corpus")
@@ -151,7 +157,7 @@ def pretrain(corpus: Path, out: Path, cfg: PretrainConfig) -> Path:
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability)
     valid_batches = pdata.fixed_masked_batches(collator, valid_rows, cfg.batch_size, cfg.seed)
     engine.seed_all(cfg)
-    model = MaskedLM.fresh(cfg.shape(), tokenizer).train()
+    model = _initial_model(cfg, tokenizer)
     before = heldout_loss(model, valid_batches)
     ckpt_dir = out / "checkpoints"
     resume = ck.find_resume(ckpt_dir, cfg.checkpoint_uri)
@@ -191,6 +197,20 @@ def pretrain(corpus: Path, out: Path, cfg: PretrainConfig) -> Path:
     return out
 
 
+def _initial_model(cfg: PretrainConfig, tokenizer: Any) -> MaskedLM:
+    if not cfg.init:
+        return MaskedLM.fresh(cfg.shape(), tokenizer).train()
+    from streamguard.pretrain.export import load_mlm
+    model = load_mlm(Path(cfg.init))
+    c = model.mlm.config
+    found = EncoderShape(c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size,
+                         c.max_position_embeddings - c.pad_token_id - 1, cfg.dropout)
+    if found != cfg.shape() or c.vocab_size != len(tokenizer):
+        raise UserError(f"init {cfg.init}: the encoder's shape {found} (vocabulary {c.vocab_size}) differs from "
+                        f"the config's {cfg.shape()} (vocabulary {len(tokenizer)}); set the shape keys to match")
+    return model.train()
+
+
 def _trainer(cfg: PretrainConfig, out: Path, ckpt_io: ck.MirroredCheckpointIO) -> pl.Trainer:
     per_epoch = ModelCheckpoint(dirpath=out / "checkpoints", filename="epoch-{epoch:03d}",
                                 auto_insert_metric_name=False, save_top_k=2, monitor="step", mode="max",
@@ -217,5 +237,7 @@ def check_config(cfg: PretrainConfig) -> None:
         raise UserError(f"hidden {cfg.hidden} must be a multiple of heads {cfg.heads}")
     if not 0 < cfg.mlm_probability < 1 or cfg.steps_per_epoch < 1 or cfg.epochs < 1:
         raise UserError("mlm_probability must be in (0, 1); steps_per_epoch and epochs at least 1")
+    if cfg.init and not (Path(cfg.init) / "mlm_head.safetensors").is_file():
+        raise UserError(f"init {cfg.init}: not an encoder exported by `streamguard pretrain` (no mlm_head)")
     if not math.isfinite(cfg.lr) or cfg.lr <= 0:
         raise UserError(f"lr must be a positive number, got {cfg.lr}")
