@@ -63,3 +63,25 @@ def test_cli_corpus_subdirs_and_errors(tmp_path: Path, raw_small: Path, capsys) 
     assert "no such subfolder" in capsys.readouterr().err
     with pytest.raises(UserError, match="Devign split not found"):
         build_corpus(KERNEL, out, tmp_path / "missing")
+
+
+def test_devign_train_corpus_keeps_train_text_only_and_drops_valid_test_copies(tmp_path: Path,
+                                                                               raw_small: Path) -> None:
+    devign = tmp_path / "devign"
+    shutil.copytree(raw_small, devign)
+    train = [json.loads(line) for line in (devign / "train.jsonl").read_text().splitlines()]
+    test_func = json.loads((devign / "test.jsonl").read_text().splitlines()[0])["func"]
+    extra = [{**train[0], "func": train[0]["func"].replace("\n", "\n\n")},  # a reformatted train duplicate
+             {**train[1], "func": "/* leaked */ " + test_func}]              # a test function copied into train
+    with open(devign / "train.jsonl", "a") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in extra)
+    out = tmp_path / "corpus"
+    assert main(["corpus", "--devign-train", "--devign", str(devign), "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    c = manifest["counts"]
+    assert c["functions"] == len(train) + 2 and c["duplicates"] >= 1 and c["devign_overlap_dropped"] >= 1
+    assert c["kept"] + len((out / "rejects.jsonl").read_text().splitlines()) == c["functions"]
+    codes, _ = read_corpus(out)
+    assert text_key(test_func) not in {text_key(code) for code in codes}
+    assert all(set(json.loads(line)) == {"id", "path", "name", "lines", "code"}
+               for line in (out / "functions.jsonl").read_text().splitlines())  # text, never a label

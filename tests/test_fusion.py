@@ -37,14 +37,15 @@ def make_spy() -> types.SimpleNamespace:
         assert ids <= all_train, "a spy fit was given non-train ids"
         fits[str(out_dir)] = ids
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "seen.json").write_text(json.dumps(sorted(ids)))
+        (Path(out_dir) / "seen.json").write_text(json.dumps({"ids": sorted(ids), "seed": cfg.seed}))
         write_exp_config(out_dir, "spy", data_dir, dataclasses.asdict(cfg))
         return Path(out_dir)
 
     def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
-        seen = set(json.loads((Path(run_dir) / "seen.json").read_text()))
+        record = json.loads((Path(run_dir) / "seen.json").read_text())
+        seen = set(record["ids"])
         recs = ProcessedDir(data_dir).read_split(split, ids=ids)
-        rng = np.random.default_rng(len(recs))
+        rng = np.random.default_rng([len(recs), record["seed"]])  # each seed its own noise
         z = [10.0 * (2 * r["label"] - 1) if r["id"] in seen else 0.4 * (2 * r["label"] - 1) + rng.normal()
              for r in recs]
         return prediction_rows(recs, np.stack([-np.array(z) / 2, np.array(z) / 2], axis=1))
@@ -179,3 +180,45 @@ def test_a_finished_full_run_serves_as_base_model_and_fold_runs_are_refused(setu
     (fold_run / "exp_config.json").write_text(json.dumps({**exp, "train_ids_given": True}))
     with pytest.raises(UserError, match="subset of train"):
         fuse.reused_base_runs(dataclasses.replace(s.cfg, base_runs=[f"spy={fold_run}"]), s.data)
+
+
+def test_base_seeds_make_one_base_model_of_averaged_seed_logits(setup) -> None:
+    s = setup
+    registry.register(Kind("spy", s.spy, SpyConfig, "a spy kind", neural=True))  # seeds apply to neural kinds
+    cfg = dataclasses.replace(s.cfg, base_seeds=[1, 2])
+    fuse.train(s.data, s.out, cfg)
+    # every spy fold and full model exists once per seed, each fitted on the right ids with its own seed
+    for seed in (1, 2):
+        for i in range(3):
+            assert str(s.out / "folds" / "spy" / f"seed-{seed}" / f"fold-{i}") in s.spy.fits
+        assert json.loads((s.out / "base/spy" / f"seed-{seed}" / "seen.json").read_text())["seed"] == seed
+    assert not (s.out / "folds" / "lexical" / "seed-1").exists()  # lexical is deterministic: one model
+    # the OOF logit of the spy is the mean of its two seeds' fold logits
+    oof = {r["id"]: r for r in _jsonl(s.out / "oof" / "spy.jsonl")}
+    members = [{r["id"]: r for i in range(3) for r in _jsonl(s.out / f"folds/spy/seed-{seed}/fold-{i}/oof.jsonl")}
+               for seed in (1, 2)]
+    margin = lambda r: r["logits"][1] - r["logits"][0]  # noqa: E731
+    assert all(np.isclose(margin(oof[i]), (margin(members[0][i]) + margin(members[1][i])) / 2) for i in oof)
+    assert any(not np.isclose(margin(members[0][i]), margin(members[1][i])) for i in oof)  # the seeds differ
+    # test predictions: the fusion's weights applied to the averaged seed logits of the full models
+    meta = json.loads((s.out / "fusion.json").read_text())
+    z = {k: {r["id"]: margin(r) for r in fuse.seeds.predict_ensemble(k, s.out / "base" / k, s.data, "test")}
+         for k in ("lexical", "spy")}
+    for r in _jsonl(s.out / "predictions" / "test.jsonl"):
+        fused = meta["weights"][0] * z["lexical"][r["id"]] + meta["weights"][1] * z["spy"][r["id"]] + meta["bias"]
+        assert np.isclose(margin(r), fused - meta["threshold"])
+    assert json.loads((s.out / "exp_config.json").read_text())["base_seeds"] == {"lexical": [None], "spy": [1, 2]}
+
+
+def test_a_reused_base_run_must_be_the_ensemble_the_folds_use(setup, tmp_path) -> None:
+    s = setup
+    registry.register(Kind("spy", s.spy, SpyConfig, "a spy kind", neural=True))
+    for seed in (1, 2):
+        s.spy.train(s.data, tmp_path / "spy-runs" / f"seed-{seed}", SpyConfig(seed=seed))
+        (tmp_path / "spy-runs" / f"seed-{seed}" / "predictions").mkdir()
+        (tmp_path / "spy-runs" / f"seed-{seed}" / "predictions" / "valid.jsonl").write_text("")
+    reuse = [f"spy={tmp_path / 'spy-runs'}"]
+    with pytest.raises(UserError, match=r"holds seeds \[1, 2\].*base_seeds"):
+        fuse.train(s.data, s.out, dataclasses.replace(s.cfg, base_runs=reuse))
+    fuse.train(s.data, s.out, dataclasses.replace(s.cfg, base_runs=reuse, base_seeds=[2, 1]))
+    assert sorted(p.name for p in (s.out / "base" / "spy").iterdir()) == ["seed-1", "seed-2"]  # copied whole

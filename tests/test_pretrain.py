@@ -92,3 +92,22 @@ def test_train_transformer_fine_tunes_the_pretrained_encoder(run: Path, raw_smal
     out = kind.train(data, tmp_path / "ft", cfg)
     exp = json.loads((out / "exp_config.json").read_text())
     assert exp["encoder"]["hidden_size"] == 32 and (out / "predictions" / "test.jsonl").is_file()
+
+
+def test_init_continues_an_exported_encoder_with_its_tokenizer(run: Path, corpus: Path, raw_small: Path,
+                                                               tmp_path: Path) -> None:
+    """Task-adaptive pre-training starts where the export left off: same vocabulary, same held-out loss."""
+    first = json.loads((run / "pretrain_summary.json").read_text())
+    out = tmp_path / "stage2"
+    pretrain(corpus, out, small_cfg(raw_small, init=str(run / "encoder"), epochs=1))
+    summary = json.loads((out / "pretrain_summary.json").read_text())
+    # before = the exported (fp16) encoder's held-out loss, not a random model's
+    assert summary["heldout_mlm_loss_before"] == pytest.approx(first["heldout_mlm_loss_after"], abs=0.02)
+    assert (out / "tokenizer" / "tokenizer.json").read_bytes() == (run / "encoder" / "tokenizer.json").read_bytes()
+    assert "continued from the encoder" in (out / "encoder" / "README.md").read_text()
+
+
+def test_init_with_another_shape_is_one_clear_error(run: Path, corpus: Path, raw_small: Path, tmp_path: Path) -> None:
+    from streamguard.errors import UserError
+    with pytest.raises(UserError, match="differs from the config"):
+        pretrain(corpus, tmp_path / "bad", small_cfg(raw_small, init=str(run / "encoder"), hidden=64))

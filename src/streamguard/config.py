@@ -281,6 +281,10 @@ class FuseConfig(Checked):
     # "kind=run_dir": a finished run of that kind, trained on all of train, serves as the full base model
     # instead of training it again (the fold models are trained all the same)
     base_runs: list[str] = dataclasses.field(default_factory=list)
+    # seeds of each neural base model: its fold and full models are trained once per seed and their log-odds
+    # averaged into one base model (a seed ensemble); [] = one model at the fusion's seed. A base_runs entry
+    # may then name a `--seeds` folder (OUT/seed-N)
+    base_seeds: list[int] = dataclasses.field(default_factory=list)
 
 
 @FROZEN

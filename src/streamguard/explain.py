@@ -251,12 +251,15 @@ def gnn_lines(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.
 
 def fusion_lines(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.ndarray]:
     from streamguard.train.fuse import FUSION_FILE, base_run_dir
+    from streamguard.train.seeds import seed_runs
     meta = json.loads((model_dir / FUSION_FILE).read_text())
     total = [np.zeros(int(_line_of(c)[-1]) + 1) for c in codes]
     for kind, weight in zip(meta["models"], meta["weights"]):
         if weight == 0:
             continue
-        base = line_scores(kind, base_run_dir(model_dir, meta["base_runs"][kind]), prep_dir, codes)
+        members = seed_runs(base_run_dir(model_dir, meta["base_runs"][kind]))
+        per_seed = [line_scores(kind, run, prep_dir, codes) for run in members]
+        base = [np.mean(scores, axis=0) for scores in zip(*per_seed)]  # a seed ensemble: its seeds' mean
         for acc, s in zip(total, base):
             norm = np.abs(s).sum()
             if norm > 0:

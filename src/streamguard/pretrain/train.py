@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -134,9 +135,11 @@ def heldout_loss(model: MaskedLM, batches: list[dict[str, torch.Tensor]]) -> flo
 def _inputs(corpus: Path, out: Path, cfg: PretrainConfig) -> tuple[Any, list, list, dict[str, Any]]:
     codes, manifest = read_corpus(corpus)
     if cfg.init and not (out / "tokenizer" / "tokenizer.json").is_file():
-        # continuing an encoder means keeping its vocabulary: its tokenizer becomes the run's
-        from streamguard.data.tokenize import SafeTokenizer
-        SafeTokenizer.load(cfg.init).save(out / "tokenizer")
+        # continuing an encoder means keeping its vocabulary: its tokenizer files become the run's, as they are
+        (out / "tokenizer").mkdir(parents=True, exist_ok=True)
+        for name in ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):  # tokenizer.json last:
+            if (Path(cfg.init) / name).is_file():                                          # it marks the copy done
+                shutil.copy(Path(cfg.init) / name, out / "tokenizer" / name)
     tokenizer = pdata.prepare_tokenizer(out / "tokenizer", codes, pdata.devign_functions(Path(cfg.devign), "train"),
                                         cfg.vocab_size)
     rows = pdata.encode_cached(tokenizer, codes, cfg.max_length, out / "cache" / "corpus")

@@ -39,6 +39,7 @@ _SAFE_SUFFIXES = {".json", ".safetensors", ".txt", ".md", ".jsonl", ".model"}
 def _copy_model(run: Path, dst: Path, kind: str) -> None:
     """The run's files that ``predict`` needs, as a run-shaped folder (recursively for a fusion's bases)."""
     from streamguard.train.fuse import base_run_dir
+    from streamguard.train.seeds import seed_runs
     dst.mkdir(parents=True)
     exp = json.loads((run / "exp_config.json").read_text())
     hyper = exp.get("hyperparameters") or {}
@@ -63,7 +64,10 @@ def _copy_model(run: Path, dst: Path, kind: str) -> None:
     if kind == "fusion":
         meta = json.loads((run / "fusion.json").read_text())
         for base_kind in meta["models"]:
-            _copy_model(base_run_dir(run, meta["base_runs"][base_kind]), dst / "base" / base_kind, base_kind)
+            base = base_run_dir(run, meta["base_runs"][base_kind])
+            members = seed_runs(base)
+            for member in members:  # a seed ensemble keeps its seed-N layout
+                _copy_model(member, dst / "base" / base_kind / member.relative_to(base), base_kind)
             meta["base_runs"][base_kind] = f"base/{base_kind}"
         (dst / "fusion.json").write_text(json.dumps(meta, indent=2) + "\n")
 

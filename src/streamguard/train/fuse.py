@@ -3,7 +3,8 @@
 No leakage by construction: K stratified folds over train; each base model is trained on K-1 folds and
 predicts the held-out fold, so every train function gets an out-of-fold logit from a model that never saw it.
 The fusion is fit on those logits only. Base models retrained on all of train give valid and test logits;
-valid only picks the decision threshold; test is only predicted.
+valid only picks the decision threshold; test is only predicted. With ``base_seeds`` a neural base model is a
+seed ensemble: every fold and full model is trained once per seed, and the seeds' log-odds are averaged.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from streamguard.models import fusion as fusion_model
 from streamguard.rundir import logit_margin, prediction_rows, read_exp_config, write_exp_config, write_predictions
 from streamguard.runlock import locked
 from streamguard.thresholds import choose_threshold
-from streamguard.train import mlflow_store, registry
+from streamguard.train import mlflow_store, registry, seeds
 
 log = logging.getLogger(__name__)
 FUSION_FILE = "fusion.json"
@@ -68,17 +69,37 @@ def reused_base_runs(cfg: FuseConfig, data_dir: Path) -> dict[str, Path]:
         if not sep or kind not in cfg.models:
             raise UserError(f"fuse: base_runs entries must look like kind=run_dir with a kind of --models, "
                             f"got {item!r}")
-        run = Path(path)
-        exp = read_exp_config(run)
-        if exp["model"] != kind:
-            raise UserError(f"fuse: {run} is a {exp['model']} run, not {kind}")
-        if exp.get("fold_mode") or exp.get("train_ids_given"):
-            raise UserError(f"fuse: {run} was trained on a subset of train; a base run must use all of it")
-        if not (run / "predictions" / "valid.jsonl").is_file():
-            raise UserError(f"fuse: {run} did not finish (no predictions/valid.jsonl)")
-        ProcessedDir(data_dir).check_compatible(exp.get("data_identity"), run)
-        runs[kind] = run
+        members = seeds.seed_runs(Path(path))  # a `--seeds` folder: every seed run is checked
+        for run in members:
+            _check_base_run(run, kind, data_dir)
+        got = sorted(int(r.name[5:]) for r in members) if members[0] != Path(path) else [None]
+        if got != sorted(kind_seeds(kind, cfg), key=lambda x: -1 if x is None else x):
+            raise UserError(f"fuse: {path} holds seeds {got}, but the fold models use {kind_seeds(kind, cfg)} "
+                            "(base_seeds): the full model must be the same ensemble as the fold models")
+        runs[kind] = Path(path)
     return runs
+
+
+def _check_base_run(run: Path, kind: str, data_dir: Path) -> None:
+    exp = read_exp_config(run)
+    if exp["model"] != kind:
+        raise UserError(f"fuse: {run} is a {exp['model']} run, not {kind}")
+    if exp.get("fold_mode") or exp.get("train_ids_given"):
+        raise UserError(f"fuse: {run} was trained on a subset of train; a base run must use all of it")
+    if not (run / "predictions" / "valid.jsonl").is_file():
+        raise UserError(f"fuse: {run} did not finish (no predictions/valid.jsonl)")
+    ProcessedDir(data_dir).check_compatible(exp.get("data_identity"), run)
+
+
+def kind_seeds(kind: str, cfg: FuseConfig) -> list[int | None]:
+    """The seeds of ``kind``'s ensemble: ``base_seeds`` for a neural kind, else one model (None: its own seed)."""
+    return list(cfg.base_seeds) if cfg.base_seeds and registry.entry(kind).neural else [None]
+
+
+def _seeded(run: Path, bcfg: Any, seed: int | None) -> tuple[Path, Any]:
+    if seed is None:
+        return run, bcfg
+    return seeds.seed_dir(run, seed), dataclasses.replace(bcfg, seed=seed)
 
 
 def make_folds(ids: list[str], labels: list[int], k: int, seed: int) -> list[set[str]]:
@@ -92,27 +113,38 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]], bcfg: Any) -> list[dict]:
-    """Train ``kind`` on K-1 folds and predict the held-out one, for each fold; resumable per fold."""
-    mod, all_ids, oof = registry.get(kind), set().union(*folds), []
+def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]], bcfg: Any,
+                members: list[int | None] | None = None) -> list[dict]:
+    """Train ``kind`` on K-1 folds and predict the held-out one, for each fold (once per seed of ``members``,
+    log-odds averaged); resumable per fold and seed."""
+    all_ids, oof = set().union(*folds), []
     for i, held in enumerate(folds):
-        run = out_dir / "folds" / kind / f"fold-{i}"
-        done, key = run / "oof.jsonl", _digest(kind, sorted(held), sorted(all_ids), to_dict(bcfg))
-        if done.is_file() and (run / "fold_key").is_file() and (run / "fold_key").read_text() == key:
-            rows = read_jsonl(done)
-            for n, row in enumerate(rows, start=1):
-                check_prediction(row, f"{done}:{n}")
-        else:
-            mod.train(data_dir, run, bcfg, train_ids=all_ids - held)
-            rows = mod.predict(run, data_dir, "train", ids=held)
-            if {r["id"] for r in rows} != held or len(rows) != len(held):
-                raise UserError(f"fuse: {kind} fold {i} returned predictions for other ids than its held-out fold")
-            rows = [{**r, "fold": i, "kind": kind} for r in rows]
-            write_jsonl(done, rows)
-            atomic.write_text(run / "fold_key", key)  # last: the fold's done marker
-        oof.extend(rows)
+        per_seed = []
+        for seed in members or [None]:
+            run, cfg = _seeded(out_dir / "folds" / kind, bcfg, seed)
+            per_seed.append(_fold(kind, data_dir, run / f"fold-{i}", held, all_ids, cfg, i))
+        rows = seeds.average_logits(per_seed, f"fuse: {kind} fold {i}")
+        oof.extend({**r, "fold": i, "kind": kind} for r in rows)
         log.info("fuse: %s fold %d/%d done", kind, i + 1, len(folds))
     return sorted(oof, key=lambda r: r["id"])
+
+
+def _fold(kind: str, data_dir: Path, run: Path, held: set[str], all_ids: set[str], bcfg: Any, i: int) -> list[dict]:
+    done, key = run / "oof.jsonl", _digest(kind, sorted(held), sorted(all_ids), to_dict(bcfg))
+    if done.is_file() and (run / "fold_key").is_file() and (run / "fold_key").read_text() == key:
+        rows = read_jsonl(done)
+        for n, row in enumerate(rows, start=1):
+            check_prediction(row, f"{done}:{n}")
+        return rows
+    mod = registry.get(kind)
+    mod.train(data_dir, run, bcfg, train_ids=all_ids - held)
+    rows = mod.predict(run, data_dir, "train", ids=held)
+    if {r["id"] for r in rows} != held or len(rows) != len(held):
+        raise UserError(f"fuse: {kind} fold {i} returned predictions for other ids than its held-out fold")
+    rows = [{**r, "fold": i, "kind": kind} for r in rows]
+    write_jsonl(done, rows)
+    atomic.write_text(run / "fold_key", key)  # last: the fold's done marker
+    return rows
 
 
 def _matrix(per_kind: dict[str, list[dict]], ids: list[str]) -> np.ndarray:
@@ -143,14 +175,14 @@ def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] |
     folds = make_folds(ids, y.tolist(), cfg.folds, cfg.seed)
     oof = {}
     for kind in cfg.models:
-        oof[kind] = out_of_fold(kind, data_dir, out_dir, folds, base_config(kind, cfg))
+        oof[kind] = out_of_fold(kind, data_dir, out_dir, folds, base_config(kind, cfg), kind_seeds(kind, cfg))
         write_jsonl(out_dir / "oof" / f"{kind}.jsonl", oof[kind])
     fus = fusion_model.fit(_matrix(oof, ids), y, cfg.method, cfg.seed)
     reused = reused_base_runs(cfg, data_dir) if train_ids is None else {}
-    for kind in cfg.models:
-        if kind not in reused:
-            registry.get(kind).train(data_dir, out_dir / "base" / kind, base_config(kind, cfg),
-                                     train_ids=train_ids)
+    for kind in (k for k in cfg.models if k not in reused):
+        for seed in kind_seeds(kind, cfg):
+            run, bcfg = _seeded(out_dir / "base" / kind, base_config(kind, cfg), seed)
+            registry.get(kind).train(data_dir, run, bcfg, train_ids=train_ids)
     for kind, run in reused.items():
         _copy_base_run(run, out_dir / "base" / kind)
     base_runs = {k: f"base/{k}" for k in cfg.models}
@@ -165,6 +197,7 @@ def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] |
         write_predictions(out_dir, "test", _predict_with(fus_meta, out_dir, data_dir, "test"))
     write_exp_config(out_dir, "fusion", data_dir, to_dict(cfg), {
         "base_models": cfg.models, "folds": cfg.folds, "fold_epochs": cfg.fold_epochs,
+        "base_seeds": {k: kind_seeds(k, cfg) for k in cfg.models},
         "fusion": fus_meta, "n_oof": len(ids)})
     mlflow_store.record_run(out_dir, "fusion", to_dict(cfg), mlflow_store.fusion_metrics(cfg.models, fus_meta))
     log.info("fuse: weights %s bias %.3f threshold %.3f", fus.weights, fus.bias, fus.threshold)
@@ -204,8 +237,8 @@ def _base_predictions(run_dir: Path, meta: dict, data_dir: Path, split: str,
     """Records (id, label, project) and the (n, k) log-odds of the base models, aligned by id."""
     per_kind = {}
     for kind in meta["models"]:
-        per_kind[kind] = registry.get(kind).predict(base_run_dir(run_dir, meta["base_runs"][kind]), data_dir, split,
-                                                    ids)
+        per_kind[kind] = seeds.predict_ensemble(kind, base_run_dir(run_dir, meta["base_runs"][kind]), data_dir,
+                                                split, ids)
     first = per_kind[meta["models"][0]]
     recs = [{"id": r["id"], "label": r["label"], "metadata": {"project": r.get("project", "")}} for r in first]
     return recs, _matrix(per_kind, [r["id"] for r in first])

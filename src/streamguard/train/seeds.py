@@ -5,6 +5,9 @@
 ``train_seeds`` for Python callers (any kind of the registry) and ``add_seeds_option`` for the CLI, which wraps
 each training command's own function and passes ``--set seed=N`` and ``--out OUT/seed-N`` to it, so every kind's
 config handling stays where it is.
+
+A folder of seed runs is also one model, a seed ensemble: ``predict_ensemble`` averages its seeds' log-odds
+(the fusion's ``base_seeds`` uses that as one base model; a plain run is its own one-member ensemble).
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from streamguard.errors import UserError
 
@@ -34,6 +39,41 @@ def parse_seeds(spec: str | Iterable[int]) -> list[int]:
 
 def seed_dir(out: Path, seed: int) -> Path:
     return Path(out) / f"seed-{seed}"
+
+
+def seed_runs(run: Path) -> list[Path]:
+    """The runs of a seed ensemble (its ``seed-N`` folders, by seed), or ``[run]`` for a plain run."""
+    run = Path(run)
+    if (run / "exp_config.json").is_file():
+        return [run]
+    found = [p for p in run.glob("seed-*") if p.name[5:].isdigit() and (p / "exp_config.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name[5:])) or [run]
+
+
+def average_logits(per_seed: list[list[dict[str, Any]]], what: str = "seed ensemble") -> list[dict[str, Any]]:
+    """Prediction rows whose log-odds are the mean of the members' (rows aligned by id; the first's order)."""
+    from streamguard.rundir import logit_margin, prediction_rows
+    if len(per_seed) == 1:
+        return per_seed[0]
+    first = per_seed[0]
+    order = [r["id"] for r in first]
+    margins = []
+    for rows in per_seed:
+        by_id = {r["id"]: r for r in rows}
+        if len(rows) != len(order) or by_id.keys() != set(order):
+            raise UserError(f"{what}: its members predicted different functions")
+        margins.append(logit_margin(by_id[i] for i in order))
+    m = np.mean(margins, axis=0)
+    recs = [{"id": r["id"], "label": r["label"], "metadata": {"project": r.get("project", "")}} for r in first]
+    return prediction_rows(recs, np.stack([-m / 2.0, m / 2.0], axis=1))
+
+
+def predict_ensemble(kind: str, run: Path, data_dir: Path, split: str,
+                     ids: set[str] | None = None) -> list[dict[str, Any]]:
+    """``kind``'s predict of ``run``; for a seed ensemble, its seeds' log-odds averaged."""
+    from streamguard.train import registry
+    module = registry.get(kind)
+    return average_logits([module.predict(r, data_dir, split, ids) for r in seed_runs(run)], f"{run}")
 
 
 def finished(run: Path) -> bool:
