@@ -2,17 +2,19 @@
 # make demo   - the main job end to end on the bundled sample (CPU, local tracking)
 # make test   - the whole test suite (offline, CPU)
 # make devign - the same pipeline on the full Devign data in ../shared/data/devign
+# make encoder KERNEL=DIR - pre-train the shipped C encoder from the kernel source (docs/pretrain.md)
 
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
 SG       := $(VENV)/bin/streamguard
 STAMP    := $(VENV)/.installed
 DEVIGN   ?= ../shared/data/devign
+KERNEL   ?= /usr/src/linux-source-6.1
 export OMP_WAIT_POLICY ?= PASSIVE
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test devign lint clean
+.PHONY: demo test devign encoder lint clean
 
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build
 $(STAMP): pyproject.toml
@@ -27,6 +29,9 @@ demo: $(STAMP)
 
 devign: $(STAMP)
 	$(SG) pipeline --config configs/pipeline-devign.yaml --set source=$(DEVIGN)
+
+encoder: $(STAMP)
+	$(SG) pipeline --config configs/pipeline-encoder.yaml --set kernel=$(KERNEL) devign=$(DEVIGN)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest
