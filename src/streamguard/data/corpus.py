@@ -77,6 +77,33 @@ class _Counts:
         self.spdx: Counter[str] = Counter()
 
 
+class _Collector:
+    """Keeps a function, or rejects it with its reason (Devign overlap, duplicate, too short), counting both."""
+
+    def __init__(self, banned: set[str], min_tokens: int) -> None:
+        self.banned, self.min_tokens = banned, min_tokens
+        self.seen: set[str] = set()
+        self.counts, self.kept, self.rejects = _Counts(), [], []
+
+    def add(self, code: str, where: dict[str, Any]) -> None:
+        c = self.counts
+        c.functions += 1
+        key = text_key(code)
+        ntok = len(_CTOKEN.findall(normalise(code)))
+        reason = ("devign_overlap" if key in self.banned else "duplicate" if key in self.seen
+                  else "too_short" if ntok < self.min_tokens else None)
+        if reason is not None:
+            c.devign += reason == "devign_overlap"
+            c.duplicates += reason == "duplicate"
+            c.short += reason == "too_short"
+            self.rejects.append({**where, "reason": reason, "sha256": key})
+            return
+        self.seen.add(key)
+        c.tokens += ntok
+        c.bytes += len(code.encode())
+        self.kept.append({"id": key[:16], **where, "code": code})
+
+
 def build_corpus(source: Path, out: Path, devign: Path | None, subdirs: list[str] | None = None,
                  include: list[str] | None = None, exclude: list[str] | None = None,
                  min_tokens: int = 10) -> dict[str, Any]:
@@ -89,37 +116,21 @@ def build_corpus(source: Path, out: Path, devign: Path | None, subdirs: list[str
     if missing:
         raise UserError(f"{source}: no such subfolder {missing[0]!r}")
     started = time.time()
-    banned = devign_keys(devign) if devign is not None else set()
-    seen: set[str] = set()
-    counts, kept, rejects = _Counts(), [], []
+    col = _Collector(devign_keys(devign) if devign is not None else set(), min_tokens)
+    counts = col.counts
     tops = [source / d for d in subdirs] if subdirs else [source]
     for cf in iter_c_files(tops, include or ["*.c"], exclude, root=source):
         counts.files += 1
         if cf.data is None:
             counts.unreadable += 1
-            rejects.append({"path": cf.path, "reason": f"file skipped: {cf.skip} {cf.detail}".strip()})
+            col.rejects.append({"path": cf.path, "reason": f"file skipped: {cf.skip} {cf.detail}".strip()})
             continue
         for m in _SPDX.finditer(cf.text[:2000]):
             counts.spdx[m.group(1).strip()] += 1
         for fn in extract_functions(cf.data, cf.path):
-            counts.functions += 1
-            key = text_key(fn.code)
-            ntok = len(_CTOKEN.findall(normalise(fn.code)))
-            reason = ("devign_overlap" if key in banned else "duplicate" if key in seen
-                      else "too_short" if ntok < min_tokens else None)
-            where = {"path": cf.path, "name": fn.name, "lines": [fn.start_line, fn.end_line]}
-            if reason is not None:
-                counts.devign += reason == "devign_overlap"
-                counts.duplicates += reason == "duplicate"
-                counts.short += reason == "too_short"
-                rejects.append({**where, "reason": reason, "sha256": key})
-                continue
-            seen.add(key)
-            counts.tokens += ntok
-            counts.bytes += len(fn.code.encode())
-            kept.append({"id": key[:16], **where, "code": fn.code})
+            col.add(fn.code, {"path": cf.path, "name": fn.name, "lines": [fn.start_line, fn.end_line]})
     return _write_corpus(source, out, devign, {"subdirs": subdirs, "include": include or ["*.c"],
-                                               "exclude": exclude}, min_tokens, counts, kept, rejects, started)
+                                               "exclude": exclude}, min_tokens, col, started)
 
 
 def build_devign_train_corpus(devign: Path, out: Path, min_tokens: int = 10) -> dict[str, Any]:
@@ -130,35 +141,18 @@ def build_devign_train_corpus(devign: Path, out: Path, min_tokens: int = 10) -> 
     """
     from streamguard.pretrain.data import devign_functions
     started = time.time()
-    banned = devign_keys(devign, ("valid", "test"))
-    seen: set[str] = set()
-    counts, kept, rejects = _Counts(), [], []
+    col = _Collector(devign_keys(devign, ("valid", "test")), min_tokens)
     for i, code in enumerate(devign_functions(Path(devign), "train")):
-        counts.functions += 1
-        key = text_key(code)
-        ntok = len(_CTOKEN.findall(normalise(code)))
-        reason = ("devign_overlap" if key in banned else "duplicate" if key in seen
-                  else "too_short" if ntok < min_tokens else None)
-        where = {"path": "train.jsonl", "name": "", "lines": [i + 1, i + 1]}
-        if reason is not None:
-            counts.devign += reason == "devign_overlap"
-            counts.duplicates += reason == "duplicate"
-            counts.short += reason == "too_short"
-            rejects.append({**where, "reason": reason, "sha256": key})
-            continue
-        seen.add(key)
-        counts.tokens += ntok
-        counts.bytes += len(code.encode())
-        kept.append({"id": key[:16], **where, "code": code})
-    counts.files = 1
+        col.add(code, {"path": "train.jsonl", "name": "", "lines": [i + 1, i + 1]})
+    col.counts.files = 1
     return _write_corpus(Path(devign) / "train.jsonl", out, devign,
                          {"devign_train": True, "dropped": "functions also in valid or test"},
-                         min_tokens, counts, kept, rejects, started)
+                         min_tokens, col, started)
 
 
 def _write_corpus(source: Path, out: Path, devign: Path | None, selection: dict[str, Any], min_tokens: int,
-                  counts: _Counts, kept: list[dict[str, Any]], rejects: list[dict[str, Any]],
-                  started: float) -> dict[str, Any]:
+                  col: _Collector, started: float) -> dict[str, Any]:
+    counts, kept, rejects = col.counts, col.kept, col.rejects
     if not kept:
         raise UserError(f"no C function kept from {source} ({selection})")
     out.mkdir(parents=True, exist_ok=True)
