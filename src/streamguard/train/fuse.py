@@ -69,11 +69,10 @@ def reused_base_runs(cfg: FuseConfig, data_dir: Path) -> dict[str, Path]:
         if not sep or kind not in cfg.models:
             raise UserError(f"fuse: base_runs entries must look like kind=run_dir with a kind of --models, "
                             f"got {item!r}")
-        members = seeds.seed_runs(Path(path))  # a `--seeds` folder: every seed run is checked
-        for run in members:
+        for run in seeds.seed_runs(Path(path)):  # a `--seeds` folder: every seed run is checked
             _check_base_run(run, kind, data_dir)
-        got = sorted(int(r.name[5:]) for r in members) if members[0] != Path(path) else [None]
-        if got != sorted(kind_seeds(kind, cfg), key=lambda x: -1 if x is None else x):
+        got, want = seeds.member_seeds(Path(path)), kind_seeds(kind, cfg)
+        if got != (want if want == [None] else sorted(want)):
             raise UserError(f"fuse: {path} holds seeds {got}, but the fold models use {kind_seeds(kind, cfg)} "
                             "(base_seeds): the full model must be the same ensemble as the fold models")
         runs[kind] = Path(path)

@@ -50,6 +50,12 @@ def seed_runs(run: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[5:])) or [run]
 
 
+def member_seeds(run: Path) -> list[int | None]:
+    """The seeds of a seed ensemble, in order; ``[None]`` for a plain run (it keeps its own seed)."""
+    members = seed_runs(run)
+    return [None] if members == [Path(run)] else [int(p.name[5:]) for p in members]
+
+
 def average_logits(per_seed: list[list[dict[str, Any]]], what: str = "seed ensemble") -> list[dict[str, Any]]:
     """Prediction rows whose log-odds are the mean of the members' (rows aligned by id; the first's order)."""
     from streamguard.rundir import logit_margin, prediction_rows
