@@ -219,6 +219,12 @@ class GNNConfig(EngineConfig):
     ncs_edges: bool = False               # edges between consecutive leaves (Devign's natural code sequence)
     ident_edges: bool = False             # edges between uses of the same leaf label (data-flow proxy)
     cache_dir: str | None = None          # graph cache; default <data>/.graph_cache
+    # ReGVD-style node features: each leaf also gets the mean embedding of its text's sub-tokens, so
+    # identifiers outside the 1000-label vocabulary still carry meaning (docs/models.md)
+    node_text: bool = False               # sub-tokens of the data's tokenizer, embeddings learned from scratch
+    node_text_dim: int = _field(128, lo=1)  # the sub-token table's width (the encoder's with node_text_init)
+    node_text_init: str | None = None     # an exported encoder: its tokenizer and input embeddings (implies
+                                          # node_text)
 
 
 @FROZEN

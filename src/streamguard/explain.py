@@ -209,22 +209,23 @@ def gnn_lines(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.
 
     from streamguard.config import GNNConfig, load_config
     from streamguard.data.featurize import Featurizer
-    from streamguard.data.graphs import normalised_graph
+    from streamguard.data.graphs import normalised_graph, text_subtokens
     from streamguard.scan.model import featurizer_init
-    from streamguard.train.gnn import build_model, graph_options, state_dict
+    from streamguard.train.gnn import build_model, graph_options, run_text_tokenizer, state_dict
     exp = json.loads((model_dir / "exp_config.json").read_text())
     cfg = load_config(GNNConfig, overrides={k: v for k, v in exp["hyperparameters"].items()
                                             if k in GNNConfig.__dataclass_fields__})
-    model = build_model(cfg).eval()
+    text_tokenizer = run_text_tokenizer(model_dir, cfg)
+    model = build_model(cfg, text_tokenizer).eval()
     model.load_state_dict(state_dict(model_dir))
     init = featurizer_init(prep_dir)
     feat = Featurizer.from_dir(Path(init[0]), init[1], init[2], init[3], init[4])
-    opts = graph_options(ProcessedDir(prep_dir), cfg)
+    opts = graph_options(ProcessedDir(prep_dir), cfg, text_tokenizer)
     captured: dict[str, torch.Tensor] = {}
     first = model._first_layer
 
-    def hooked(x: torch.Tensor) -> torch.Tensor:
-        z = first(x)
+    def hooked(x: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        z = first(x, text)
         z.retain_grad()
         captured["z"] = z
         return z
@@ -237,7 +238,11 @@ def gnn_lines(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.
         graph = feat.labels(code)
         nodes = feat.node_ids(graph)
         ei, w = normalised_graph(nodes, graph.edges, opts)
-        out = model(torch.tensor(nodes), ei, w.float(), torch.zeros(len(nodes), dtype=torch.int64), 1)
+        text = {}
+        if opts.text:  # the node text features, as the graph cache would hold them
+            sub = text_subtokens([feat.node_texts(graph)], Path(opts.text))
+            text = {"text_ids": sub["text_ids"].long(), "text_offsets": sub["text_ptr"][:-1]}
+        out = model(torch.tensor(nodes), ei, w.float(), torch.zeros(len(nodes), dtype=torch.int64), 1, **text)
         (out[0, 1] - out[0, 0]).backward()
         z = captured["z"]
         per_node = (z * z.grad).sum(-1).detach().numpy()

@@ -62,6 +62,11 @@ class Featurizer:
         return [vocab.get(label, vocab.get(kind, unk)) if is_text else vocab.get(label, unk)
                 for label, kind, is_text in zip(graph.labels, graph.types, graph.leaf_text)]
 
+    @staticmethod
+    def node_texts(graph: Graph) -> list[str]:
+        """Each node's own text where it is a leaf's, else "": the GNN's sub-token features (docs/models.md)."""
+        return [label if is_text else "" for label, is_text in zip(graph.labels, graph.leaf_text)]
+
     def record(self, row: dict[str, Any], split: str, row_no: int, source: str) -> dict[str, Any]:
         code, info, ids, offsets = self.kept_code(row["func"])
         graph = self.parser.parse(row["func"], tuple(info["trim_span"]))
@@ -70,6 +75,7 @@ class Featurizer:
         return {
             "id": f"{source.upper()}-{split.upper()}-{row_no}", "code": code, "language": "c", "tokens": tokens,
             "token_offsets": [[0, 0], *offsets, [0, 0]], "ast_nodes": self.node_ids(graph),
+            "ast_text": self.node_texts(graph),
             "edge_index": [list(e) for e in graph.edges], "label": int(row["target"]),
             "metadata": {"source": source, "split": split, "orig_id": "" if idx is None else str(idx), "row": row_no,
                          # an identity that survives reordering: the raw function's text, hashed

@@ -1,8 +1,9 @@
 """AST graphs as a cached PyTorch dataset for the GNN.
 
-Each processed split is converted once into flat tensors (node ids, normalised edges, per-graph offsets)
-and saved with ``torch.save`` under a name keyed by the jsonl's sha256 and the edge options, so epochs
-never re-read JSON and a changed file never reuses a stale cache. Loading uses ``weights_only=True``.
+Each processed split is converted once into flat tensors (node ids, normalised edges, per-graph offsets and,
+when asked, the sub-token ids of each leaf's text) and saved with ``torch.save`` under a name keyed by the
+jsonl's sha256 and the options, so epochs never re-read JSON and a changed file never reuses a stale cache.
+Loading uses ``weights_only=True``.
 """
 from __future__ import annotations
 
@@ -33,9 +34,11 @@ class GraphOptions:
     ncs: bool = False    # natural code sequence: consecutive leaves, as in Devign
     ident: bool = False  # consecutive occurrences of the same leaf label: a cheap data-flow proxy
     unk_id: int = 0
+    text: str | None = None  # a tokenizer.json: carry the sub-token ids of each node's ``ast_text``
 
     def key(self) -> str:
-        return "ast" + ("+ncs" if self.ncs else "") + ("+ident" if self.ident else "")
+        text = f"+text{sha256_file(Path(self.text))[:12]}" if self.text else ""
+        return "ast" + ("+ncs" if self.ncs else "") + ("+ident" if self.ident else "") + text
 
 
 def graph_edges(nodes: Sequence[int], edges: Sequence[Sequence[int]], opts: GraphOptions) -> torch.Tensor:
@@ -79,6 +82,7 @@ def build_cache(jsonl: Path, opts: GraphOptions) -> dict[str, Any]:
     projects: list[str] = []
     labels: list[int] = []
     xs, eis, ws = [], [], []
+    texts: list[list[str]] = []
     for lineno, rec in read_jsonl_lines(jsonl):
         if isinstance(rec, RecordError):
             raise UserError(f"{jsonl}:{lineno}: {rec}")
@@ -90,6 +94,12 @@ def build_cache(jsonl: Path, opts: GraphOptions) -> dict[str, Any]:
             raise UserError(f"{jsonl}:{lineno}: not a processed record ({exc!r})") from None
         if not nodes:
             raise UserError(f"{jsonl}:{lineno}: graph has no nodes")
+        if opts.text:
+            text = rec.get("ast_text")
+            if not isinstance(text, list) or len(text) != len(nodes):
+                raise UserError(f"{jsonl}:{lineno}: no ast_text per node (preprocessed before it existed): "
+                                "preprocess the data again for node_text")
+            texts.append(text)
         projects.append(str((rec.get("metadata") or {}).get("project") or ""))
         ei, w = normalised_graph(nodes, edges, opts)
         xs.append(torch.tensor(nodes, dtype=torch.int16))
@@ -97,11 +107,30 @@ def build_cache(jsonl: Path, opts: GraphOptions) -> dict[str, Any]:
         ws.append(w.float())
     node_ptr = torch.tensor([0] + [len(x) for x in xs], dtype=torch.int64).cumsum(0)
     edge_ptr = torch.tensor([0] + [e.shape[1] for e in eis], dtype=torch.int64).cumsum(0)
-    return {"version": CACHE_VERSION, "ids": ids, "projects": projects,
-            "labels": torch.tensor(labels, dtype=torch.int64),
-            "x": torch.cat(xs) if xs else torch.zeros(0, dtype=torch.int16),
-            "edge_index": torch.cat(eis, 1) if eis else torch.zeros(2, 0, dtype=torch.int32),
-            "edge_weight": torch.cat(ws) if ws else torch.zeros(0), "node_ptr": node_ptr, "edge_ptr": edge_ptr}
+    cache = {"version": CACHE_VERSION, "ids": ids, "projects": projects,
+             "labels": torch.tensor(labels, dtype=torch.int64),
+             "x": torch.cat(xs) if xs else torch.zeros(0, dtype=torch.int16),
+             "edge_index": torch.cat(eis, 1) if eis else torch.zeros(2, 0, dtype=torch.int32),
+             "edge_weight": torch.cat(ws) if ws else torch.zeros(0), "node_ptr": node_ptr, "edge_ptr": edge_ptr}
+    if opts.text:
+        cache.update(text_subtokens(texts, Path(opts.text)))
+    return cache
+
+
+def text_subtokens(texts: list[list[str]], tokenizer_json: Path) -> dict[str, torch.Tensor]:
+    """Every node's sub-token ids, flat (``text_ids``) with per-node offsets (``text_ptr``, one more than there
+    are nodes); a node without text has none. Each distinct text is encoded once, with a leading space, the way
+    the byte-level BPE sees an identifier in running code."""
+    from tokenizers import Tokenizer
+    flat = [t for graph in texts for t in graph]
+    distinct = sorted({t for t in flat if t})
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    encoded = {t: e.ids for t, e in zip(distinct, tok.encode_batch([" " + t for t in distinct],
+                                                                  add_special_tokens=False))}
+    pieces = [encoded[t] if t else [] for t in flat]
+    ptr = torch.tensor([0] + [len(p) for p in pieces], dtype=torch.int64).cumsum(0)
+    ids = torch.tensor([i for p in pieces for i in p], dtype=torch.int32)
+    return {"text_ids": ids, "text_ptr": ptr}
 
 
 def _cache_dir(data_dir: Path, cache_dir: Path | None) -> Path:
@@ -162,8 +191,8 @@ class GraphDataset(Dataset):
     def collate(self, items: list[int]) -> dict[str, Any]:
         """Concatenate graphs into one disjoint graph; edges stay sorted by row because offsets increase."""
         d = self.data
-        xs, eis, ws, sizes = [], [], [], []
-        offset = 0
+        xs, eis, ws, sizes, text_ids, text_starts = [], [], [], [], [], []
+        offset = text_offset = 0
         for i in items:
             r = int(self.rows[i])
             n0, n1 = int(d["node_ptr"][r]), int(d["node_ptr"][r + 1])
@@ -173,8 +202,16 @@ class GraphDataset(Dataset):
             ws.append(d["edge_weight"][e0:e1])
             sizes.append(n1 - n0)
             offset += n1 - n0
+            if "text_ptr" in d:  # per node, where its sub-tokens start in the batch's flat text_ids
+                ptr = d["text_ptr"][n0:n1 + 1]
+                text_ids.append(d["text_ids"][int(ptr[0]):int(ptr[-1])])
+                text_starts.append(ptr[:-1] - ptr[0] + text_offset)
+                text_offset += int(ptr[-1] - ptr[0])
         idx = torch.tensor(items, dtype=torch.int64)
         batch = torch.repeat_interleave(torch.arange(len(items)), torch.tensor(sizes))
         inputs = {"x": torch.cat(xs).to(torch.int64), "edge_index": torch.cat(eis, 1),
                   "edge_weight": torch.cat(ws), "batch": batch, "num_graphs": len(items)}
+        if text_starts:
+            inputs["text_ids"] = torch.cat(text_ids).to(torch.int64)
+            inputs["text_offsets"] = torch.cat(text_starts)
         return {"inputs": inputs, "label": self.labels[idx], "weight": self.weights[idx], "index": idx}

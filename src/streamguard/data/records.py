@@ -141,6 +141,10 @@ def validate_processed(rec: dict[str, Any], vocab_size: int, node_vocab_size: in
         raise RecordError("graph has no nodes")
     if any(not 0 <= v < node_vocab_size for v in rec["ast_nodes"]):
         raise RecordError("node id outside the node vocabulary")
+    text = rec.get("ast_text")  # optional: data preprocessed before it existed lacks it
+    if text is not None and (not isinstance(text, list) or len(text) != n_nodes
+                             or not all(isinstance(t, str) for t in text)):
+        raise RecordError("ast_text must be one string per AST node")
     if any(not (0 <= s < n_nodes and 0 <= d < n_nodes) for s, d in rec["edge_index"]):
         raise RecordError("edge endpoint outside the node range")
     if rec["label"] not in (0, 1):

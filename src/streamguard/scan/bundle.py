@@ -59,8 +59,10 @@ def _copy_model(run: Path, dst: Path, kind: str) -> None:
     if kind == "gnn":
         from safetensors.torch import save_file
 
-        from streamguard.train.gnn import WEIGHTS, state_dict
+        from streamguard.train.gnn import TEXT_TOKENIZER, WEIGHTS, state_dict
         save_file({k: v.contiguous() for k, v in state_dict(run).items()}, str(dst / WEIGHTS))
+        if (run / TEXT_TOKENIZER).is_file():  # a node-text GNN splits leaves with its own tokenizer
+            shutil.copy2(run / TEXT_TOKENIZER, dst / TEXT_TOKENIZER)
     if kind == "fusion":
         meta = json.loads((run / "fusion.json").read_text())
         for base_kind in meta["models"]:

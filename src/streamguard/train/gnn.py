@@ -6,6 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from streamguard.atomic import atomic_open, make_dir
 from streamguard.config import GNNConfig, load_config
 from streamguard.data.graphs import GraphDataset, GraphOptions, load_split
 from streamguard.data.processed import ProcessedDir
@@ -18,19 +21,64 @@ from streamguard.train import engine
 
 log = logging.getLogger(__name__)
 WEIGHTS = "gnn_weights.safetensors"  # an exported (bundle) GNN's weights
+TEXT_TOKENIZER = "node_text_tokenizer.json"  # a node-text run's sub-token tokenizer
 
 
-def build_model(cfg: GNNConfig) -> GraphClassifier:
+def build_model(cfg: GNNConfig, text_tokenizer: Path | None = None) -> GraphClassifier:
+    """The configured model; with node text, its sub-token table has a row per token of ``text_tokenizer``."""
+    text_vocab = _tokenizer(text_tokenizer).get_vocab_size() if text_tokenizer else 0
     return GraphClassifier(vocab_size=cfg.vocab_size, embed_dim=cfg.embed_dim, hidden=cfg.hidden,
                            layers=cfg.layers, dropout=cfg.dropout, head_hidden=cfg.head_hidden, conv=cfg.conv,
-                           residual=cfg.residual, norm=cfg.norm)
+                           residual=cfg.residual, norm=cfg.norm, text_vocab=text_vocab, text_dim=cfg.node_text_dim)
 
 
-def graph_options(data: ProcessedDir, cfg: GNNConfig) -> GraphOptions:
+def graph_options(data: ProcessedDir, cfg: GNNConfig, text_tokenizer: Path | None = None) -> GraphOptions:
     vocab = data.node_vocab
     if len(vocab["labels"]) > cfg.vocab_size:
         raise UserError(f"{data.vocab_path} has {len(vocab['labels'])} labels but vocab_size is {cfg.vocab_size}")
-    return GraphOptions(ncs=cfg.ncs_edges, ident=cfg.ident_edges, unk_id=int(vocab["unk_id"]))
+    return GraphOptions(ncs=cfg.ncs_edges, ident=cfg.ident_edges, unk_id=int(vocab["unk_id"]),
+                        text=str(text_tokenizer) if text_tokenizer else None)
+
+
+def _tokenizer(path: Path) -> Any:
+    from tokenizers import Tokenizer
+    return Tokenizer.from_file(str(path))
+
+
+def training_text_tokenizer(cfg: GNNConfig, data: ProcessedDir) -> Path | None:
+    """What splits a leaf's text into sub-tokens while training: the encoder's tokenizer with
+    ``node_text_init`` (its embedding rows are that tokenizer's ids), else the data's; None without node text."""
+    if cfg.node_text_init:
+        return Path(cfg.node_text_init) / "tokenizer.json"
+    return data.tokenizer_dir / "tokenizer.json" if cfg.node_text else None
+
+
+def run_text_tokenizer(run_dir: Path, cfg: GNNConfig) -> Path | None:
+    """The tokenizer a node-text run was trained with, kept in the run (and its bundle) beside the weights."""
+    if not cfg.node_text:
+        return None
+    path = Path(run_dir) / TEXT_TOKENIZER
+    if not path.is_file():
+        raise UserError(f"{run_dir} reads node text but has no {TEXT_TOKENIZER}; train it again")
+    return path
+
+
+def encoder_token_embeddings(encoder: Path) -> torch.Tensor:
+    """The input (word) embeddings of an exported encoder: row i belongs to token id i of its tokenizer."""
+    from safetensors import safe_open
+    weights, tok = encoder / "model.safetensors", encoder / "tokenizer.json"
+    if not weights.is_file() or not tok.is_file():
+        raise UserError(f"node_text_init: {encoder} is not an exported encoder (model.safetensors and "
+                        "tokenizer.json)")
+    with safe_open(str(weights), "pt") as fh:
+        names = [k for k in fh.keys() if k.endswith("embeddings.word_embeddings.weight")]
+        if len(names) != 1:
+            raise UserError(f"node_text_init: {weights} has no single word_embeddings table")
+        table = fh.get_tensor(names[0]).float()
+    if table.shape[0] != _tokenizer(tok).get_vocab_size():
+        raise UserError(f"node_text_init: {weights} has {table.shape[0]} embedding rows but its tokenizer "
+                        f"{_tokenizer(tok).get_vocab_size()} tokens")
+    return table
 
 
 def auto_batch_size(data: ProcessedDir, cfg: GNNConfig) -> int:
@@ -43,8 +91,9 @@ def auto_batch_size(data: ProcessedDir, cfg: GNNConfig) -> int:
     return size
 
 
-def _datasets(data: ProcessedDir, cfg: GNNConfig, train_ids: set[str] | None) -> dict[str, GraphDataset]:
-    opts = graph_options(data, cfg)
+def _datasets(data: ProcessedDir, cfg: GNNConfig, train_ids: set[str] | None,
+              text_tokenizer: Path | None) -> dict[str, GraphDataset]:
+    opts = graph_options(data, cfg, text_tokenizer)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else None
     weights = engine.load_sample_weights(cfg.sample_weights) if cfg.sample_weights else None
     out = {}
@@ -66,13 +115,26 @@ def train(data_dir: Path, out_dir: Path, cfg: GNNConfig, train_ids: set[str] | N
         cfg = dataclasses.replace(cfg, batch_size=auto_batch_size(data, cfg))
     if cfg.quick_test:  # a setup check: a few graphs, two epochs
         cfg = dataclasses.replace(cfg, epochs=min(cfg.epochs, 2))
-    datasets = _datasets(data, cfg, train_ids)
+    text_init = None
+    if cfg.node_text_init:  # implies node_text, as wide as the encoder
+        text_init = encoder_token_embeddings(Path(cfg.node_text_init))
+        cfg = dataclasses.replace(cfg, node_text=True, node_text_dim=int(text_init.shape[1]))
+    text_tokenizer = training_text_tokenizer(cfg, data)
+    datasets = _datasets(data, cfg, train_ids, text_tokenizer)
     nodes = datasets["train"].num_nodes().float()
     extra: dict[str, Any] = {"graphs": {s: len(d) for s, d in datasets.items()},
                              "train_mean_nodes": round(float(nodes.mean()), 1),
                              "train_ids_given": train_ids is not None}
     engine.seed_all(cfg)
-    return engine.fit(build_model(cfg), datasets, cfg, out_dir, "gnn", data.path, extra)
+    model = build_model(cfg, text_tokenizer)
+    if text_init is not None and model.text_embed is not None:
+        with torch.no_grad():
+            model.text_embed.weight.copy_(text_init)
+    if text_tokenizer:  # predict, scan and bundles split leaves exactly as training did
+        make_dir(out_dir, "run directory")
+        with atomic_open(out_dir / TEXT_TOKENIZER, "wb") as fh:
+            fh.write(text_tokenizer.read_bytes())
+    return engine.fit(model, datasets, cfg, out_dir, "gnn", data.path, extra)
 
 
 def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
@@ -84,9 +146,11 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
     data.check_compatible(exp.get("data_identity"), run_dir)
     cfg = load_config(GNNConfig, overrides={k: v for k, v in exp["hyperparameters"].items()
                                             if k in GNNConfig.__dataclass_fields__})
-    model = build_model(cfg)
+    text_tokenizer = run_text_tokenizer(run_dir, cfg)
+    model = build_model(cfg, text_tokenizer)
     model.load_state_dict(state_dict(run_dir))
-    graphs = load_split(data.path, split, graph_options(data, cfg), Path(cfg.cache_dir) if cfg.cache_dir else None)
+    graphs = load_split(data.path, split, graph_options(data, cfg, text_tokenizer),
+                        Path(cfg.cache_dir) if cfg.cache_dir else None)
     ds = GraphDataset(graphs, ids)
     if ids is not None and len(ds) != len(ids):
         missing = sorted(ids - set(ds.ids))
