@@ -75,9 +75,9 @@ def encoder_token_embeddings(encoder: Path) -> torch.Tensor:
         if len(names) != 1:
             raise UserError(f"node_text_init: {weights} has no single word_embeddings table")
         table = fh.get_tensor(names[0]).float()
-    if table.shape[0] != _tokenizer(tok).get_vocab_size():
-        raise UserError(f"node_text_init: {weights} has {table.shape[0]} embedding rows but its tokenizer "
-                        f"{_tokenizer(tok).get_vocab_size()} tokens")
+    tokens = _tokenizer(tok).get_vocab_size()
+    if table.shape[0] != tokens:
+        raise UserError(f"node_text_init: {weights} has {table.shape[0]} embedding rows for {tokens} tokens")
     return table
 
 
