@@ -206,6 +206,7 @@ def node_spans(code: str, graph: Any) -> list[tuple[int, int] | None]:
 
 def gnn_lines(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.ndarray]:
     import torch
+    from tokenizers import Tokenizer
 
     from streamguard.config import GNNConfig, load_config
     from streamguard.data.featurize import Featurizer
@@ -221,6 +222,7 @@ def gnn_lines(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.
     init = featurizer_init(prep_dir)
     feat = Featurizer.from_dir(Path(init[0]), init[1], init[2], init[3], init[4])
     opts = graph_options(ProcessedDir(prep_dir), cfg, text_tokenizer)
+    text_tok = Tokenizer.from_file(str(text_tokenizer)) if text_tokenizer else None  # once, not per function
     captured: dict[str, torch.Tensor] = {}
     first = model._first_layer
 
@@ -239,8 +241,8 @@ def gnn_lines(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.
         nodes = feat.node_ids(graph)
         ei, w = normalised_graph(nodes, graph.edges, opts)
         text = {}
-        if opts.text:  # the node text features, as the graph cache would hold them
-            sub = text_subtokens([feat.node_texts(graph)], Path(opts.text))
+        if text_tok is not None:  # the node text features, as the graph cache would hold them
+            sub = text_subtokens([feat.node_texts(graph)], text_tok)
             text = {"text_ids": sub["text_ids"].long(), "text_offsets": sub["text_ptr"][:-1]}
         out = model(torch.tensor(nodes), ei, w.float(), torch.zeros(len(nodes), dtype=torch.int64), 1, **text)
         (out[0, 1] - out[0, 0]).backward()

@@ -113,18 +113,17 @@ def build_cache(jsonl: Path, opts: GraphOptions) -> dict[str, Any]:
              "edge_index": torch.cat(eis, 1) if eis else torch.zeros(2, 0, dtype=torch.int32),
              "edge_weight": torch.cat(ws) if ws else torch.zeros(0), "node_ptr": node_ptr, "edge_ptr": edge_ptr}
     if opts.text:
-        cache.update(text_subtokens(texts, Path(opts.text)))
+        from tokenizers import Tokenizer
+        cache.update(text_subtokens(texts, Tokenizer.from_file(opts.text)))
     return cache
 
 
-def text_subtokens(texts: list[list[str]], tokenizer_json: Path) -> dict[str, torch.Tensor]:
-    """Every node's sub-token ids, flat (``text_ids``) with per-node offsets (``text_ptr``, one more than there
-    are nodes); a node without text has none. Each distinct text is encoded once, with a leading space, the way
-    the byte-level BPE sees an identifier in running code."""
-    from tokenizers import Tokenizer
+def text_subtokens(texts: list[list[str]], tok: Any) -> dict[str, torch.Tensor]:
+    """Every node's sub-token ids by the ``tokenizers.Tokenizer`` ``tok``, flat (``text_ids``) with per-node
+    offsets (``text_ptr``, one more than there are nodes); a node without text has none. Each distinct text is
+    encoded once, with a leading space, the way the byte-level BPE sees an identifier in running code."""
     flat = [t for graph in texts for t in graph]
     distinct = sorted({t for t in flat if t})
-    tok = Tokenizer.from_file(str(tokenizer_json))
     encoded = {t: e.ids for t, e in zip(distinct, tok.encode_batch([" " + t for t in distinct],
                                                                   add_special_tokens=False))}
     pieces = [encoded[t] if t else [] for t in flat]
