@@ -1,7 +1,8 @@
 """Which base models are worth a fusion? A quick check on the standalone runs' valid logits, before paying for
 their fold models: a logistic stacker over the runs' log-odds, scored by 10-fold cross-validation on valid
 (what decides), for every subset of the runs. For information only, each subset's stacker fit on all of valid
-is also scored on test (test never chooses anything here).
+is also scored on test (test never chooses anything here). A `--seeds` folder (`OUT/seed-N` runs) is one member,
+its seeds' log-odds averaged: the seed ensemble the fusion's `base_seeds` would use.
 
     python benchmarks/fusion_members.py lexical=runs/devign/lexical transformer=runs/X gnn=runs/Y \
         --out benchmarks/results/fusion_members.json
@@ -18,10 +19,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from streamguard.train.seeds import average_logits, seed_runs
+
 
 def log_odds(run: Path, split: str) -> dict[str, tuple[float, int]]:
-    rows = [json.loads(line) for line in (run / "predictions" / f"{split}.jsonl").read_text().splitlines()]
-    return {r["id"]: (r["logits"][1] - r["logits"][0], int(r["label"])) for r in rows}
+    per_seed = [[json.loads(line) for line in (r / "predictions" / f"{split}.jsonl").read_text().splitlines()]
+                for r in seed_runs(run)]
+    return {r["id"]: (r["logits"][1] - r["logits"][0], int(r["label"])) for r in average_logits(per_seed, str(run))}
 
 
 def matrix(runs: dict[str, Path], split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
