@@ -9,8 +9,10 @@ from evaluate_fixtures import make_run
 
 from streamguard.cli import main
 from streamguard.config import EvaluateConfig
+from streamguard.errors import UserError
 from streamguard.evaluate import plots
 from streamguard.evaluate.stage import evaluate
+from streamguard.provenance import sha256_file
 
 CFG = EvaluateConfig(bootstrap=1000)
 
@@ -36,6 +38,46 @@ def test_runs_predicted_on_different_data_are_refused(tmp_path: Path, capsys: py
     assert not (tmp_path / "r" / "report.html").exists()
     _with_checksums(b, "c" * 64)
     assert main(["evaluate", "--runs", str(a), str(b), "--out", str(tmp_path / "r")]) == 0
+
+
+def _with_raw(run: Path, raw: dict | None = None, data_dir: Path | None = None) -> Path:
+    cfg = json.loads((run / "exp_config.json").read_text())
+    cfg.update({"raw_sha256": raw} if raw else {"data_dir": str(data_dir)})
+    (run / "exp_config.json").write_text(json.dumps(cfg))
+    return run
+
+
+def test_runs_preprocessed_differently_from_the_same_raw_splits_are_compared(tmp_path: Path) -> None:
+    """Another tokenizer (the encoder ablation) gives other processed files, but the same functions by id."""
+    same = {"train": "1" * 64, "valid": "2" * 64, "test": "3" * 64}
+    a = _with_raw(_with_checksums(make_run(tmp_path, "a", "transformer", 1, n=80), "c" * 64), same)
+    b = _with_raw(_with_checksums(make_run(tmp_path, "b", "lexical", 1, n=80), "d" * 64), same)
+    res = evaluate([str(a), str(b)], tmp_path / "r", CFG)
+    assert any("preprocessed differently from the same raw" in w for w in res["warnings"]), res["warnings"]
+    _with_raw(b, {**same, "test": "4" * 64})
+    with pytest.raises(UserError, match="predicted on different data"):
+        evaluate([str(a), str(b)], tmp_path / "r2", CFG)
+
+
+def test_older_runs_find_their_raw_splits_through_their_data_dir(tmp_path: Path) -> None:
+    """A run trained before raw_sha256 was recorded: its data dir's metadata says, while the dir still holds
+    the very files the run predicted on."""
+    same = {"train": "1" * 64, "valid": "2" * 64, "test": "3" * 64}
+    data = tmp_path / "processed"
+    data.mkdir()
+    for split in ("valid", "test"):
+        (data / f"{split}.jsonl").write_text(f"{split} records\n")
+    (data / "preprocessing_metadata.json").write_text(json.dumps({"inputs_sha256": same}))
+    a = _with_raw(_with_checksums(make_run(tmp_path, "a", "transformer", 1, n=80), "c" * 64), same)
+    b = _with_raw(_with_checksums(make_run(tmp_path, "b", "lexical", 1, n=80), sha256_file(data / "test.jsonl")),
+                  data_dir=data)
+    cfg = json.loads((b / "exp_config.json").read_text())
+    cfg["data_sha256"]["valid.jsonl"] = sha256_file(data / "valid.jsonl")
+    (b / "exp_config.json").write_text(json.dumps(cfg))
+    evaluate([str(a), str(b)], tmp_path / "r", CFG)
+    (data / "test.jsonl").write_text("preprocessed again since\n")
+    with pytest.raises(UserError, match="predicted on different data"):
+        evaluate([str(a), str(b)], tmp_path / "r2", CFG)
 
 
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", '"0.7"', "1.5", "-0.1", "true"])

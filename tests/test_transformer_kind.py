@@ -19,6 +19,7 @@ from streamguard.data.records import read_jsonl
 from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
 from streamguard.predict import predict_run
+from streamguard.provenance import sha256_file
 from streamguard.rundir import read_metrics_csv
 from streamguard.train import engine, registry
 from streamguard.train import transformer as kind
@@ -45,6 +46,8 @@ def test_run_dir_and_predictions_follow_the_contract(run: Path, processed_small:
     exp = json.loads((run / "exp_config.json").read_text())
     assert exp["model"] == "transformer"
     assert exp["data_identity"] == ProcessedDir(processed_small).identity()
+    raw = Path(json.loads((processed_small / "preprocessing_metadata.json").read_text())["raw_dir"])
+    assert exp["raw_sha256"] == {s: sha256_file(raw / f"{s}.jsonl") for s in ("train", "valid", "test")}
     assert exp["hyperparameters"]["warmup_epochs"] == pytest.approx(0.2)  # 10% of 2 epochs
     assert exp["hyperparameters"]["precision"] == "32-true"
     assert [int(r["epoch"]) for r in read_metrics_csv(run)] == [0, 1]

@@ -50,7 +50,7 @@ def write_exp_config(out_dir: Path, model: str, data_dir: Path, hyper: dict[str,
     env = environment()
     data = ProcessedDir(data_dir)
     cfg = {"model": model, "hyperparameters": hyper, "seed": hyper.get("seed"), "data_dir": str(data_dir),
-           "data_identity": data.identity(), "data_sha256": data.input_hashes(),
+           "data_identity": data.identity(), "data_sha256": data.input_hashes(), "raw_sha256": data.raw_hashes(),
            "git": env.pop("git"), "packages": env.pop("packages"), "environment": env, "command": sys.argv,
            "device": "cpu", **(extra or {})}
     cfg = redact(cfg)  # no credentials from URIs (checkpoint/tracking URIs, the command line) in the record

@@ -67,6 +67,12 @@ class ProcessedDir:
     def input_hashes(self) -> dict[str, str]:
         return {p.name: sha256_file(p) for p in self.input_files()}
 
+    def raw_hashes(self) -> dict[str, str]:
+        """sha256 of the raw split files this dataset was preprocessed from (``{}`` if not recorded): two datasets
+        with the same raw splits hold the same functions under the same ids, whatever their tokenizers."""
+        raw = self.metadata.get("inputs_sha256") if self.meta_path.is_file() else None
+        return {s: h for s, h in raw.items() if isinstance(h, str)} if isinstance(raw, dict) else {}
+
     # --- metadata ----------------------------------------------------------------------------------------
     @functools.cached_property
     def metadata(self) -> dict[str, Any]:

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import check_prediction, read_jsonl
 from streamguard.errors import UserError
+from streamguard.provenance import sha256_file
 from streamguard.rundir import read_exp_config, read_metrics_csv
 
 SEED_SUFFIX = re.compile(r"[-_](?:seed|s)?\d+$")
@@ -144,20 +146,43 @@ PREDICTED_SPLITS = ("valid.jsonl", "test.jsonl")
 
 
 def check_same_data(groups: list[ModelGroup]) -> list[str]:
-    """Refuse runs predicted on different data (their exp_config.json ``data_sha256`` of the valid and test
-    splits differ): ids are row numbers, so paired tests would pair different functions. Runs that record
-    no checksums cannot be checked; they are named in the returned warnings."""
-    seen: dict[tuple[str | None, ...], Path] = {}
+    """Refuse runs predicted on different functions: ids are row numbers, so paired tests would pair different
+    functions. Runs agree when their processed valid and test files are the same (exp_config.json
+    ``data_sha256``), or when they were preprocessed differently (another tokenizer: the encoder ablation) from
+    the same raw valid and test splits (``raw_sha256``): the ids then name the same functions. Runs that record
+    no checksums cannot be checked; they and a raw-split match are named in the returned warnings."""
+    seen: dict[tuple[str | None, ...], Run] = {}
     unchecked = []
     for run in (r for g in groups for r in g.runs):
         sums = run.config.get("data_sha256")
         if not isinstance(sums, dict) or not all(sums.get(s) for s in PREDICTED_SPLITS):
             unchecked.append(str(run.path))
             continue
-        seen.setdefault(tuple(sums[s] for s in PREDICTED_SPLITS), run.path)
-    if len(seen) > 1:
-        (a, pa), (b, pb) = list(seen.items())[:2]
-        split = PREDICTED_SPLITS[0] if a[0] != b[0] else PREDICTED_SPLITS[1]
-        raise UserError(f"runs were predicted on different data: the {split} of {pa} differs from the one of "
-                        f"{pb} (sha256 in exp_config.json); evaluate only runs of one processed dataset together")
-    return [f"{p}: exp_config.json records no data checksums; same data not verified" for p in unchecked]
+        seen.setdefault(tuple(sums[s] for s in PREDICTED_SPLITS), run)
+    notes = [f"{p}: exp_config.json records no data checksums; same data not verified" for p in unchecked]
+    if len(seen) <= 1:
+        return notes
+    raw = {_raw_splits(run) for run in seen.values()}
+    if len(raw) == 1 and None not in raw:
+        return notes + ["runs preprocessed differently from the same raw valid and test splits are compared by id: "
+                        + ", ".join(str(r.path) for r in seen.values())]
+    (a, ra), (b, rb) = list(seen.items())[:2]
+    split = PREDICTED_SPLITS[0] if a[0] != b[0] else PREDICTED_SPLITS[1]
+    raise UserError(f"runs were predicted on different data: the {split} of {ra.path} differs from the one of "
+                    f"{rb.path} (sha256 in exp_config.json), and their raw splits are not known to be the same; "
+                    "evaluate only runs of one processed dataset, or of one raw dataset, together")
+
+
+def _raw_splits(run: Run) -> tuple[str, ...] | None:
+    """sha256 of the raw valid and test splits behind ``run``'s data: from its exp_config.json, or, for a run
+    trained before that was recorded, from its data dir's metadata while that dir still holds the files the run
+    predicted on."""
+    splits = ("valid", "test")
+    raw = run.config.get("raw_sha256")
+    if not isinstance(raw, dict) or not all(raw.get(s) for s in splits):
+        data = ProcessedDir(run.config.get("data_dir") or "")
+        paths = [data.split_path(s) for s in splits]
+        if not all(p.is_file() and sha256_file(p) == run.config["data_sha256"][p.name] for p in paths):
+            return None
+        raw = data.raw_hashes()
+    return tuple(raw[s] for s in splits) if all(raw.get(s) for s in splits) else None
