@@ -17,7 +17,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 MAX_N = 6                      # 6 bytes and the length fit in 64 bits
-CHUNK_BYTES = 4_000_000        # texts are packed in chunks of about this size: bounded memory on big trees
+CHUNK_BYTES = 250_000          # texts are packed in chunks of about this size: bounded memory on big trees
 _LENGTH_SHIFT = np.uint64(8 * MAX_N)
 
 
@@ -135,10 +135,10 @@ def _pack_terms(terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
     if len(terms) and lengths.max() > MAX_N:
         raise ValueError(f"a vocabulary term is longer than {MAX_N} characters")
-    points = np.array(terms, dtype=f"<U{MAX_N}").view(np.uint32).reshape(len(terms), MAX_N).astype(np.uint64)
+    points = np.array(terms, dtype=f"<U{MAX_N}").view(np.uint32).reshape(len(terms), MAX_N)
     keys = np.zeros(len(terms), dtype=np.uint64)
     for j in range(MAX_N):
-        keys = np.where(j < lengths, (keys << np.uint64(8)) | points[:, j], keys)
+        keys = np.where(j < lengths, (keys << np.uint64(8)) | points[:, j].astype(np.uint64), keys)
     latin1 = (points < 256).all(axis=1)
     return keys | (lengths.astype(np.uint64) << _LENGTH_SHIFT), latin1
 
