@@ -151,8 +151,10 @@ def transformer_lines(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> 
     import torch
     from captum.attr import LayerIntegratedGradients
 
+    from streamguard.models import loaded
     from streamguard.train.transformer import EXPORT_DIR, load_export
-    model, head = load_export(model_dir / EXPORT_DIR)
+    export = Path(model_dir) / EXPORT_DIR
+    model, head = loaded.cached("transformer", export, lambda: load_export(export))  # captum's hooks are removed
     pad = int(json.loads((prep_dir / "preprocessing_metadata.json").read_text())["tokenizer"]["pad_id"])
     max_len = int(head["max_length"])
 
