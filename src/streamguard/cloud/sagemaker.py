@@ -57,7 +57,7 @@ class JobOptions:
 
     def channels(self) -> dict[str, str]:
         """Channel name -> S3 prefix: the data, and pretrain's own inputs where given."""
-        named = {"devign": self.devign, "init": self.init}
+        named = {name: getattr(self, name) for name in jobspec.PRETRAIN_CHANNELS}
         return {jobspec.CHANNEL: self.data, **{k: v for k, v in named.items() if v}}
 
 
