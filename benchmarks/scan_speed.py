@@ -4,6 +4,10 @@ the same files, side by side in one run; functions/s and peak memory (each measu
     python benchmarks/scan_speed.py --src /work/kernel/linux-source-6.1 --dirs kernel/sched net/ipv4 \
         --bundle lexical=/tmp/b_lexical --bundle fusion=/tmp/b_fusion --out benchmarks/results/scan_speed
 
+Before and after, side by side: a bundle named ``NAME@sklearn=PATH`` is scanned with scikit-learn's own char
+n-gram counting instead of the project's numpy counter (models/char_ngrams.py); one named ``NAME@before=PATH``
+with the source given by ``--before-src`` (a checkout of an earlier commit, e.g. ``git worktree add``).
+
 Writes OUT.json and OUT.md (command, machine, commit, load averages: the machine may be shared).
 """
 from __future__ import annotations
@@ -35,6 +39,9 @@ def _one(args: argparse.Namespace) -> None:
         out = {"functions": n, "files": files}
     else:
         import streamguard
+        if args.sklearn_counting:
+            from streamguard.models import char_ngrams
+            char_ngrams.supports = lambda vec: False  # every view takes scikit-learn's transform
         with streamguard.load(args.one, workers=args.workers) as det:
             t_load = time.perf_counter() - t0
             rep = det.scan(paths, root=args.src, evidence=0)
@@ -56,8 +63,12 @@ def _one(args: argparse.Namespace) -> None:
 def _measure(name: str, target: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--one", target, "--src", args.src, "--dirs", *args.dirs,
            "--workers", str(args.workers), "--threads", str(args.threads)]
+    cmd += ["--sklearn-counting"] if name.endswith("@sklearn") else []
+    env = dict(os.environ)
+    if name.endswith("@before"):
+        env["PYTHONPATH"] = str(Path(args.before_src) / "src")
     load_before = os.getloadavg()
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=env).stdout
     res = json.loads(out.strip().splitlines()[-1])
     res.update({"name": name, "target": target, "load_avg_before": [round(x, 2) for x in load_before],
                 "load_avg_after": [round(x, 2) for x in os.getloadavg()]})
@@ -75,15 +86,20 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--one", default=None)
+    ap.add_argument("--sklearn-counting", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--before-src", default=None, help="checkout whose src/ the NAME@before rows run")
+    ap.add_argument("--repeats", type=int, default=1, help="measure each row this many times; the median is shown")
     args = ap.parse_args()
     if args.one:
         _one(args)
         return
-    rows = []
-    for name, target in [("floor", "floor"), *(b.split("=", 1) for b in args.bundle)]:
-        row = _measure(name, target, args)
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr)
+    targets = [("floor", "floor"), *(b.split("=", 1) for b in args.bundle)]
+    runs: dict[str, list[dict]] = {name: [] for name, _ in targets}
+    for _ in range(args.repeats):  # round robin: a drift in the machine's load touches every row alike
+        for name, target in targets:
+            runs[name].append(_measure(name, target, args))
+            print(json.dumps(runs[name][-1]), file=sys.stderr)
+    rows = [_median(runs[name]) for name, _ in targets]
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -96,6 +112,14 @@ def main() -> None:
     print(_markdown(result))
 
 
+def _median(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower middle of an even count), with every run's times beside it."""
+    row = dict(sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2])
+    row.update(runs=len(runs), seconds_all=[r["seconds"] for r in runs],
+               cpu_seconds_all=[r["cpu_seconds"] for r in runs])
+    return row
+
+
 def _markdown(r: dict) -> str:
     floor = r["rows"][0]
     lines = ["# Scan speed on real code (floor = tree-sitter parse + function extraction of the same files)", "",
@@ -105,6 +129,8 @@ def _markdown(r: dict) -> str:
              "Peak memory: the scanning process's own peak, plus (bound) workers x the largest worker's peak.", "",
              "CPU seconds (user + system, the process and its featurizing workers) depend less on the other jobs; "
              "on an idle machine with 2 cores, wall time would be about CPU seconds / 2 at best.", "",
+             f"Each row is the median of {r['rows'][0]['runs']} runs by wall time (every run's times are in the "
+             "JSON).", "",
              "| what | files | functions | wall s | functions/s (wall) | x floor (wall) | CPU s | functions per CPU s "
              "| x floor (CPU) | peak RSS MB main / worker / total bound | load avg before -> after (1 min) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

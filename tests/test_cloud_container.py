@@ -22,7 +22,8 @@ from streamguard.cloud.package import ENTRY, package_source
 from streamguard.cloud.sagemaker import JobOptions, training_request
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "fixtures" / "gnn_processed"
+FIXTURES = ROOT / "tests" / "fixtures"
+DATA = FIXTURES / "gnn_processed"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 # small and deterministic: batch 4 gives 12 steps an epoch, so a SIGTERM lands inside the run
 TINY = ("hidden=16", "embed_dim=8", "head_hidden=16", "layers=1", "batch_size=4", "patience=50", "seed=7",
@@ -94,36 +95,79 @@ def restore_checkpoints(client: object, prefix: str, dest: Path) -> list[str]:
     return names
 
 
+def interrupt_after_first_epoch(code: Path, root: Path, s3: dict) -> None:
+    """The two-minute warning of a spot interruption, once the first epoch's checkpoint is written."""
+    proc = subprocess.Popen(entry(code), cwd=code, env=child_env(root, s3), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (root / "checkpoints" / "epoch-000.ckpt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 143, err[-3000:]
+    assert not (root / "output" / "failure").exists()  # an interruption is not a failure
+
+
+def restart(code: Path, root: Path, s3: dict, prefix: str, last_epoch: int) -> None:
+    """A new instance: its checkpoint dir restored from the S3 URI, it resumes and runs the remaining epochs."""
+    assert "last.ckpt" in restore_checkpoints(s3["client"], prefix, root / "checkpoints")
+    done = subprocess.run(entry(code), cwd=code, env=child_env(root, s3), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from" in done.stderr
+    epochs = [ln.split()[0] for ln in done.stdout.splitlines() if ln.startswith("epoch=")]
+    assert "epoch=0" not in epochs and epochs[-1] == f"epoch={last_epoch}"
+
+
 def test_sigterm_then_a_restarted_job_resumes_from_the_checkpoint_uri(tmp_path: Path, code: Path,
                                                                       s3: dict) -> None:
     hp = request_hyperparameters(epochs=4)
     prefix = "jobs/streamguard-gnn/checkpoints"
     assert hp["cfg.checkpoint_uri"] == f"s3://{BUCKET}/{prefix}"
     first = layout(tmp_path / "first", hp)
-    proc = subprocess.Popen(entry(code), cwd=code, env=child_env(first, s3), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while not (first / "checkpoints" / "epoch-000.ckpt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGTERM)  # the two-minute warning of a spot interruption
-    _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 143, err[-3000:]
+    interrupt_after_first_epoch(code, first, s3)
     assert not (first / "checkpoints" / "epoch-003.ckpt").exists(), "the run ended before SIGTERM"
-    assert not (first / "output" / "failure").exists()  # an interruption is not a failure
     second = layout(tmp_path / "second", hp)  # a new instance: nothing local survives
-    restored = restore_checkpoints(s3["client"], prefix, second / "checkpoints")
-    assert "epoch-000.ckpt" in restored and "last.ckpt" in restored
-    done = subprocess.run(entry(code), cwd=code, env=child_env(second, s3), capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "resuming from" in done.stderr
-    epochs = [ln.split()[0] for ln in done.stdout.splitlines() if ln.startswith("epoch=")]
-    assert "epoch=0" not in epochs and epochs[-1] == "epoch=3"
+    restart(code, second, s3, prefix, last_epoch=3)
     model = second / "model"
     assert json.loads((model / "exp_config.json").read_text())["resumed_from"]
     assert sorted(p.name for p in (model / "checkpoints").iterdir()) == ["best.ckpt"]
     assert (model / "predictions" / "test.jsonl").is_file() and (model / "metrics.csv").is_file()
     assert (second / "output" / "data" / "run" / "train_summary.json").is_file()  # output.tar.gz holds the run
+
+
+def test_a_pretrain_job_resumes_after_sigterm_and_ships_the_encoder(tmp_path: Path, code: Path, s3: dict) -> None:
+    """`cloud sagemaker pretrain`'s container: corpus, Devign and checkpoints where SageMaker puts them."""
+    from streamguard.data.corpus import build_corpus
+
+    sets = ("vocab_size=600", "hidden=32", "layers=1", "heads=2", "intermediate=64", "max_length=96",
+            "steps_per_epoch=5", "batch_size=8", "warmup_steps=2", "valid_functions=8", "epochs=12", "seed=5",
+            "tracking_uri=off", "threads=1")
+    hp = training_request(JobOptions(kind="pretrain", data=f"s3://{BUCKET}/corpus", devign=f"s3://{BUCKET}/devign",
+                                     output=f"s3://{BUCKET}/jobs", role=ROLE, region="us-east-1",
+                                     sets=sets))["HyperParameters"]
+    corpus = tmp_path / "corpus"
+    build_corpus(FIXTURES / "kernel_c", corpus, FIXTURES / "raw_small")
+
+    def instance(name: str) -> Path:
+        root = layout(tmp_path / name, hp, data=False)
+        shutil.copytree(corpus, root / "input" / "data" / "train")
+        shutil.copytree(FIXTURES / "raw_small", root / "input" / "data" / "devign")
+        return root
+
+    first = instance("first")
+    interrupt_after_first_epoch(code, first, s3)
+    assert not (first / "output" / "data" / "run" / "pretrain_summary.json").exists(), "the run ended before SIGTERM"
+    second = instance("second")
+    restart(code, second, s3, "jobs/streamguard-pretrain/checkpoints", last_epoch=11)
+    model = second / "model"
+    summary = json.loads((model / "pretrain_summary.json").read_text())
+    assert summary["steps"] == 60 and summary["resumed_from"]
+    assert summary["heldout_mlm_loss_after"] < summary["heldout_mlm_loss_before"]
+    assert (model / "encoder" / "model.safetensors").is_file() and (model / "encoder" / "README.md").is_file()
+    assert not (model / "checkpoints").exists() and not (model / "cache").exists()  # they stay in S3 / behind
+    config = json.loads((model / "pretrain_config.json").read_text())["config"]
+    assert config["devign"] == str(second / "input" / "data" / "devign")  # read from its channel
 
 
 def test_bad_input_writes_one_line_where_sagemaker_reads_the_failure(tmp_path: Path, code: Path) -> None:

@@ -68,6 +68,52 @@ def test_config_and_overrides_pass_through_and_multi_node_uses_torchrun(capsys: 
     assert req["CheckpointConfig"]["S3Uri"] == "s3://sg-bucket/jobs/nightly/checkpoints"
 
 
+PRETRAIN = ["cloud", "sagemaker", "pretrain", "--corpus", "s3://sg-bucket/corpus/kernel", "--devign",
+            "s3://sg-bucket/devign", "--output", "s3://sg-bucket/jobs", "--role", ROLE, "--region", "us-east-1"]
+
+
+def test_a_pretrain_job_reads_the_corpus_devign_and_an_encoder_from_their_channels(
+        capsys: pytest.CaptureFixture) -> None:
+    assert main([*PRETRAIN, "--init", "s3://sg-bucket/encoders/v1", "--set", "hidden=256", "heads=4",
+                 "precision=bf16-mixed", "--dry-run"]) == 0
+    req = json.loads(capsys.readouterr().out)
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in req["InputDataConfig"]}
+    assert {k: v for k, v in channels.items() if k not in ("code", "sm_drivers")} == {
+        "train": "s3://sg-bucket/corpus/kernel", "devign": "s3://sg-bucket/devign",
+        "init": "s3://sg-bucket/encoders/v1"}
+    hp = req["HyperParameters"]
+    assert hp["sg_kind"] == "pretrain" and "sg_register" not in hp
+    assert hp["cfg.checkpoint_uri"] == req["CheckpointConfig"]["S3Uri"] == \
+        "s3://sg-bucket/jobs/streamguard-pretrain/checkpoints"
+    assert req["ResourceConfig"]["InstanceCount"] == 1 and req["EnableManagedSpotTraining"] is True
+    kind, cfg, _ = jobspec.decode_hyperparameters(hp)
+    assert kind == "pretrain" and type(cfg).__name__ == "PretrainConfig"
+    assert (cfg.hidden, cfg.heads, cfg.precision) == (256, 4, "bf16-mixed")
+    assert (cfg.devign, cfg.init) == ("s3://sg-bucket/devign", "s3://sg-bucket/encoders/v1")  # for the record
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "hidden=100", "heads=3"], "hidden 100 must be a multiple of heads 3"),
+    (["--init", "encoders/v1"], "--init must be an S3 URI"),
+    (["--set", "max_lenght=256"], "max_lenght"),
+])
+def test_a_bad_pretrain_job_ends_in_one_clear_line(args: list[str], message: str,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    assert main([*PRETRAIN, *args, "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_devign_and_init_channels_belong_to_pretrain_only() -> None:
+    opts = JobOptions(kind="gnn", data="s3://b/d", output="s3://b/o", role=ROLE, region="us-east-1",
+                      devign="s3://b/devign")
+    with pytest.raises(Exception, match="belong to a pretrain job"):
+        sm.validate(opts)
+    opts = JobOptions(kind="pretrain", data="s3://b/c", output="s3://b/o", role=ROLE, region="us-east-1")
+    with pytest.raises(Exception, match="--devign is required"):
+        sm.validate(opts)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--data", "s3://b/d", "--output", "s3://b/o", "--region", "us-east-1"], "--role is required"),
     (["--data", "b/d", "--output", "s3://b/o", "--role", ROLE, "--region", "us-east-1"], "--data must be an S3 URI"),

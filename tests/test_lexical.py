@@ -122,3 +122,20 @@ def test_cli_train_lexical(tmp_path, capsys) -> None:
     assert main(["train", "lexical", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not found" in err[0]
+
+
+def test_predict_loads_the_model_once_until_its_files_are_written_again(tmp_path, monkeypatch) -> None:
+    """scan predicts chunk after chunk: the model is read once, and read again once it is replaced."""
+    from streamguard.atomic import write_text
+    from streamguard.models.lexical_store import PARAMS
+
+    data = make_processed(tmp_path)
+    run = lexical.train(data, tmp_path / "run", LexicalConfig(**FAST))
+    loads = []
+    real = lexical.load_lexical
+    monkeypatch.setattr(lexical, "load_lexical", lambda d: loads.append(d) or real(d))
+    first = lexical.predict(run, data, "test")
+    lexical.predict(run, data, "valid")
+    assert len(loads) == 1
+    write_text(run / PARAMS, (run / PARAMS).read_text())  # replaced (a new file), as a rerun replaces it
+    assert lexical.predict(run, data, "test") == first and len(loads) == 2

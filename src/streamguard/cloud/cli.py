@@ -19,7 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_cloud(sub: argparse._SubParsersAction) -> None:
-    from streamguard.cloud.sagemaker import DEFAULT_INSTANCE
+    from streamguard.cloud.sagemaker import DEFAULT_INSTANCE as default_instance
 
     cloud = sub.add_parser("cloud", help="train on SageMaker; price a job").add_subparsers(dest="cloud_cmd",
                                                                                         required=True)
@@ -27,22 +27,18 @@ def _add_cloud(sub: argparse._SubParsersAction) -> None:
     p = sm.add_parser("train", help="one SageMaker training job (managed spot, S3 checkpoints, resume)")
     p.add_argument("kind", choices=registry.known_kinds())
     p.add_argument("--data", required=True, help="S3 prefix of the processed dataset, s3://bucket/prefix")
-    p.add_argument("--output", required=True, help="S3 prefix for the job's checkpoints and outputs")
-    p.add_argument("--config", type=Path, default=None)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
-    p.add_argument("--spot", action=argparse.BooleanOptionalAction, default=True, help="managed spot (default)")
-    p.add_argument("--instance-type", default=DEFAULT_INSTANCE)
+    _add_job_options(p, default_instance)
     p.add_argument("--instance-count", type=int, default=1, help=">1: DDP across instances (torchrun)")
-    p.add_argument("--max-run", default="4h")
-    p.add_argument("--max-wait", default="5h", help="spot: wait for capacity plus run time (>= --max-run)")
-    p.add_argument("--image", default=None, help="training image URI (default: AWS's PyTorch training image)")
-    p.add_argument("--role", default=None, help="SageMaker execution role ARN")
-    p.add_argument("--region", default=None)
-    p.add_argument("--name", default=None, help="job name prefix; the same name resumes its checkpoints")
     p.add_argument("--register", default=None, metavar="NAME", help="register the best model under NAME")
-    p.add_argument("--allow-dirty", action="store_true", help="package a tree with uncommitted changes")
-    p.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request; send nothing")
-    p.set_defaults(func=_run_sagemaker_train)
+    p.set_defaults(func=_run_sagemaker_train, devign=None, init=None)
+    p = sm.add_parser("pretrain", help="pre-train the C encoder as a SageMaker job (spot, S3 checkpoints, resume)")
+    p.add_argument("--corpus", dest="data", required=True, metavar="S3",
+                   help="S3 prefix of a corpus made by `streamguard corpus`, s3://bucket/prefix")
+    p.add_argument("--devign", required=True,
+                   help="S3 prefix of CodeXGLUE train/valid jsonl: train joins the BPE, valid is held out")
+    p.add_argument("--init", default=None, help="S3 prefix of an exported encoder to continue from")
+    _add_job_options(p, default_instance)
+    p.set_defaults(func=_run_sagemaker_train, kind="pretrain", instance_count=1, register=None)
     e = cloud.add_parser("estimate", help="hours and dollars of a job, from measured throughput")
     e.add_argument("kind", choices=registry.known_kinds())
     e.add_argument("--data", required=True, type=Path, help="processed dataset dir (its train split is counted)")
@@ -53,6 +49,23 @@ def _add_cloud(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_run_estimate)
 
 
+def _add_job_options(p: argparse.ArgumentParser, default_instance: str) -> None:
+    """What every SageMaker job takes: where outputs go, the config, the instance, spot and time limits."""
+    p.add_argument("--output", required=True, help="S3 prefix for the job's checkpoints and outputs")
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    p.add_argument("--spot", action=argparse.BooleanOptionalAction, default=True, help="managed spot (default)")
+    p.add_argument("--instance-type", default=default_instance)
+    p.add_argument("--max-run", default="4h")
+    p.add_argument("--max-wait", default="5h", help="spot: wait for capacity plus run time (>= --max-run)")
+    p.add_argument("--image", default=None, help="training image URI (default: AWS's PyTorch training image)")
+    p.add_argument("--role", default=None, help="SageMaker execution role ARN")
+    p.add_argument("--region", default=None)
+    p.add_argument("--name", default=None, help="job name prefix; the same name resumes its checkpoints")
+    p.add_argument("--allow-dirty", action="store_true", help="package a tree with uncommitted changes")
+    p.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request; send nothing")
+
+
 def _run_sagemaker_train(args: argparse.Namespace) -> None:
     from streamguard.cloud.sagemaker import JobOptions, launch
 
@@ -60,7 +73,7 @@ def _run_sagemaker_train(args: argparse.Namespace) -> None:
                       config=args.config, sets=tuple(args.set), spot=args.spot, instance_type=args.instance_type,
                       instance_count=args.instance_count, max_run=args.max_run, max_wait=args.max_wait,
                       image=args.image, name=args.name, register=args.register, allow_dirty=args.allow_dirty,
-                      dry_run=args.dry_run)
+                      dry_run=args.dry_run, devign=args.devign, init=args.init)
     print(json.dumps(launch(opts), indent=2))
 
 

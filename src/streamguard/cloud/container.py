@@ -3,12 +3,14 @@
 It reads SageMaker's contract and runs the stage of the job's kind:
 
 - ``/opt/ml/input/config/hyperparameters.json``: the kind and its resolved config (``jobspec``);
-- ``SM_CHANNEL_TRAIN`` (or ``/opt/ml/input/data/train``): the processed dataset;
+- ``SM_CHANNEL_TRAIN`` (or ``/opt/ml/input/data/train``): the processed dataset; for ``pretrain``, the corpus,
+  with Devign (and an encoder to continue from) in the ``devign`` (and ``init``) channels;
 - ``/opt/ml/checkpoints``: the run's ``checkpoints/`` folder. SageMaker restores it from the job's
   CheckpointConfig S3 URI before a restarted spot job starts, and the engine mirrors to that same URI,
   so the engine's own resume picks up where the interrupted job stopped;
 - ``/opt/ml/output/data/run``: the run dir (uploaded as output.tar.gz);
-- ``SM_MODEL_DIR`` (``/opt/ml/model``): the run without its per-epoch checkpoints (model.tar.gz);
+- ``SM_MODEL_DIR`` (``/opt/ml/model``): the run without its per-epoch checkpoints (model.tar.gz); for
+  ``pretrain``, the exported encoder and the run's records, without checkpoints or the token cache;
 - ``/opt/ml/output/failure``: one line saying why the job failed, which SageMaker shows as FailureReason.
 
 Under torchrun (several instances) every process runs this; the engine's DDP does the rest.
@@ -82,30 +84,46 @@ def prepare_run_dir(paths: jobspec.SageMakerPaths) -> Path:
     return run_dir
 
 
-def resolve(cfg: Any, run_dir: Path, data_dir: Path) -> Any:
-    """The config as this container runs it: tracking in the run dir, files named by it in the data channel."""
+def resolve(kind: str, cfg: Any, run_dir: Path, data_dir: Path, paths: jobspec.SageMakerPaths) -> Any:
+    """The config as this container runs it: tracking in the run dir, files named by it in the data channel,
+    pretrain's inputs in their channels."""
     changes: dict[str, Any] = {}
     fields = {f.name for f in dataclasses.fields(cfg)}
+    for channel in jobspec.PRETRAIN_CHANNELS if kind == jobspec.PRETRAIN else ():
+        if getattr(cfg, channel):  # the launcher recorded the S3 prefix there: read its channel instead
+            changes[channel] = str(_channel_dir(paths, channel))
     if "tracking_uri" in fields and not cfg.tracking_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
         changes["tracking_uri"] = f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"  # lands in output.tar.gz
     if "sample_weights" in fields and cfg.sample_weights:
         changes["sample_weights"] = str(data_dir / cfg.sample_weights)
-    return _distributed(dataclasses.replace(cfg, **changes))
+    cfg = dataclasses.replace(cfg, **changes)
+    return cfg if kind == jobspec.PRETRAIN else _distributed(cfg)  # pre-training runs on one device
 
 
-def export_model(run_dir: Path, model_dir: Path) -> None:
-    """The run without per-epoch checkpoints: best.ckpt (else last.ckpt) is what prediction loads."""
+def _channel_dir(paths: jobspec.SageMakerPaths, name: str) -> Path:
+    folder = paths.channel(name)
+    if not folder.is_dir():
+        raise UserError(f"{name} channel {folder} not found (is --{name} the right S3 prefix?)")
+    return folder
+
+
+def export_model(run_dir: Path, model_dir: Path, with_checkpoint: bool = True) -> None:
+    """The run without per-epoch checkpoints: best.ckpt (else last.ckpt) is what prediction loads. A pretrain
+    run is used through its exported encoder: no checkpoint (they stay under the checkpoint URI), no token cache."""
     ckpts = run_dir / "checkpoints"
     keep = "best.ckpt" if (ckpts / "best.ckpt").is_file() else "last.ckpt"
+    keep = keep if with_checkpoint else None
     for src in sorted(run_dir.rglob("*")):
         rel = src.relative_to(run_dir)
         if src.is_dir() or src.name.endswith(".tmp") or (rel.parts[0] == "checkpoints" and rel.name != keep):
+            continue
+        if rel.parts[0] == "cache":
             continue
         dst = model_dir / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
     # Checkpoints under a symlinked folder are not found by rglob on every Python: copy the kept one by name.
-    if (ckpts / keep).is_file():
+    if keep and (ckpts / keep).is_file():
         (model_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         shutil.copy2(ckpts / keep, model_dir / "checkpoints" / keep)
 
@@ -119,12 +137,17 @@ def run(paths: jobspec.SageMakerPaths) -> Path:
     if not data_dir.is_dir():
         raise UserError(f"data channel {data_dir} not found (is --data the processed dataset prefix?)")
     run_dir = prepare_run_dir(paths)
-    cfg = resolve(cfg, run_dir, data_dir)
+    cfg = resolve(kind, cfg, run_dir, data_dir, paths)
     log.warning("streamguard %s on %s, commit %s, rank %d", kind, data_dir, control.get(jobspec.COMMIT), _rank())
     prepare_torch_cpu()
-    registry.get(kind).train(data_dir, run_dir, cfg)
+    if kind == jobspec.PRETRAIN:
+        from streamguard.pretrain.train import check_config, pretrain
+        check_config(cfg)
+        pretrain(data_dir, run_dir, cfg)
+    else:
+        registry.get(kind).train(data_dir, run_dir, cfg)
     if _rank() == 0:
-        export_model(run_dir, paths.model)
+        export_model(run_dir, paths.model, with_checkpoint=kind != jobspec.PRETRAIN)
         if control.get(jobspec.REGISTER):
             from streamguard.cloud.model_registry import register_run
 

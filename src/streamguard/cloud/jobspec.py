@@ -25,14 +25,26 @@ REGISTER = "sg_register"
 # Config keys travel as "cfg.<key>": SageMaker's torchrun driver appends every hyperparameter to the torchrun
 # command line as --<key>, and torchrun took a bare --monitor for an abbreviation of its --monitor-interval.
 CONFIG_PREFIX = "cfg."
-CHANNEL = "train"                       # the data channel: the processed dataset dir
+CHANNEL = "train"                       # the data channel: the processed dataset dir (pretrain: the corpus)
+PRETRAIN = "pretrain"                   # the job that pre-trains an encoder rather than training a kind
+# pretrain's other inputs, each its own channel: CodeXGLUE jsonl (train joins the BPE, valid is held out), and
+# optionally an exported encoder to continue from. The container points the config's key of the same name at it.
+PRETRAIN_CHANNELS = ("devign", "init")
 MAX_HP_VALUE = 2500                     # CreateTrainingJob's limits on HyperParameters
 MAX_HP_COUNT = 100
 
 
 def kinds() -> list[str]:
-    """Every trainable kind, from the one registry of kinds (a kind added there is a cloud kind too)."""
-    return registry.known_kinds()
+    """What a job runs: every trainable kind, from the one registry of kinds (a kind added there is a cloud
+    kind too), and the encoder's pre-training."""
+    return [*registry.known_kinds(), PRETRAIN]
+
+
+def config_class(kind: str) -> type:
+    if kind == PRETRAIN:
+        from streamguard.pretrain.train import PretrainConfig  # imports Lightning: only when a job is built
+        return PretrainConfig
+    return registry.config_class(kind)
 
 
 def _value_pattern() -> str:
@@ -81,7 +93,7 @@ def decode_hyperparameters(hp: dict[str, Any]) -> tuple[str, Any, dict[str, str]
     kind = str(hp.get(KIND) or "")
     if kind not in kinds():
         raise UserError(f"hyperparameters name no known kind ({KIND}={kind!r}; known: {', '.join(kinds())})")
-    cls = registry.config_class(kind)
+    cls = config_class(kind)
     fields = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for name, raw in hp.items():

@@ -4,7 +4,8 @@ Managed spot with a stopping condition, the engine's checkpoint mirror pointed a
 S3 URI (a restarted spot job, or a rerun of the same command, resumes), CloudWatch metric definitions made
 from the engine's metric line, the resolved config as hyperparameters, and the project's source uploaded as
 the ``code`` channel. ``--dry-run`` builds the same CreateTrainingJob request without credentials or network
-and prints it as JSON.
+and prints it as JSON. The same job pre-trains the encoder (``cloud sagemaker pretrain``): kind ``pretrain``,
+the corpus as its ``train`` channel and Devign (and an encoder to continue from) as channels of their own.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from streamguard.cloud import jobspec
 from streamguard.cloud.package import ENTRY, package_source
 from streamguard.config import load_config
 from streamguard.errors import UserError
-from streamguard.train import registry
 
 DEFAULT_INSTANCE = "ml.g4dn.xlarge"
 # The AWS PyTorch training image used when no --image is given (its torch, the project's other pins).
@@ -52,6 +52,13 @@ class JobOptions:
     allow_dirty: bool = False
     dry_run: bool = False
     volume_gb: int = 50
+    devign: str | None = None   # pretrain only: the CodeXGLUE prefix (its channel)
+    init: str | None = None     # pretrain only: an exported encoder's prefix to continue from (its channel)
+
+    def channels(self) -> dict[str, str]:
+        """Channel name -> S3 prefix: the data, and pretrain's own inputs where given."""
+        named = {name: getattr(self, name) for name in jobspec.PRETRAIN_CHANNELS}
+        return {jobspec.CHANNEL: self.data, **{k: v for k, v in named.items() if v}}
 
 
 def parse_duration(text: str, what: str) -> int:
@@ -83,7 +90,7 @@ def validate(opts: JobOptions) -> tuple[int, int | None, str]:
     if not ROLE_RE.match(opts.role):
         raise UserError(f"--role must be an IAM role ARN such as arn:aws:iam::123456789012:role/Name, "
                         f"got {opts.role!r}")
-    split_s3(opts.data, "--data")
+    _validate_inputs(opts)
     split_s3(opts.output, "--output")
     region = opts.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
@@ -102,6 +109,19 @@ def validate(opts: JobOptions) -> tuple[int, int | None, str]:
     return max_run, max_wait, region
 
 
+def _validate_inputs(opts: JobOptions) -> None:
+    pretrain = opts.kind == jobspec.PRETRAIN
+    for channel, uri in opts.channels().items():
+        data_option = "--corpus" if pretrain else "--data"
+        split_s3(uri, data_option if channel == jobspec.CHANNEL else f"--{channel}")
+    if pretrain and not opts.devign:
+        raise UserError("--devign is required: the S3 prefix of CodeXGLUE train/valid jsonl (BPE and held-out loss)")
+    if not pretrain and (opts.devign or opts.init):
+        raise UserError("--devign and --init belong to a pretrain job")
+    if pretrain and (opts.instance_count > 1 or opts.register):
+        raise UserError("a pretrain job runs on one instance and registers nothing (its encoder is in model.tar.gz)")
+
+
 def job_name(opts: JobOptions) -> str:
     return opts.name or f"streamguard-{opts.kind}"
 
@@ -113,9 +133,13 @@ def checkpoint_uri(opts: JobOptions) -> str:
 
 def resolve_config(opts: JobOptions) -> Any:
     """The kind's config from defaults, --config and --set, with the engine's mirror on the job's URI."""
-    cfg = load_config(registry.config_class(opts.kind), opts.config, None, list(opts.sets))
+    cfg = load_config(jobspec.config_class(opts.kind), opts.config, None, list(opts.sets))
     fields = {f.name for f in dataclasses.fields(cfg)}
     changes: dict[str, Any] = {}
+    if opts.kind == jobspec.PRETRAIN:  # where the inputs come from, for the record: the container reads channels
+        from streamguard.pretrain.train import check_config
+        check_config(dataclasses.replace(cfg, init=""))  # the shape and ranges; the encoder itself is in S3
+        changes.update(devign=opts.devign, init=opts.init or "")
     if "checkpoint_uri" in fields:
         changes["checkpoint_uri"] = checkpoint_uri(opts)
     if "sample_weights" in fields and cfg.sample_weights and Path(cfg.sample_weights).is_absolute():
@@ -206,7 +230,7 @@ def build_trainer(opts: JobOptions, source_dir: Path) -> tuple[Any, list[Any]]:
     )
     trainer.with_metric_definitions([MetricDefinition(name=d["Name"], regex=d["Regex"])
                                      for d in jobspec.metric_definitions()])
-    return trainer, [InputData(channel_name=jobspec.CHANNEL, data_source=opts.data)]
+    return trainer, [InputData(channel_name=name, data_source=uri) for name, uri in opts.channels().items()]
 
 
 def training_request(opts: JobOptions) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from streamguard.errors import UserError
+from streamguard.models import char_ngrams
 
 ANALYZERS = ("char", "code", "union")
 
@@ -72,6 +73,7 @@ class LexicalFeatures:
 
     def fit_transform(self, codes: Sequence[str]) -> sparse.csr_matrix:
         self._vecs = _vectorizers(self.analyzer, self.ngram_min, self.ngram_max, self.max_features)
+        self.__dict__.pop("_counters", None)  # counters of the views fitted before
         texts = [normalise(c, self.strip_comments, self.collapse_blank_lines) for c in codes]
         x = sparse.hstack([v.fit_transform(texts) for v in self._vecs], format="csr")
         for v in self._vecs:
@@ -82,7 +84,16 @@ class LexicalFeatures:
 
     def transform(self, codes: Sequence[str]) -> sparse.csr_matrix:
         texts = [normalise(c, self.strip_comments, self.collapse_blank_lines) for c in codes]
-        return sparse.hstack([v.transform(texts) for v in self._vecs], format="csr")
+        return sparse.hstack([self._view_transform(v, texts) for v in self._vecs], format="csr")
+
+    def _view_transform(self, vec: TfidfVectorizer, texts: list[str]) -> sparse.csr_matrix:
+        """scikit-learn's rows; char n-grams through the numpy counter (the same rows, several times faster)."""
+        if not char_ngrams.supports(vec):
+            return vec.transform(texts)
+        counters = self.__dict__.setdefault("_counters", {})
+        if id(vec) not in counters:
+            counters[id(vec)] = char_ngrams.CharNgramCounter(vec)
+        return counters[id(vec)].transform(texts)
 
     @property
     def n_features(self) -> int:

@@ -17,8 +17,9 @@ from streamguard.atomic import make_dir
 from streamguard.config import LexicalConfig, to_dict
 from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
+from streamguard.models import loaded
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits
-from streamguard.models.lexical_store import PARAMS, load_lexical, save_lexical
+from streamguard.models.lexical_store import ARRAYS, PARAMS, load_lexical, save_lexical
 from streamguard.rundir import prediction_rows, read_exp_config, write_exp_config, write_predictions
 from streamguard.runlock import locked
 from streamguard.train import mlflow_store
@@ -119,7 +120,8 @@ def _load(run_dir: Path) -> tuple[LexicalFeatures, Any, LexicalConfig]:
     exp = read_exp_config(run_dir)
     if exp["model"] != "lexical":
         raise UserError(f"{run_dir} is a {exp['model']} run, not a lexical one")
-    feats, clf = load_lexical(Path(run_dir))  # arrays + JSON: loading never runs code
+    # arrays + JSON: loading never runs code; once per process (a scan predicts chunk after chunk)
+    feats, clf = loaded.cached("lexical", Path(run_dir), lambda: load_lexical(Path(run_dir)), (PARAMS, ARRAYS))
     cfg = LexicalConfig(**{k: v for k, v in exp["hyperparameters"].items() if hasattr(LexicalConfig, k)})
     return feats, clf, cfg
 

@@ -23,6 +23,7 @@ from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import SPLITS, RecordError, read_jsonl_lines
 from streamguard.data.tokenize import hub_reachable
 from streamguard.errors import UserError
+from streamguard.models import loaded
 from streamguard.models.transformer import POOLINGS, TransformerClassifier
 from streamguard.rundir import read_exp_config
 from streamguard.train import engine
@@ -263,7 +264,7 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
     if exp.get("model") != "transformer":
         raise UserError(f"{run_dir} is a {exp.get('model')} run, not a transformer run")
     data.check_compatible(exp.get("data_identity"), run_dir)
-    model, head = load_export(run_dir / EXPORT_DIR)
+    model, head = loaded.cached("transformer", run_dir / EXPORT_DIR, lambda: load_export(run_dir / EXPORT_DIR))
     pad = int(data.tokenizer_meta["pad_id"])
     ds = TokenDataset(data.split_path(split), pad, int(head["max_length"]), ids)
     if ids is not None and len(ds) != len(ids):
