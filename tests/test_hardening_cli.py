@@ -31,8 +31,11 @@ def test_ctrl_c_during_neural_training_exits_130(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "streamguard.cli", "train", "gnn", "--data", str(DATA), "--out", str(out),
             "--epochs", "500", "--tracking-uri", "off", "--set", "hidden=16", "embed_dim=8", "head_hidden=16",
             "layers=1", "batch_size=4", "patience=1000", f"cache_dir={tmp_path / 'cache'}"]
+    # A suite started in the background of a shell without job control inherits SIGINT ignored, and so would the
+    # child (Python keeps an ignored SIGINT ignored): give it the default disposition a terminal's Ctrl-C meets.
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while not (out / "checkpoints" / "epoch-000.ckpt").exists() and time.time() < deadline:
         time.sleep(0.05)
