@@ -75,8 +75,14 @@ def test_the_lexical_model_scores_what_it_scored_before(fitted: LexicalFeatures,
     save_lexical(tmp_path, fitted, clf)
     feats, loaded = load_lexical(tmp_path)
     texts = unseen_texts()
+    assert len(texts) >= char_ngrams.MIN_BATCH
     slow = sparse.hstack([v.transform([normalise(t, True) for t in texts]) for v in feats._vecs], format="csr")
-    assert_same(feats.transform(texts), slow)
+    assert not feats.__dict__.get("_counters")
+    assert_same(feats.transform(texts[:5]), slow[:5])  # a few texts: scikit-learn's path, no table built
+    assert not feats.__dict__.get("_counters")
+    assert_same(feats.transform(texts), slow)  # a batch: the counter
+    assert len(feats._counters) == 1
+    assert_same(feats.transform(texts[:5]), slow[:5])  # and once built, the counter for a few texts too
     assert np.array_equal(loaded.decision_function(feats.transform(texts)), clf.decision_function(slow))
 
 
@@ -90,6 +96,7 @@ def test_a_vectorizer_it_cannot_mirror_keeps_scikit_learns_path() -> None:
     feats = LexicalFeatures("union", 3, 6, 5000, True)
     train = funcs(ROOT / "data" / "sample" / "train.jsonl")[:100]
     feats.fit_transform(train)
-    texts = unseen_texts()[:20]
+    texts = unseen_texts()
     slow = sparse.hstack([v.transform([normalise(t, True) for t in texts]) for v in feats._vecs], format="csr")
     assert_same(feats.transform(texts), slow)
+    assert len(feats._counters) == 1  # the char view only; the code-token view is scikit-learn's

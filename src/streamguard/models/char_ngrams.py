@@ -17,6 +17,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 MAX_N = 6                      # 6 bytes and the length fit in 64 bits
+MIN_BATCH = 256                # fewer texts than this are not worth building the table for (LexicalFeatures)
 CHUNK_BYTES = 250_000          # texts are packed in chunks of about this size: bounded memory on big trees
 _LENGTH_SHIFT = np.uint64(8 * MAX_N)
 

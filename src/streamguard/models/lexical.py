@@ -88,9 +88,11 @@ class LexicalFeatures:
 
     def _view_transform(self, vec: TfidfVectorizer, texts: list[str]) -> sparse.csr_matrix:
         """scikit-learn's rows; char n-grams through the numpy counter (the same rows, several times faster)."""
-        if not char_ngrams.supports(vec):
-            return vec.transform(texts)
         counters = self.__dict__.setdefault("_counters", {})
+        # Building the counter's table costs what scikit-learn takes for ~100 functions: a few texts (one function
+        # scored through the API, a small diff) go through scikit-learn unless the table is already there.
+        if not char_ngrams.supports(vec) or (id(vec) not in counters and len(texts) < char_ngrams.MIN_BATCH):
+            return vec.transform(texts)
         if id(vec) not in counters:
             counters[id(vec)] = char_ngrams.CharNgramCounter(vec)
         return counters[id(vec)].transform(texts)
