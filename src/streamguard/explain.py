@@ -102,10 +102,8 @@ def _occurrences(vec: Any, text: str, idx: list[int]) -> list[tuple[str, list[in
 
 
 def lexical_lines(model_dir: Path, codes: Sequence[str]) -> list[np.ndarray]:
-    from streamguard.models import loaded
-    from streamguard.models.lexical_store import ARRAYS, PARAMS, load_lexical
-    # the model the scan scored with, not a second copy
-    feats, clf = loaded.cached("lexical", Path(model_dir), lambda: load_lexical(Path(model_dir)), (PARAMS, ARRAYS))
+    from streamguard.train.lexical import loaded_model
+    feats, clf = loaded_model(model_dir)  # the model the scan scored with, not a second copy
     x = feats.transform(list(codes)).tocsr()
     coef = np.asarray(clf.coef_[0], dtype=np.float64)
     results = []
@@ -151,10 +149,8 @@ def transformer_lines(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> 
     import torch
     from captum.attr import LayerIntegratedGradients
 
-    from streamguard.models import loaded
-    from streamguard.train.transformer import EXPORT_DIR, load_export
-    export = Path(model_dir) / EXPORT_DIR
-    model, head = loaded.cached("transformer", export, lambda: load_export(export))  # captum's hooks are removed
+    from streamguard.train.transformer import loaded_export
+    model, head = loaded_export(model_dir)  # the scan's copy: captum removes the hooks it adds
     pad = int(json.loads((prep_dir / "preprocessing_metadata.json").read_text())["tokenizer"]["pad_id"])
     max_len = int(head["max_length"])
 

@@ -116,12 +116,18 @@ def _train(data: ProcessedDir, out_dir: Path, cfg: LexicalConfig, train_ids: set
     return out_dir
 
 
+def loaded_model(model_dir: Path) -> tuple[LexicalFeatures, Any]:
+    """The fitted features and classifier, read once per process (a scan predicts chunk after chunk, then
+    explains); arrays + JSON: loading never runs code."""
+    model_dir = Path(model_dir)
+    return loaded.cached("lexical", model_dir, lambda: load_lexical(model_dir), (PARAMS, ARRAYS))
+
+
 def _load(run_dir: Path) -> tuple[LexicalFeatures, Any, LexicalConfig]:
     exp = read_exp_config(run_dir)
     if exp["model"] != "lexical":
         raise UserError(f"{run_dir} is a {exp['model']} run, not a lexical one")
-    # arrays + JSON: loading never runs code; once per process (a scan predicts chunk after chunk)
-    feats, clf = loaded.cached("lexical", Path(run_dir), lambda: load_lexical(Path(run_dir)), (PARAMS, ARRAYS))
+    feats, clf = loaded_model(run_dir)
     cfg = LexicalConfig(**{k: v for k, v in exp["hyperparameters"].items() if hasattr(LexicalConfig, k)})
     return feats, clf, cfg
 

@@ -257,6 +257,12 @@ def load_export(folder: Path) -> tuple[TransformerClassifier, dict[str, Any]]:
     return model.eval(), head
 
 
+def loaded_export(run_dir: Path) -> tuple[TransformerClassifier, dict[str, Any]]:
+    """The run's exported classifier, read once per process; callers must not change its weights."""
+    folder = Path(run_dir) / EXPORT_DIR
+    return loaded.cached("transformer", folder, lambda: load_export(folder))
+
+
 def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
     """Rows of the predictions contract for ``split`` of any dataset made with the run's tokenizer."""
     run_dir, data = Path(run_dir), ProcessedDir(data_dir)
@@ -264,7 +270,7 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
     if exp.get("model") != "transformer":
         raise UserError(f"{run_dir} is a {exp.get('model')} run, not a transformer run")
     data.check_compatible(exp.get("data_identity"), run_dir)
-    model, head = loaded.cached("transformer", run_dir / EXPORT_DIR, lambda: load_export(run_dir / EXPORT_DIR))
+    model, head = loaded_export(run_dir)
     pad = int(data.tokenizer_meta["pad_id"])
     ds = TokenDataset(data.split_path(split), pad, int(head["max_length"]), ids)
     if ids is not None and len(ds) != len(ids):
