@@ -100,6 +100,25 @@ def test_resume_continues_an_interrupted_run(run: Path, tmp_path: Path, processe
     assert (copy / "predictions" / "test.jsonl").is_file() and (copy / kind.EXPORT_DIR / "config.json").is_file()
 
 
+def test_length_grouped_training_resumes_exactly_and_pads_less(tmp_path: Path, processed_small: Path) -> None:
+    cfg = tiny_cfg(group_by_length=True, batch_size=4)
+    run = kind.train(processed_small, tmp_path / "grouped", cfg)
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    for name in ("checkpoints/last.ckpt", "checkpoints/epoch-001.ckpt", "train_summary.json"):
+        (copy / name).unlink()
+    kind.train(processed_small, copy, cfg)
+    before, after = read_metrics_csv(run), read_metrics_csv(copy)
+    assert float(after[1]["val_loss"]) == pytest.approx(float(before[1]["val_loss"]), abs=1e-4)
+    # the training loader really groups: fewer padded tokens than the shuffle of an ungrouped run
+    ds = kind.TokenDataset(processed_small / "train.jsonl", 1, 96)
+    widths = {}
+    for grouped in (False, True):
+        loader = engine._loader(ds, 4, True, tiny_cfg(group_by_length=grouped))
+        widths[grouped] = sum(b["inputs"]["input_ids"].numel() for b in loader)
+    assert widths[True] < widths[False]
+
+
 def test_local_model_dir_trains_with_accumulation(run: Path, tmp_path: Path, processed_small: Path) -> None:
     cfg = tiny_cfg(model=str(run / kind.EXPORT_DIR), epochs=1, accumulate=2)
     model, _ = kind.build_model(cfg, processed_small)

@@ -18,6 +18,7 @@ import torch
 from streamguard.data.records import read_jsonl_lines
 from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
+from streamguard.train.batches import length_grouped_batches
 
 
 def devign_functions(devign: Path, split: str, limit: int | None = None) -> list[str]:
@@ -84,13 +85,8 @@ class StreamBatches(torch.utils.data.Sampler[list[int]]):
             items += self._pass(k)
             k += 1
         items = items[offset:offset + per_epoch]
-        batches = []
-        span = self.window * self.batch_size
-        for w in range(0, len(items), span):
-            chunk = sorted(items[w:w + span], key=lambda i: self.lengths[i])
-            batches += [chunk[b:b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
-        order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        yield from (batches[i] for i in order.tolist())
+        yield from length_grouped_batches(items, self.lengths, self.batch_size, self.window,
+                                          torch.Generator().manual_seed(self.seed + self.epoch))
 
     def __len__(self) -> int:
         return self.steps

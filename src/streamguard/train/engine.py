@@ -33,6 +33,7 @@ from streamguard.errors import UserError
 from streamguard.rundir import write_exp_config, write_predictions
 from streamguard.runlock import locked
 from streamguard.train import checkpoint as ck
+from streamguard.train.batches import length_grouped_batches
 from streamguard.train.bestckpt import BestCheckpoint, load_best, repair_before_resume
 from streamguard.train.schedule import lr_scale
 from streamguard.train.tracking import (
@@ -219,27 +220,50 @@ def _callbacks(cfg: EngineConfig, ckpt_dir: Path, out_dir: Path) -> list[pl.Call
 
 class EpochSampler(torch.utils.data.Sampler[int]):
     """A shuffle that is a function of (seed, epoch) alone, like DistributedSampler's: a resumed run draws
-    the same order as an uninterrupted one whatever else consumed the global RNG meanwhile."""
+    the same order as an uninterrupted one whatever else consumed the global RNG meanwhile.
 
-    def __init__(self, n: int, seed: int) -> None:
+    With ``lengths``, batches group items of similar length (``batches.length_grouped_batches``): random
+    batches of functions from 10 to 512 tokens are mostly padded to 512.
+    """
+
+    POOL_BATCHES = 50
+
+    def __init__(self, n: int, seed: int, lengths: list[int] | None = None, batch_size: int = 1) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
+        self.lengths, self.batch_size = lengths, batch_size
 
     def set_epoch(self, epoch: int) -> None:  # Lightning calls this at the start of every epoch
         self.epoch = epoch
 
     def __iter__(self) -> Any:
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        order = torch.randperm(self.n, generator=g).tolist()
+        if self.lengths is None:
+            return iter(order)
+        batches = length_grouped_batches(order, self.lengths, self.batch_size, self.POOL_BATCHES, g)
+        return iter([i for batch in batches for i in batch])
 
     def __len__(self) -> int:
         return self.n
 
 
+def _lengths(ds: ClassificationDataset) -> list[int] | None:
+    """Items' padded lengths where the dataset pads its batches (token datasets), else None."""
+    lengths = getattr(ds, "lengths", None)
+    return list(lengths) if lengths is not None else None
+
+
 def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: EngineConfig) -> DataLoader:
     # A private generator: the loader's per-iterator seed draw must not consume the global RNG that
     # dropout uses, or a resumed run would drift from an uninterrupted one.
-    return DataLoader(ds, batch_size=batch_size, sampler=EpochSampler(len(ds), cfg.seed) if shuffle else None,
-                      collate_fn=ds.collate, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+    lengths = _lengths(ds)
+    if shuffle:
+        grouped = lengths if getattr(cfg, "group_by_length", False) else None
+        sampler: Any = EpochSampler(len(ds), cfg.seed, grouped, batch_size)
+    else:  # evaluation order does not matter: longest first, so every batch pads little
+        sampler = None if lengths is None else sorted(range(len(ds)), key=lambda i: -lengths[i])
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=ds.collate,
+                      num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
                       generator=torch.Generator().manual_seed(cfg.seed))
 
 
@@ -321,14 +345,16 @@ def best_state_dict(ckpt_dir: Path) -> dict[str, torch.Tensor]:
 def predict_rows(model: nn.Module, ds: ClassificationDataset, batch_size: int) -> list[dict[str, Any]]:
     """Rows of the predictions contract: id, label, prob_vulnerable, logits, project."""
     model.eval()
-    rows: list[dict[str, Any]] = []
-    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=ds.collate):
+    lengths = _lengths(ds)  # longest first, so every batch pads little; rows come back in the dataset's order
+    order = None if lengths is None else sorted(range(len(ds)), key=lambda i: -lengths[i])
+    rows: dict[int, dict[str, Any]] = {}
+    for batch in DataLoader(ds, batch_size=batch_size, sampler=order, collate_fn=ds.collate):
         logits = model(**batch["inputs"]).float()
         probs = torch.softmax(logits, 1)[:, 1]
         for i, p, lg in zip(batch["index"].tolist(), probs.tolist(), logits.tolist()):
-            rows.append({"id": ds.ids[i], "label": int(ds.labels[i]), "prob_vulnerable": p,
-                         "logits": [round(v, 6) for v in lg], "project": ds.projects[i]})
-    return rows
+            rows[i] = {"id": ds.ids[i], "label": int(ds.labels[i]), "prob_vulnerable": p,
+                       "logits": [round(v, 6) for v in lg], "project": ds.projects[i]}
+    return [rows[i] for i in sorted(rows)]
 
 
 def write_best_predictions(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig,

@@ -68,6 +68,11 @@ class TokenDataset(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def lengths(self) -> list[int]:
+        """Tokens per item: the engine groups batches by it (padding is to the batch's longest)."""
+        return [len(t) for t in self.tokens]
+
     def __getitem__(self, i: int) -> int:
         return i
 
