@@ -89,12 +89,14 @@ def finished(run: Path) -> bool:
 def run_seeds(seeds: Iterable[int], out: Path, train_one: Callable[[int, Path], Any]) -> list[Path]:
     """Call ``train_one(seed, OUT/seed-N)`` for every seed whose run is not finished; return the run dirs."""
     runs = []
-    for seed in parse_seeds(seeds):
+    todo = parse_seeds(seeds)
+    for k, seed in enumerate(todo, 1):
         run = seed_dir(out, seed)
+        # progress, not a warning: the console shows INFO alone, and a pipeline step keeps it in its log file
         if finished(run):
-            log.warning("seed %d: %s is finished already", seed, run)
+            log.info("seed %d (%d of %d): %s is finished already", seed, k, len(todo), run)
         else:
-            log.warning("seed %d -> %s", seed, run)
+            log.info("seed %d (%d of %d) -> %s", seed, k, len(todo), run)
             train_one(seed, run)
         runs.append(run)
     return runs
