@@ -244,7 +244,7 @@ class TransformerConfig(EngineConfig):
     scheduler: str = _field("linear", choices=("plateau", "linear", "none"))  # after warmup_ratio of all steps
     precision: str = "auto"                  # 16-mixed on CUDA (GradScaler), 32-true on CPU
     predict_batch_size: int = _field(64, lo=1)
-    # training batches of similar length: each batch is padded to its longest function (docs/training.md)
+    # training batches of similar length: each batch is padded to its longest function (docs/models.md)
     group_by_length: bool = False
     # size of the "tiny" model built from config (configs/transformer-tiny.yaml)
     tiny_layers: int = _field(2, lo=1)

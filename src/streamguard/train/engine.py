@@ -249,19 +249,23 @@ class EpochSampler(torch.utils.data.Sampler[int]):
 
 def _lengths(ds: ClassificationDataset) -> list[int] | None:
     """Items' padded lengths where the dataset pads its batches (token datasets), else None."""
-    lengths = getattr(ds, "lengths", None)
-    return list(lengths) if lengths is not None else None
+    return getattr(ds, "lengths", None)
+
+
+def _longest_first(ds: ClassificationDataset) -> list[int] | None:
+    """An evaluation order in which every batch pads little (order does not matter there); None: as stored."""
+    lengths = _lengths(ds)
+    return None if lengths is None else sorted(range(len(ds)), key=lambda i: -lengths[i])
 
 
 def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: EngineConfig) -> DataLoader:
     # A private generator: the loader's per-iterator seed draw must not consume the global RNG that
     # dropout uses, or a resumed run would drift from an uninterrupted one.
-    lengths = _lengths(ds)
     if shuffle:
-        grouped = lengths if getattr(cfg, "group_by_length", False) else None
+        grouped = _lengths(ds) if getattr(cfg, "group_by_length", False) else None
         sampler: Any = EpochSampler(len(ds), cfg.seed, grouped, batch_size)
-    else:  # evaluation order does not matter: longest first, so every batch pads little
-        sampler = None if lengths is None else sorted(range(len(ds)), key=lambda i: -lengths[i])
+    else:
+        sampler = _longest_first(ds)
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=ds.collate,
                       num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
                       generator=torch.Generator().manual_seed(cfg.seed))
@@ -345,10 +349,8 @@ def best_state_dict(ckpt_dir: Path) -> dict[str, torch.Tensor]:
 def predict_rows(model: nn.Module, ds: ClassificationDataset, batch_size: int) -> list[dict[str, Any]]:
     """Rows of the predictions contract: id, label, prob_vulnerable, logits, project."""
     model.eval()
-    lengths = _lengths(ds)  # longest first, so every batch pads little; rows come back in the dataset's order
-    order = None if lengths is None else sorted(range(len(ds)), key=lambda i: -lengths[i])
-    rows: dict[int, dict[str, Any]] = {}
-    for batch in DataLoader(ds, batch_size=batch_size, sampler=order, collate_fn=ds.collate):
+    rows: dict[int, dict[str, Any]] = {}  # read longest first, returned in the dataset's order
+    for batch in DataLoader(ds, batch_size=batch_size, sampler=_longest_first(ds), collate_fn=ds.collate):
         logits = model(**batch["inputs"]).float()
         probs = torch.softmax(logits, 1)[:, 1]
         for i, p, lg in zip(batch["index"].tolist(), probs.tolist(), logits.tolist()):
