@@ -15,19 +15,20 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="import or download raw datasets").add_subparsers(dest="data_cmd",
                                                                                         required=True)
     imp = data.add_parser("import", help="import a raw dataset into CodeXGLUE-format jsonl + manifest")
-    imp.add_argument("source_kind", choices=["codexglue", *COLLECT_FORMATS])
+    imp.add_argument("source_kind", choices=["codexglue", *COLLECT_FORMATS],
+                     help="the input's format: codexglue (Devign), or a collector format (docs/data.md)")
     imp.add_argument("--source", required=True, type=Path,
                      help="folder with {train,valid,test}.jsonl, or Devign's function.json + train/valid/test.txt; "
                           "collector formats: a file (a folder for cdir)")
-    imp.add_argument("--out", required=True, type=Path)
+    imp.add_argument("--out", required=True, type=Path, help="raw dataset dir to write (jsonl splits + manifest)")
     imp.add_argument("--dedup", action="store_true", help="drop from train what also appears in valid/test")
     imp.set_defaults(func=_run_import)
     add_collect_commands(data, imp)
     dl = data.add_parser("download", help="fetch the public CodeXGLUE copy and verify its checksums")
-    dl.add_argument("source_kind", choices=["codexglue"])
-    dl.add_argument("--out", required=True, type=Path)
+    dl.add_argument("source_kind", choices=["codexglue"], help="the dataset to fetch")
+    dl.add_argument("--out", required=True, type=Path, help="folder for the downloaded files")
     dl.add_argument("--url", default=None, help="base URL of the copy (default: the public one)")
-    dl.add_argument("--timeout", type=float, default=30.0)
+    dl.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default %(default)s)")
     dl.set_defaults(func=_run_download)
 
 
@@ -57,13 +58,15 @@ def _run_download(args: argparse.Namespace) -> None:
 
 def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preprocess", help="tokenize, trim, parse ASTs and write processed records")
-    p.add_argument("--raw", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--raw", required=True, type=Path, help="raw dataset dir (made by `data import`)")
+    p.add_argument("--out", required=True, type=Path, help="processed dataset dir to write")
+    p.add_argument("--config", type=Path, default=None, help="YAML preprocessing config (see configs/)")
     p.add_argument("--tokenizer", default=None, help="hub name, local directory, or 'bpe' (trained on train)")
-    p.add_argument("--max-tokens", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--quick-test", action="store_true", default=None)
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="token budget per function, special tokens included; risky lines are kept (default 512)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default 0: all cores)")
+    p.add_argument("--quick-test", action="store_true", default=None,
+                   help="only the first 100 functions of each split (a smoke test)")
     p.add_argument("--reuse-from", default=None, help="processed dir whose tokenizer and node vocabulary to use")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     p.set_defaults(func=_run_preprocess)
@@ -80,7 +83,7 @@ def _run_preprocess(args: argparse.Namespace) -> None:
 
 def _add_pipeline(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="run the whole job (a configs/pipeline-*.yaml), resuming finished steps")
-    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--config", required=True, type=Path, help="pipeline YAML, e.g. configs/pipeline-demo.yaml")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override pipeline params")
     p.add_argument("--only", nargs="*", default=None, help="run only these steps")
     p.set_defaults(func=_run_pipeline)
@@ -103,7 +106,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--primary", default=None, metavar="ENTRY",
                    help="Holm's adjustment over the pairs with this entry only (e.g. fusion), not all pairs")
     p.add_argument("--data", type=Path, default=None, help="processed dir (peers and code examples need it)")
-    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--config", type=Path, default=None, help="YAML evaluation config (see configs/)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     p.set_defaults(func=_run_evaluate)
 
@@ -162,11 +165,13 @@ def _run_train(args: argparse.Namespace) -> None:
 def _add_fuse(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fuse", help="out-of-fold stacking of base models (no leakage into the weights)")
     p.add_argument("--models", default=None, help="comma-separated base kinds, e.g. gnn,lexical")
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--folds", type=int, default=None)
-    p.add_argument("--method", choices=["weighted", "stacker"], default=None)
-    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--data", required=True, type=Path, help="processed dataset dir")
+    p.add_argument("--out", required=True, type=Path, help="fusion run dir to write (a rerun resumes it)")
+    p.add_argument("--folds", type=int, default=None, help="folds of the out-of-fold logits (default 5)")
+    p.add_argument("--method", choices=["weighted", "stacker"], default=None,
+                   help="weighted: non-negative weights over the bases' log-odds (default); stacker: a logistic "
+                        "regression on them (weights may be negative)")
+    p.add_argument("--config", type=Path, default=None, help="YAML fusion config (see configs/)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     p.set_defaults(func=_run_fuse)
 
@@ -183,9 +188,9 @@ def _run_fuse(args: argparse.Namespace) -> None:
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="score a processed dataset with a trained run (any kind)")
-    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--run", required=True, type=Path, help="a trained run dir")
     p.add_argument("--data", required=True, type=Path, help="processed with the run's tokenizer (--reuse-from)")
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="default %(default)s")
     p.add_argument("--out", required=True, type=Path, help="predictions jsonl to write")
     p.add_argument("--threshold", type=float, default=None,
                    help="probability cut for the verdict (default: the run's, chosen on valid)")

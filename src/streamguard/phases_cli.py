@@ -8,7 +8,7 @@ from pathlib import Path
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("denoise", help="confident learning on out-of-fold probabilities -> sample weights")
     p.add_argument("--run", required=True, type=Path, help="a run with oof/*.jsonl (a fusion run)")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="folder for the weights (or kept ids) and the report")
     p.add_argument("--mode", choices=["weight", "drop"], default="weight",
                    help="flagged items weigh their self-confidence (weight) or 0 (drop)")
     p.add_argument("--hard-below", type=float, default=0.25, help="self-confidence under which an item is 'hard'")
@@ -21,9 +21,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="processed held-out collected data (preprocess OUT/heldout --reuse-from)")
     c.add_argument("--heldout-b", type=Path, default=None,
                    help="the held-out data processed with phase 2's tokenizer (default: --heldout)")
-    c.add_argument("--out", required=True, type=Path)
-    c.add_argument("--names", default="phase1,phase2")
-    c.add_argument("--bootstrap", type=int, default=1000)
+    c.add_argument("--out", required=True, type=Path, help="report folder")
+    c.add_argument("--names", default="phase1,phase2", help="the two phases' names in the report (default %(default)s)")
+    c.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default %(default)s)")
     c.set_defaults(func=_run_compare)
 
 

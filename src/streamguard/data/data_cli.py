@@ -17,7 +17,7 @@ def add_collect_commands(data: argparse._SubParsersAction, imp: argparse.Argumen
     m = data.add_parser("merge", help="merge imports: dedup, near-dup, label conflicts, no leakage into train")
     m.add_argument("--base", required=True, type=Path, help="raw dataset with train/valid/test (kept as they are)")
     m.add_argument("--add", required=True, type=Path, action="append", help="an import to add (repeatable)")
-    m.add_argument("--out", required=True, type=Path)
+    m.add_argument("--out", required=True, type=Path, help="merged raw dataset dir (+ rejects and a report)")
     m.add_argument("--holdout", default="", metavar="SOURCE=SHARE,...",
                    help="hold out a share of an added source's CVE/pair groups as OUT/heldout (never trained on)")
     m.add_argument("--threshold", type=float, default=None, help="MinHash/LSH Jaccard threshold (default 0.8)")
@@ -28,7 +28,7 @@ def add_collect_commands(data: argparse._SubParsersAction, imp: argparse.Argumen
     b.add_argument("--data", required=True, type=Path, help="a processed dataset (made by `preprocess`)")
     b.add_argument("--train-project", required=True, help="project whose train/valid functions are kept")
     b.add_argument("--test-project", required=True, help="project whose test functions form the test split")
-    b.add_argument("--out", required=True, type=Path)
+    b.add_argument("--out", required=True, type=Path, help="processed dataset dir to write")
     b.set_defaults(func=_run_by_project)
 
 

@@ -13,19 +13,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--devign-train", action="store_true",
                       help="the text (no labels) of --devign's train split instead, for task-adaptive "
                            "pre-training; train functions also in valid or test are dropped")
-    c.add_argument("--out", required=True, type=Path)
+    c.add_argument("--out", required=True, type=Path, help="corpus folder to write (functions + manifest)")
     c.add_argument("--devign", type=Path, default=Path("../shared/data/devign"),
                    help="CodeXGLUE {train,valid,test}.jsonl whose functions are dropped (default %(default)s)")
     c.add_argument("--no-devign", action="store_true", help="drop nothing (a corpus for other data)")
     c.add_argument("--subdirs", default=None, help="comma-separated folders of the source to take (default: all)")
     c.add_argument("--include", nargs="*", default=None, help="file patterns (default *.c)")
     c.add_argument("--exclude", nargs="*", default=None, help="file or folder patterns to skip")
-    c.add_argument("--min-tokens", type=int, default=10)
+    c.add_argument("--min-tokens", type=int, default=10, help="drop shorter functions (default %(default)s)")
     c.set_defaults(func=_run_corpus)
     p = sub.add_parser("pretrain", help="masked-language-model pre-training of a C encoder on a corpus")
     p.add_argument("--corpus", required=True, type=Path, help="a folder made by `streamguard corpus`")
     p.add_argument("--out", required=True, type=Path, help="run folder; the encoder lands in OUT/encoder")
-    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--config", type=Path, default=None, help="YAML config, e.g. configs/pretrain-kernel.yaml")
     p.add_argument("--devign", default=None, help="CodeXGLUE folder: train joins the BPE, valid is held out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     p.set_defaults(func=_run_pretrain)

@@ -20,7 +20,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", type=Path, help="files and directories (default: .)")
     p.add_argument("--model", required=True, type=Path, help="a bundle (streamguard export) or a run directory")
     p.add_argument("--data", type=Path, default=None, help="a run directory's processed data (if moved)")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table (terminal), json, sarif (code scanning) or html (default %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="write the report here (default: stdout)")
     p.add_argument("--threshold", type=float, default=None, help="verdict cut (default: the model's)")
     p.add_argument("--top", type=int, default=None, help="show/report only the K highest-scored functions")
@@ -36,8 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=Path, default=None, help="paths in reports are relative to it (default: .)")
     p.set_defaults(func=run_scan)
     e = sub.add_parser("export", help="write a self-contained, pickle-free model bundle of a run")
-    e.add_argument("run", type=Path)
-    e.add_argument("--out", required=True, type=Path)
+    e.add_argument("run", type=Path, help="a finished run dir of any kind, fusion included")
+    e.add_argument("--out", required=True, type=Path, help="bundle folder to write")
     e.add_argument("--data", type=Path, default=None, help="the run's processed data dir (if moved)")
     e.set_defaults(func=run_export)
 
