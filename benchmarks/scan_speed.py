@@ -7,6 +7,8 @@ the same files, side by side in one run; functions/s and peak memory (each measu
 Before and after, side by side: a bundle named ``NAME@sklearn=PATH`` is scanned with scikit-learn's own char
 n-gram counting instead of the project's numpy counter (models/char_ngrams.py); one named ``NAME@before=PATH``
 with the source given by ``--before-src`` (a checkout of an earlier commit, e.g. ``git worktree add``).
+One named ``NAME@fp32=PATH`` runs its neural forward passes in fp32 (the others: ``auto``, bf16 where the CPU has
+it).
 
 Writes OUT.json and OUT.md (command, machine, commit, load averages: the machine may be shared).
 """
@@ -42,7 +44,7 @@ def _one(args: argparse.Namespace) -> None:
         if args.sklearn_counting:
             from streamguard.models import char_ngrams
             char_ngrams.supports = lambda vec: False  # every view takes scikit-learn's transform
-        with streamguard.load(args.one, workers=args.workers) as det:
+        with streamguard.load(args.one, workers=args.workers, precision=args.precision) as det:
             t_load = time.perf_counter() - t0
             rep = det.scan(paths, root=args.src, evidence=0)
         s = rep.summary()
@@ -64,6 +66,7 @@ def _measure(name: str, target: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--one", target, "--src", args.src, "--dirs", *args.dirs,
            "--workers", str(args.workers), "--threads", str(args.threads)]
     cmd += ["--sklearn-counting"] if name.endswith("@sklearn") else []
+    cmd += ["--precision", "fp32"] if name.endswith("@fp32") else []
     env = dict(os.environ)
     if name.endswith("@before"):
         env["PYTHONPATH"] = str(Path(args.before_src) / "src")
@@ -87,6 +90,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--one", default=None)
     ap.add_argument("--sklearn-counting", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--before-src", default=None, help="checkout whose src/ the NAME@before rows run")
     ap.add_argument("--repeats", type=int, default=1, help="measure each row this many times; the median is shown")
     args = ap.parse_args()

@@ -40,8 +40,8 @@ def test_neural_bundle_reproduces_the_run(neural, processed_small):
     written = {r["id"]: r["prob_vulnerable"] for r in
                (json.loads(x) for x in (run / "predictions" / "test.jsonl").read_text().splitlines())}
     expected = [written[f"CODEXGLUE-TEST-{i}"] for i in range(len(raw))]
-    det = streamguard.load(bundle)
-    assert det.kind == kind.split("-")[0]
+    det = streamguard.load(bundle, precision="fp32")
+    assert det.kind == kind.split("-")[0] and det.info()["precision"] == "fp32"
     scores = det.score([r["func"] for r in raw[:6]], evidence=3)
     np.testing.assert_allclose([s.prob for s in scores], expected[:6], rtol=0, atol=1e-5)
     n_lines = [len(r["func"].split("\n")) for r in raw[:6]]
@@ -76,3 +76,20 @@ def test_transformer_attributions_map_through_token_offsets_to_lines(neural, mon
     (scores,) = explain.transformer_lines(det.source.model_dir, det.source.prep_dir, [code])
     assert scores[3] == 0 and (scores[[0, 1, 2, 4, 5]] >= 1).all()  # every text token lands on its own line
     assert scores[2] > scores[1]  # "\tint b = a * 2;" holds more tokens than "{"
+
+
+def test_bf16_scores_stay_close_to_the_runs_and_auto_follows_the_cpu(neural, processed_small):
+    """bf16 forward passes (emulated where the CPU lacks them: slower, same numbers) move a score by a few
+    thousandths; ``auto`` picks bf16 exactly where the CPU multiplies it in hardware."""
+    kind, run, bundle = neural
+    raw = [json.loads(x) for x in (Path(processed_small).parent / "raw" / "test.jsonl").read_text().splitlines()]
+    codes = [r["func"] for r in raw[:12]]
+    exact = [s.prob for s in streamguard.load(bundle, precision="fp32").score(codes)]
+    half = streamguard.load(bundle, precision="bf16")
+    assert half.info()["precision"] == "bf16"
+    probs = [s.prob for s in half.score(codes)]
+    np.testing.assert_allclose(probs, exact, rtol=0, atol=0.02)
+    assert probs != exact  # the forward passes did run in bf16
+    from streamguard.scan.model import native_bf16
+    assert streamguard.load(bundle).info()["precision"] == ("bf16" if native_bf16() else "fp32")
+

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamguard.atomic import write_text
 from streamguard.errors import UserError
+from streamguard.scan import PRECISIONS
 
 FORMATS = ("table", "json", "sarif", "html")
 EXIT_CLEAN, EXIT_FINDINGS = 0, 1
@@ -34,6 +35,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--evidence-for", type=int, default=20, help="findings that get evidence, highest first")
     p.add_argument("--max-file-size", type=int, default=2 * 1024 * 1024, help="bytes; larger files are skipped")
     p.add_argument("--workers", type=int, default=0, help="featurizing processes (0: all cores)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="neural forward passes: auto (bf16 where the CPU has it in hardware, else fp32; the "
+                        "default), fp32 (the run's own scores, exactly) or bf16")
     p.add_argument("--root", type=Path, default=None, help="paths in reports are relative to it (default: .)")
     p.set_defaults(func=run_scan)
     e = sub.add_parser("export", help="write a self-contained, pickle-free model bundle of a run")
@@ -87,7 +91,8 @@ def run_scan(args: argparse.Namespace) -> int:
         raise UserError("--top must be at least 1")
     console = Console(stderr=args.format != "table" or args.out is not None)
     workers = args.workers or os.cpu_count() or 1
-    with load(args.model, args.threshold, args.data, workers) as detector, _progress(console) as progress:
+    detector = load(args.model, args.threshold, args.data, workers, args.precision)
+    with detector, _progress(console) as progress:
         report = detector.scan(args.paths, args.include, args.exclude, args.root, args.diff, args.evidence,
                                args.evidence_for, args.max_file_size, progress)
     cut = _fail_on(args.fail_on, report.threshold)

@@ -23,11 +23,12 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 class Detector:
     """A loaded model. ``threshold`` defaults to the model's own (chosen on valid when it was trained)."""
 
-    def __init__(self, source: ModelSource, threshold: float | None = None, workers: int = 1):
+    def __init__(self, source: ModelSource, threshold: float | None = None, workers: int = 1,
+                 precision: str = "auto"):
         self.source = source
         self.kind = source.kind
         self.threshold = thresholds.check(threshold) if threshold is not None else source.threshold
-        self._scorer = Scorer(source, workers)
+        self._scorer = Scorer(source, workers, precision)
 
     def close(self) -> None:
         self._scorer.close()
@@ -40,7 +41,7 @@ class Detector:
 
     def info(self) -> dict[str, Any]:
         return {"name": self.source.name, "kind": self.kind, "bundle": self.source.is_bundle,
-                "threshold": self.threshold}
+                "threshold": self.threshold, "precision": self._scorer.effective_precision()}
 
     def score(self, code: str | Sequence[str], evidence: int = 0) -> Score | list[Score]:
         """Score one function (a str) or several; ``evidence`` > 0 adds that many top lines to each."""
@@ -161,6 +162,6 @@ def _changed_files(paths: list[Path], changed: dict[str, list[tuple[int, int]]],
 
 
 def load(path: str | os.PathLike, threshold: float | None = None, data: str | os.PathLike | None = None,
-         workers: int = 1) -> Detector:
+         workers: int = 1, precision: str = "auto") -> Detector:
     """A detector from a bundle (``streamguard export``) or a run directory (``data``: its processed data)."""
-    return Detector(open_model(path, data), threshold, workers)
+    return Detector(open_model(path, data), threshold, workers, precision)
