@@ -93,3 +93,13 @@ def test_bf16_scores_stay_close_to_the_runs_and_auto_follows_the_cpu(neural, pro
     from streamguard.scan.model import native_bf16
     assert streamguard.load(bundle).info()["precision"] == ("bf16" if native_bf16() else "fp32")
 
+
+
+@pytest.mark.parametrize("neural", ["transformer"], indirect=True)
+def test_loading_a_transformer_through_the_api_draws_no_bar(neural, capfd, monkeypatch):
+    """The CLI turns Hugging Face bars off for its process; the Python API must not print one per model."""
+    from streamguard.models import loaded
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    loaded.clear()  # a fresh load, not the cached model
+    streamguard.load(neural[2], precision="fp32").score("int f(void) { return 0; }")
+    assert "Loading weights" not in capfd.readouterr().err

@@ -7,10 +7,12 @@ whole path runs without a model hub. The best checkpoint is also exported in Hug
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +246,20 @@ def export(model: TransformerClassifier, tokenizer: Any, cfg: TransformerConfig,
     return folder
 
 
+@contextlib.contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """transformers draws a "Loading weights" bar for each model it loads: noise on every scan through the Python
+    API (the CLI turns Hugging Face bars off for the whole process). Off while loading, then as it was."""
+    from transformers.utils import logging as hf_logging
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 def load_export(folder: Path) -> tuple[TransformerClassifier, dict[str, Any]]:
     """The classifier of an export: ``AutoModel.from_pretrained`` for the encoder, the head from safetensors."""
     from safetensors.torch import load_file
@@ -251,10 +267,11 @@ def load_export(folder: Path) -> tuple[TransformerClassifier, dict[str, Any]]:
     if not (folder / HEAD_CONFIG).is_file():
         raise UserError(f"{folder} is not a transformer export: {HEAD_CONFIG} is missing")
     head = json.loads((folder / HEAD_CONFIG).read_text())
-    try:  # the export has no pooler (unused); say so, or transformers reports its weights as missing
-        encoder = AutoModel.from_pretrained(str(folder), add_pooling_layer=False)
-    except TypeError:  # an architecture without that option
-        encoder = AutoModel.from_pretrained(str(folder))
+    with _no_loading_bar():
+        try:  # the export has no pooler (unused); say so, or transformers reports its weights as missing
+            encoder = AutoModel.from_pretrained(str(folder), add_pooling_layer=False)
+        except TypeError:  # an architecture without that option
+            encoder = AutoModel.from_pretrained(str(folder))
     model = _classifier(encoder, head["head_hidden"], head["dropout"], head["pooling"])
     missing, unexpected = model.load_state_dict(load_file(str(folder / HEAD_WEIGHTS)), strict=False)
     if unexpected or any(not k.startswith("encoder.") for k in missing):
