@@ -6,8 +6,8 @@ a small processed dataset, and scored by the kind's own ``predict`` (docs/contra
 produced the run's test predictions, so a bundle reproduces the run's scores exactly (``precision="fp32"``).
 
 Neural forward passes run in bf16 by default where the CPU multiplies bf16 in hardware (``precision="auto"``):
-1.7x faster on the job's fusion, scores within 0.004 of fp32 on Devign's test split
-(benchmarks/results/scan_precision.md).
+1.5x faster on the job's fusion, scores within 0.004 of fp32 on Devign's test split
+(benchmarks/results/scan_precision.md, scan_speed_bf16.md).
 """
 from __future__ import annotations
 
