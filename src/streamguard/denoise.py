@@ -21,7 +21,7 @@ import numpy as np
 
 from streamguard.data.processed import ProcessedDir
 from streamguard.data.rawjoin import raw_fields
-from streamguard.data.records import SPLITS, write_jsonl
+from streamguard.data.records import SPLITS, check_prediction, write_jsonl
 from streamguard.errors import UserError
 from streamguard.provenance import environment
 from streamguard.rundir import logit_margin, read_exp_config
@@ -31,12 +31,12 @@ MODES = ("weight", "drop")
 
 def oof_margin(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(train ids, labels, out-of-fold log-odds of 'vulnerable') of a run that kept OOF predictions."""
-    from streamguard.train.fuse import FUSION_FILE, read_oof
+    from streamguard.train.fuse import FUSION_FILE
     read_exp_config(run_dir)
     kinds = sorted(p.stem for p in (Path(run_dir) / "oof").glob("*.jsonl"))
     if not kinds:
         raise UserError(f"{run_dir} has no oof/*.jsonl: denoise needs out-of-fold predictions (a fusion run)")
-    per_kind = {k: {r["id"]: r for r in read_oof(run_dir, k)} for k in kinds}
+    per_kind = {k: _checked_oof(run_dir, k) for k in kinds}
     ids = sorted(per_kind[kinds[0]])
     if any(set(v) != set(ids) for v in per_kind.values()):
         raise UserError(f"{run_dir}: the base models' OOF predictions cover different items")
@@ -53,10 +53,26 @@ def oof_margin(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     return ids, labels, margin
 
 
+def _checked_oof(run_dir: Path, kind: str) -> dict[str, dict]:
+    """The OOF rows of one model by id. A NaN or infinite probability or logit is refused with its row: cleanlab
+    would take it silently and flag a different set of items."""
+    from streamguard.train.fuse import read_oof
+    rows = read_oof(run_dir, kind)
+    for n, row in enumerate(rows, start=1):
+        where = f"{Path(run_dir) / 'oof' / f'{kind}.jsonl'} row {n}"
+        check_prediction(row, where)
+        if row.get("logits") is None:
+            raise UserError(f"{where}: logits missing (denoise combines the models' log-odds)")
+    return {r["id"]: r for r in rows}
+
+
 def confident_learning(labels: np.ndarray, margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(self-confidence per item, indices of label issues ranked most suspicious first)."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
+    bad = np.flatnonzero(~np.isfinite(margin))
+    if bad.size:  # e.g. a fusion weight that is not finite: never let NaN choose the flagged set
+        raise UserError(f"out-of-fold log-odds of item {int(bad[0])} is {margin[bad[0]]}: not a finite number")
     p1 = 1.0 / (1.0 + np.exp(-np.clip(margin, -30, 30)))
     probs = np.clip(np.stack([1 - p1, p1], axis=1), 1e-6, 1 - 1e-6)
     probs /= probs.sum(axis=1, keepdims=True)
