@@ -9,16 +9,15 @@ CodeXGLUE import's (``ingest.validate_entries``). Every row keeps its ``source``
 """
 from __future__ import annotations
 
-import csv
 import json
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from streamguard.data.csv_records import csv_rows
 from streamguard.data.ingest import Entry, validate_entries
 from streamguard.data.records import RecordError, read_jsonl_lines, validate_raw, write_jsonl
 from streamguard.data.stats import audit
@@ -48,7 +47,10 @@ def parse_map(spec: str | None) -> dict[str, str]:
 
 
 def _label(value: Any) -> Any:
-    """CSV cells and some JSON sets carry labels as text: '1', '0', 'True', 'false' become 1/0."""
+    """CSV cells and some JSON sets carry labels as text ('1', '0', 'True', 'false'), others as JSON booleans:
+    they become 1/0 (docs/data-collection.md)."""
+    if isinstance(value, bool):
+        return int(value)
     if isinstance(value, str):
         return {"1": 1, "0": 0, "true": 1, "false": 0}.get(value.strip().lower(), value)
     return value
@@ -65,22 +67,9 @@ def _mapped(row: Any, mapping: dict[str, str]) -> Any:
     return out
 
 
-def _csv_rows(path: Path) -> Iterator[Entry]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # functions are long; the default 128 KiB limit is not
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames:
-            raise UserError(f"{path} has no CSV header")
-        for row in reader:
-            if None in row:
-                yield reader.line_num, RecordError(f"row has {len(row[None]) + len(reader.fieldnames)} cells, "
-                                                   f"the header {len(reader.fieldnames)}")
-            else:
-                yield reader.line_num, row
-
-
 def _generic(path: Path, fmt: str, mapping: dict[str, str]) -> Iterator[Entry]:
-    lines = read_jsonl_lines(path) if fmt == "jsonl" else _csv_rows(path)
+    lines = read_jsonl_lines(path) if fmt == "jsonl" else \
+        csv_rows(path, code=(mapping.get("func", "func"),), label=mapping.get("target", "target"))
     for lineno, row in lines:
         yield lineno, row if isinstance(row, RecordError) else _mapped(row, mapping)
 
@@ -90,7 +79,7 @@ def _bigvul(path: Path, mapping: dict[str, str]) -> Iterator[Entry]:
     (functions the fix did not touch) give the one function, label 0."""
     cols = {"before": "func_before", "after": "func_after", "vul": "vul", "cve": "CVE ID", "cwe": "CWE ID",
             "project": "project", "commit_id": "commit_id", **mapping}
-    for lineno, row in _csv_rows(path):
+    for lineno, row in csv_rows(path, code=(cols["before"], cols["after"]), label=cols["vul"]):
         if isinstance(row, RecordError):
             yield lineno, row
             continue
@@ -129,7 +118,7 @@ def _cdir(folder: Path, labels: Path | None, mapping: dict[str, str]) -> Iterato
     if labels is None:
         raise UserError("data import cdir needs --labels CSV (file,target[,project,...])")
     root = folder.resolve()
-    for lineno, row in _csv_rows(labels):
+    for lineno, row in csv_rows(labels, code=(), label=mapping.get("target", "target")):
         if isinstance(row, RecordError):
             yield lineno, row
             continue
@@ -203,6 +192,10 @@ def import_collected(fmt: str, source: Path, out: Path, name: str | None = None,
     rejects: list[dict] = []
     kept, read = validate_entries(entries, "pool", rejects, lambda o: collected_row(name, o["_line"], o))
     out.mkdir(parents=True, exist_ok=True)
+    if not kept:  # an empty import is an error, not a dataset (docs/reliability.md)
+        write_jsonl(out / "rejects.jsonl", rejects)
+        raise UserError(f"nothing to import from {source}: {read} row(s) read, none usable"
+                        + (f" (reasons in {out / 'rejects.jsonl'})" if rejects else ""))
     write_jsonl(out / "pool.jsonl", kept)
     write_jsonl(out / "rejects.jsonl", rejects)
     assert read == len(kept) + len(rejects), "every input record is written or rejected"
