@@ -16,6 +16,7 @@ from streamguard.cli import main
 from streamguard.config import PreprocessConfig
 from streamguard.data.ingest import import_codexglue
 from streamguard.data.preprocess import MAX_FUNCTION_BYTES, preprocess
+from streamguard.provenance import sha256_file
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 DEEP = b"[" * 200_000 + b"]" * 200_000  # RecursionError in json.loads
@@ -26,10 +27,14 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _source(root: Path, raw_small: Path, extra: dict[str, list[bytes]]) -> Path:
+    """raw_small plus hostile lines, with the manifest that preprocess checks the files against (lines an
+    import would reject still reach preprocess this way, as from a writer other than ours)."""
     root.mkdir(parents=True)
     for split in ("train", "valid", "test"):
         lines = (raw_small / f"{split}.jsonl").read_bytes().splitlines()
         (root / f"{split}.jsonl").write_bytes(b"\n".join(lines + extra.get(split, [])) + b"\n")
+    sha = {f"{s}.jsonl": sha256_file(root / f"{s}.jsonl") for s in ("train", "valid", "test")}
+    (root / "manifest.json").write_text(json.dumps({"sha256": sha}))
     return root
 
 
@@ -123,9 +128,10 @@ def test_featurizer_with_a_tiny_budget_keeps_one_token(processed_small: Path) ->
 
 
 def test_sigterm_during_preprocess_exits_143_without_tracebacks(tmp_path: Path) -> None:
-    out = tmp_path / "p"
+    out, raw = tmp_path / "p", tmp_path / "raw"
+    import_codexglue(SAMPLE, raw)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamguard.cli", "preprocess", "--raw", str(SAMPLE),
+    proc = subprocess.Popen([sys.executable, "-m", "streamguard.cli", "preprocess", "--raw", str(raw),
                              "--out", str(out), "--tokenizer", "bpe", "--workers", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
@@ -145,9 +151,11 @@ def test_sigterm_during_preprocess_exits_143_without_tracebacks(tmp_path: Path) 
 def test_preprocess_rerun_killed_after_its_splits_is_redone(tmp_path: Path, raw_small: Path) -> None:
     out, env = tmp_path / "p", {**os.environ, "PYTHONUNBUFFERED": "1"}
     killer = Path(__file__).parent / "kill_at.py"
+    raw = tmp_path / "raw"
+    import_codexglue(raw_small, raw)
 
     def args(vocab: int) -> list[str]:
-        return ["preprocess", "--raw", str(raw_small), "--out", str(out), "--tokenizer", "bpe", "--workers", "1",
+        return ["preprocess", "--raw", str(raw), "--out", str(out), "--tokenizer", "bpe", "--workers", "1",
                 "--set", f"bpe_vocab_size={vocab}"]
     first = subprocess.run([sys.executable, "-m", "streamguard.cli", *args(400)], env=env, capture_output=True)
     assert first.returncode == 0

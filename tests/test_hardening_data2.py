@@ -204,8 +204,8 @@ def test_a_renamed_test_function_never_reaches_train(tmp_path: Path) -> None:
     add = _import_jsonl(tmp_path, "renamed", [{**test_row, "func": copy, "idx": 1}])
     assert main(["data", "merge", "--base", str(BASE), "--add", str(add), "--out", str(tmp_path / "m")]) == 0
     assert copy not in {r["func"] for r in _rows(tmp_path / "m" / "train.jsonl")}
-    (drop,) = _rows(tmp_path / "m" / "dropped.jsonl")
-    assert drop["reason"] == "near-equal to an evaluation function" and drop["match_split"] == "test"
+    (drop,) = [d for d in _rows(tmp_path / "m" / "dropped.jsonl") if d["source"] == "renamed"]
+    assert drop["reason"] == "near-equal to an evaluation function" and drop["match"] == "base:test:0"
 
 
 # --- 10: NaN out-of-fold predictions ------------------------------------------------------------------------

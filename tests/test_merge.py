@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from streamguard.cli import main
-from streamguard.data.neardup import DEFAULT_THRESHOLD, jaccard, shingle_hashes, text_key
+from streamguard.data.neardup import DEFAULT_THRESHOLD, jaccard, normalised_shingle_hashes, shingle_hashes, text_key
 
 FIX = Path(__file__).parent / "fixtures" / "collected"
 
@@ -37,11 +37,12 @@ def test_nothing_equal_or_near_equal_to_evaluation_reaches_train(merged):
     train = _rows(merged / "train.jsonl")
     evaluation = _rows(merged / "valid.jsonl") + _rows(merged / "test.jsonl") + _rows(merged / "heldout/test.jsonl")
     ev_keys = {text_key(r["func"]) for r in evaluation}
-    ev_sh = [shingle_hashes(r["func"]) for r in evaluation]
-    for r in train:
-        assert text_key(r["func"]) not in ev_keys
-        sh = shingle_hashes(r["func"])
-        assert max(jaccard(sh, e) for e in ev_sh) < DEFAULT_THRESHOLD, r["uid"]
+    for shingles in (shingle_hashes, normalised_shingle_hashes):  # raw tokens, and identifiers/literals abstracted
+        ev_sh = [shingles(r["func"]) for r in evaluation]
+        for r in train:
+            assert text_key(r["func"]) not in ev_keys
+            sh = shingles(r["func"])
+            assert max(jaccard(sh, e) for e in ev_sh) < DEFAULT_THRESHOLD, r["uid"]
     dropped = _rows(merged / "dropped.jsonl")
     # the real overlaps: Big-Vul functions in Devign valid (1) and test (3), ReVeal functions in Devign valid (2)
     equal = [d for d in dropped if d["reason"] == "equal to an evaluation function"]
@@ -84,5 +85,7 @@ def test_pairs_and_cves_are_never_split(merged):
 
 
 def test_merge_refuses_unknown_holdout_source_and_missing_base(tmp_path, capsys):
-    assert main(["data", "merge", "--base", str(tmp_path), "--add", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    (tmp_path / "b").mkdir()
+    assert main(["data", "merge", "--base", str(tmp_path / "b"), "--add", str(tmp_path / "b"),
+                 "--out", str(tmp_path / "o")]) == 2
     assert "has no train.jsonl" in capsys.readouterr().err

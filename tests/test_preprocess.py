@@ -54,13 +54,15 @@ def test_rerun_is_skipped_and_reuse_from_shares_tokenizer_and_vocab(processed_sm
 
 
 def test_quick_test_and_a_huge_function(tmp_path, raw_small):
-    raw = tmp_path / "raw"
-    shutil.copytree(raw_small, raw)
-    row = json.loads((raw / "test.jsonl").read_text().splitlines()[0])
+    src, raw = tmp_path / "src", tmp_path / "raw"
+    shutil.copytree(raw_small, src)
+    row = json.loads((src / "test.jsonl").read_text().splitlines()[0])
     row["func"] = "int f(char *d, char *s) {\n" + "    x = x + 1;\n" * 70000 + "    strcpy(d, s);\n}\n"
+    row["idx"] = 10**9  # a new function: not a repeated id
     assert len(row["func"]) > 1_000_000
-    with open(raw / "test.jsonl", "a") as fh:
+    with open(src / "test.jsonl", "a") as fh:
         fh.write(json.dumps(row) + "\n")
+    import_codexglue(src, raw)
     cfg = PreprocessConfig(tokenizer="bpe", bpe_vocab_size=1000, workers=1, quick_test=True, quick_test_size=13)
     meta = preprocess(raw, tmp_path / "out", cfg)
     assert meta["counts"]["train"]["read"] == 13

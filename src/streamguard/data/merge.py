@@ -6,7 +6,8 @@ Rules (docs/data-collection.md):
   of rows sharing a pair id or a CVE: it is never split. Only groups with no row equal or near-equal to a base row
   can be held out (else a phase-1 model trained on the base would have seen it).
 - Evaluation rows = base valid + base test + held-out rows. A train row (base or added) equal (token text) or
-  near-equal (shingle Jaccard >= threshold) to an evaluation row is dropped: the leakage guarantee.
+  near-equal (shingle Jaccard >= threshold on the raw tokens or on the normalised ones, where identifiers and
+  literals are abstracted: ``neardup.normalised_tokens``) to an evaluation row is dropped: the leakage guarantee.
 - Exact duplicates among train rows: the first is kept (base first, then the ``--add`` order). Conflicting labels:
   a base row's label wins (its group's added rows are dropped, base rows are never touched); among added rows the
   majority label is kept once, a tie drops the whole group. Counted per source.
@@ -23,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.data.labels import monitor
-from streamguard.data.neardup import DEFAULT_THRESHOLD, near_pairs, shingle_hashes, text_key
+from streamguard.data.neardup import DEFAULT_THRESHOLD, near_equal_pairs, text_key
 from streamguard.data.records import SPLITS, read_jsonl, write_jsonl
 from streamguard.data.stats import audit
 from streamguard.errors import UserError
 from streamguard.provenance import environment, sha256_file
+from streamguard.runlock import locked
 
 __all__ = ["DEFAULT_THRESHOLD", "merge"]
 
@@ -201,7 +203,7 @@ def check_no_leakage(train: list[dict], evaluation: list[dict], threshold: float
     keys = [text_key(r["func"]) for r in rows]
     ev = {keys[len(train) + k]: r["uid"] for k, r in enumerate(evaluation)}
     bad = [(r["uid"], ev[keys[i]], 1.0) for i, r in enumerate(train) if keys[i] in ev]
-    for i, j, jac in near_pairs([shingle_hashes(r["func"]) for r in rows], threshold):
+    for i, j, jac in near_equal_pairs([r["func"] for r in rows], threshold):
         if i < len(train) <= j:
             bad.append((rows[i]["uid"], rows[j]["uid"], jac))
     return bad
@@ -228,18 +230,35 @@ def _write_split_dir(folder: Path, splits: dict[str, list[dict]], source: str, e
     return manifest
 
 
+def _refuse_in_place(base: Path, adds: list[Path], out: Path) -> None:
+    """Merging into an input would rewrite what is still being read (and a rerun would merge the merge)."""
+    target = out.resolve()
+    for flag, folder in [("--base", base), *(("--add", a) for a in adds)]:
+        src = folder.resolve()
+        if target == src or target.is_relative_to(src) or src.is_relative_to(target):
+            how = "is" if target == src else "is inside" if target.is_relative_to(src) else "holds"
+            raise UserError(f"--out {out} {how} the {flag} input {folder}: merge into a new folder")
+
+
 def merge(base: Path, adds: list[Path], out: Path, holdout: str = "", seed: int = 0,
           threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
     """Merge ``base`` and the ``adds`` into ``out`` (+ ``out/heldout``); return the manifest."""
-    started = time.time()
+    base, adds, out = Path(base), [Path(a) for a in adds], Path(out)
     if not 0 < threshold <= 1:
         raise UserError(f"--threshold must be in (0, 1], got {threshold}")
-    rows = _load(Path(base), [Path(a) for a in adds])
+    _refuse_in_place(base, adds, out)
+    with locked(out, "--out"):  # one writer: a second merge into this folder is refused in one line
+        return _merge(base, adds, out, holdout, seed, threshold)
+
+
+def _merge(base: Path, adds: list[Path], out: Path, holdout: str, seed: int, threshold: float) -> dict[str, Any]:
+    started = time.time()
+    rows = _load(base, adds)
     unknown = set(_parse_holdout(holdout)) - {r["source"] for r in rows if not r["is_base"]}
     if unknown:
         raise UserError(f"--holdout names source(s) not among the added ones: {', '.join(sorted(unknown))}")
     keys = [text_key(r["func"]) for r in rows]
-    near = near_pairs([shingle_hashes(r["func"]) for r in rows], threshold)
+    near = near_equal_pairs([r["func"] for r in rows], threshold)  # raw or normalised tokens (renamed copies)
     groups = _groups(rows)
     counts: Counter = Counter()
     _assign_holdout(rows, groups, keys, near, _parse_holdout(holdout), seed)
@@ -261,15 +280,21 @@ def merge(base: Path, adds: list[Path], out: Path, holdout: str = "", seed: int 
     dropped = [{"uid": r["uid"], "source": r["source"], "split": r["split"], "label": int(r["target"]),
                 "reason": r["dropped"], "match": r["match"], "match_split": r["match_split"],
                 "jaccard": r["jaccard"]} for r in rows if "dropped" in r]
-    write_jsonl(Path(out) / "dropped.jsonl", dropped)
+    # the done markers go first: a merge killed while rewriting OUT never leaves new splits beside an old manifest
+    for marker in (out / "manifest.json", out / "heldout" / "manifest.json"):
+        marker.unlink(missing_ok=True)
+    _write_split_dir(out / "heldout", {"test": kept["heldout"]}, "heldout",
+                     {"note": "held-out collected rows (whole CVE/pair groups): evaluate with predict --split test"})
+    write_jsonl(out / "dropped.jsonl", dropped)
     jac_bins = Counter(f"{int(j * 20) / 20:.2f}" for _, _, j in near)
     extra = {
-        "base": str(Path(base).resolve()), "adds": [str(Path(a).resolve()) for a in adds],
+        "base": str(base.resolve()), "adds": [str(a.resolve()) for a in adds],
         "holdout": _parse_holdout(holdout), "seed": seed, "read": len(rows),
         "per_source": _per_source(rows),
         "dropped": dict(Counter(d["reason"] for d in dropped)),
         "conflicts": {k: v for k, v in counts.items() if k.startswith("conflict")},
-        "near_duplicates": {"threshold": threshold, "method": "MinHash LSH (datasketch) over 5-token shingles, "
+        "near_duplicates": {"threshold": threshold, "method": "MinHash LSH (datasketch) over 5-token shingles "
+                            "of the raw and of the normalised tokens (identifiers, literals abstracted), "
                             "candidates checked on exact Jaccard", "pairs_found": len(near),
                             "pairs_by_jaccard_floor": dict(sorted(jac_bins.items())),
                             **{k: v for k, v in counts.items() if k.startswith("near")}},
@@ -278,9 +303,7 @@ def merge(base: Path, adds: list[Path], out: Path, holdout: str = "", seed: int 
         "audit": audit({s: kept[s] for s in SPLITS}),
         "labels": monitor({s: kept[s] for s in (*SPLITS, "heldout")}, "train"),
         "seconds": round(time.time() - started, 2), "environment": environment()}
-    manifest = _write_split_dir(Path(out), {s: kept[s] for s in SPLITS}, "merged", extra)
-    _write_split_dir(Path(out) / "heldout", {"test": kept["heldout"]}, "heldout",
-                     {"note": "held-out collected rows (whole CVE/pair groups): evaluate with predict --split test"})
+    manifest = _write_split_dir(out, {s: kept[s] for s in SPLITS}, "merged", extra)  # its manifest: last
     print(f"merged {len(rows)} rows: train {len(kept['train'])}, valid {len(kept['valid'])}, test "
           f"{len(kept['test'])}, held out {len(kept['heldout'])}; dropped {len(dropped)} "
           f"({', '.join(f'{k} {v}' for k, v in extra['dropped'].items())}) -> {out}")

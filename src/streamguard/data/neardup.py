@@ -16,12 +16,24 @@ from collections.abc import Sequence
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
+from streamguard.data.trim import _risky_name
+
 DEFAULT_THRESHOLD = 0.8  # Jaccard of 5-token shingle sets; measured in benchmarks/results/merge_devign.md
 NUM_PERM = 128
 CANDIDATE_MARGIN = 0.2  # the LSH looks for pairs from threshold - margin: misses at the threshold are then rare
 SHINGLE = 5
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d[\w.]*|\S")
+_NORM_TOKEN = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|[A-Za-z_]\w*|\d[\w.]*|\S')
+# names that keep their text in the normalised stream: renaming them changes what the code does
+KEPT_NAMES = frozenset("""
+auto break case char const continue default do double else enum extern float for goto if inline int long register
+restrict return short signed sizeof static struct switch typedef union unsigned void volatile while _Bool bool
+true false NULL size_t ssize_t off_t ptrdiff_t intptr_t uintptr_t int8_t int16_t int32_t int64_t uint8_t uint16_t
+uint32_t uint64_t FILE errno va_list va_start va_end va_arg assert abort exit printf fprintf vfprintf puts fputs
+putchar fopen fclose fwrite fflush fseek ftell open close write lseek strlen strnlen strcmp strncmp strcasecmp
+strchr strrchr strstr strdup strndup strtol strtoul strtoll strtoull atoi atol memcmp memchr ioctl mmap munmap
+""".split())
 
 
 def code_tokens(code: str) -> list[str]:
@@ -34,9 +46,37 @@ def text_key(code: str) -> str:
     return hashlib.sha1(" ".join(code_tokens(code)).encode("utf-8", errors="replace")).hexdigest()
 
 
+def normalised_tokens(code: str) -> list[str]:
+    """The token stream with names abstracted, so that a consistently renamed copy gives the same stream:
+    every identifier becomes ``$0``, ``$1``, ... in order of first appearance, except C keywords, standard
+    types and library / risky API names (``KEPT_NAMES``, ``trim.RISKY_APIS``); string, character and number
+    literals become ``STR``, ``CHR``, ``NUM``; operators and punctuation stay."""
+    names: dict[str, str] = {}
+    out = []
+    for tok in _NORM_TOKEN.findall(_COMMENT.sub(" ", code)):
+        head = tok[0]
+        if head in "\"'":
+            out.append("STR" if head == '"' else "CHR")
+        elif head.isdigit():
+            out.append("NUM")
+        elif head.isalpha() or head == "_":
+            out.append(tok if tok in KEPT_NAMES or _risky_name(tok) else names.setdefault(tok, f"${len(names)}"))
+        else:
+            out.append(tok)
+    return out
+
+
+def normalised_shingle_hashes(code: str) -> np.ndarray:
+    """``shingle_hashes`` of the normalised token stream (renamed copies get the same set)."""
+    return _shingles(normalised_tokens(code))
+
+
 def shingle_hashes(code: str) -> np.ndarray:
     """Sorted unique 32-bit hashes of the 5-token shingles (the whole text when it is shorter)."""
-    toks = code_tokens(code)
+    return _shingles(code_tokens(code))
+
+
+def _shingles(toks: list[str]) -> np.ndarray:
     grams = [" ".join(toks[i:i + SHINGLE]) for i in range(max(1, len(toks) - SHINGLE + 1))]
     return np.unique(np.array([int.from_bytes(hashlib.blake2b(g.encode("utf-8", errors="replace"),
                                                               digest_size=4).digest(), "little")
@@ -71,6 +111,16 @@ def near_pairs(shingles: Sequence[np.ndarray], threshold: float = DEFAULT_THRESH
                 if jac >= threshold:
                     pairs.append((i, j, round(jac, 4)))
     return sorted(pairs)
+
+
+def near_equal_pairs(codes: Sequence[str], threshold: float = DEFAULT_THRESHOLD) -> list[tuple[int, int, float]]:
+    """Pairs (i < j) near-equal on the raw tokens or on the normalised ones (``normalised_tokens``), with the
+    larger of the two Jaccards: what the merge's leakage guarantee and near-duplicate rules call near-equal."""
+    best: dict[tuple[int, int], float] = {}
+    for shingle in (shingle_hashes, normalised_shingle_hashes):
+        for i, j, jac in near_pairs([shingle(c) for c in codes], threshold):
+            best[i, j] = max(best.get((i, j), 0.0), jac)
+    return sorted((i, j, jac) for (i, j), jac in best.items())
 
 
 def miss_probability(similarity: float, threshold: float = DEFAULT_THRESHOLD) -> float:

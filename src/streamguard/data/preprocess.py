@@ -87,14 +87,36 @@ def _parse(obj: Any) -> Any:
         return RecordError(f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
+def _check_manifest(raw: Path) -> None:
+    """Read only a raw folder that its writer finished and nobody changed since: ``data import`` and ``data
+    merge`` write ``manifest.json`` last (a stopped run leaves none) with the sha256 of every split."""
+    path = raw / "manifest.json"
+    if not path.is_file():
+        raise UserError(f"{raw} has no manifest.json: not a finished raw dataset (write it with `streamguard data "
+                        "import` or `data merge`; a stopped import or merge leaves none)")
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")).get("sha256")
+    except (ValueError, AttributeError, OSError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise UserError(f"{path} records no sha256 of the splits: import the data again")
+    for split in SPLITS:
+        name = f"{split}.jsonl"
+        if recorded.get(name) != sha256_file(raw / name):
+            raise UserError(f"{raw / name} does not match the sha256 in {path}: it changed after the import or "
+                            "merge that wrote it; import it again")
+
+
 def _read_raw(raw: Path, cfg: PreprocessConfig) -> dict[str, list[tuple[int, Any, str]]]:
     if not raw.is_dir():
         raise UserError(f"raw dataset folder not found: {raw}")
+    for split in SPLITS:
+        if not (raw / f"{split}.jsonl").is_file():
+            raise UserError(f"{raw / f'{split}.jsonl'} not found (expected the output of `streamguard data import`)")
+    _check_manifest(raw)
     splits = {}
     for split in SPLITS:
         path = raw / f"{split}.jsonl"
-        if not path.is_file():
-            raise UserError(f"{path} not found (expected the output of `streamguard data import`)")
         entries = [(n, _parse(obj), prefix) for n, obj, prefix in iter_jsonl(path)]
         splits[split] = entries[: cfg.quick_test_size] if cfg.quick_test else entries
     return splits
