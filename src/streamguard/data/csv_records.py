@@ -13,13 +13,13 @@ label). Every row is therefore checked before it is used:
 
 So every physical record (a line that starts a row) is either written or rejected: counts in = counts out +
 rejects. Bytes that are not UTF-8 reject only their row (the file is decoded with ``surrogateescape`` and a row
-holding an escaped byte is refused), never the import.
+holding an escaped byte is refused), never the import. The file is streamed: only the current record's lines
+are held.
 """
 from __future__ import annotations
 
 import csv
 import io
-import itertools
 import re
 import sys
 from collections.abc import Iterator
@@ -33,13 +33,25 @@ LABEL_TEXT = ("0", "1", "true", "false")  # how a label cell reads (collect._lab
 _ESCAPED = re.compile("[\udc80-\udcff]")
 
 
-def _lines(path: Path) -> list[str]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
-    return list(io.StringIO(text, newline=""))  # split on \n, \r\n and \r, each line keeping its end
+class _Feed:
+    """The file's physical lines for ``csv.reader``, remembering those of the record being read; lines pushed
+    back are read again. The reader pulls a line only when its record needs it, so after a record it stands at
+    a record boundary and can go on from pushed-back lines. Streams: one record's lines are held, not the file."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines, self.pending, self.record = lines, [], []
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        line = self.pending.pop() if self.pending else next(self.lines)
+        self.record.append(line)
+        return line
+
+    def take(self) -> list[str]:
+        lines, self.record = self.record, []
+        return lines
 
 
 def _ends_a_row(line: str, tail: int, before: bool) -> bool:
@@ -49,22 +61,24 @@ def _ends_a_row(line: str, tail: int, before: bool) -> bool:
     return len(cells) >= tail + before and cells[-tail].strip().lower() in LABEL_TEXT
 
 
-def _check(cells: list[str], header: list[str], lines: list[str], first: int, last: int,
-           code: set[str], label: str | None) -> tuple[str, int] | None:
-    """(reason, last line of the bad row) when the row spanning lines ``first..last`` (0-based) is broken."""
-    if last == first:
+def _check(cells: list[str], header: list[str], lines: list[str], first: int, code: tuple[str, ...],
+           label: str | None) -> tuple[str, int] | None:
+    """(reason, index in ``lines`` of the bad row's last line) when the row read from ``lines`` (the first of
+    them line ``first`` of the file) is broken."""
+    if len(lines) == 1:
         return None
+    last = first + len(lines) - 1
     for name, cell in zip(header, cells, strict=False):
         if name not in code and ("\n" in cell or "\r" in cell):
-            return (f"row spans lines {first + 1}-{last + 1} and its {name!r} cell holds a line break "
-                    "(an unbalanced quote?)", last)
+            return (f"row spans lines {first}-{last} and its {name!r} cell holds a line break "
+                    "(an unbalanced quote?)", len(lines) - 1)
     if label in header:
         after = header[header.index(label):]
         if not any(name in code for name in after[1:]):  # only then does a row end with its label
-            for k in range(first, last):
-                if _ends_a_row(lines[k], len(after), header.index(label) > 0):
-                    return (f"unbalanced quote: the row starting here ends on line {k + 1} but its quote runs "
-                            f"on to line {last + 1}", k)
+            for k, line in enumerate(lines[:-1]):
+                if _ends_a_row(line, len(after), header.index(label) > 0):
+                    return (f"unbalanced quote: the row starting here ends on line {first + k} but its quote runs "
+                            f"on to line {last}", k)
     return None
 
 
@@ -72,29 +86,31 @@ def csv_rows(path: Path, code: tuple[str, ...], label: str | None) -> Iterator[t
     """(first line, {column: cell}) or (first line, RecordError) per physical record of the CSV at ``path``;
     ``code`` names the columns that may hold line breaks, ``label`` the label column."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # functions are long; the default 128 KiB limit is not
-    lines = _lines(path)
-    header = next(csv.reader(lines[:1]), [])
-    if not header or not any(h.strip() for h in header):
-        raise UserError(f"{path} has no CSV header")
-    pos = 1
-    while pos < len(lines):
-        reader = csv.reader(itertools.islice(lines, pos, None))
-        done = 0  # lines this reader has consumed
-        restart = None
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with fh:
+        # newline="": lines end at \n, \r\n or \r and keep their ends (csv needs them inside quoted cells)
+        feed = _Feed(io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline=""))
+        reader = csv.reader(feed)
+        header = [h.removeprefix("\ufeff") if i == 0 else h for i, h in enumerate(next(reader, []))]
+        if not any(h.strip() for h in header):
+            raise UserError(f"{path} has no CSV header")
+        start = 1 + len(feed.take())  # line number of the next record's first line
         for cells in reader:
-            first, done = pos + done, reader.line_num
+            lines, first = feed.take(), start
+            start += len(lines)
             if not cells:
                 continue  # a blank line is no record
-            last = pos + done - 1
-            broken = _check(cells, header, lines, first, last, set(code), label)
-            if broken:
-                yield first + 1, RecordError(broken[0])
-                restart = broken[1] + 1
-                break
-            yield first + 1, _row(cells, header)
-        if restart is None:
-            return
-        pos = restart
+            broken = _check(cells, header, lines, first, code, label)
+            if broken is None:
+                yield first, _row(cells, header)
+                continue
+            yield first, RecordError(broken[0])
+            rest = lines[broken[1] + 1:]  # read again: the rows the broken one swallowed
+            feed.pending.extend(reversed(rest))
+            start -= len(rest)
 
 
 def _row(cells: list[str], header: list[str]) -> dict[str, str] | RecordError:
