@@ -187,11 +187,10 @@ def test_diff_scans_only_touched_functions(model, tmp_path, monkeypatch):
     assert main(["scan", "--diff", "no-such-rev", "--model", str(bundle)]) == 2
 
 
-CHROMIUM = Path("/usr/bin/chromium")
 
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) is not installed")
 def test_html_is_self_contained_and_escapes_code_in_chromium(model, tmp_path):
+    """CI installs Chromium (.ci/run): this check never skips."""
+    from scan_browser import chromium
     _, bundle = model
     src = tmp_path / "evil.c"
     src.write_text('int evil(char *s)\n{\n\tputs("</script><script>document.title=\'pwned\'</script>");\n'
@@ -200,10 +199,10 @@ def test_html_is_self_contained_and_escapes_code_in_chromium(model, tmp_path):
     main(["scan", str(src), "--model", str(bundle), "--format", "html", "--out", str(out), "--root", str(tmp_path),
           "--threshold", "0", "--evidence", "5"])
     page = out.read_text()
-    assert "<script" not in page.lower().replace("&lt;script", "") and "http://" not in page
-    dom = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                          out.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert "<title>StreamGuard scan" in dom and "pwned</title>" not in dom
+    # the page's one script is its own (allowed by hash); the scanned code's tags are text
+    assert page.lower().count("<script") == 1 and "http://" not in page
+    dom, console = chromium(out.as_uri(), ["--dump-dom"])
+    assert "<title>StreamGuard scan" in dom and "pwned</title>" not in dom and not console
     assert "<img" not in dom and "&lt;/script&gt;" in dom and "&lt;img src=x onerror=" in dom
     assert 'class="ev"' in dom  # evidence lines are marked
 
@@ -214,7 +213,7 @@ def test_table_output_empty_tree_and_garbage(model, tree, tmp_path):
     assert main(["scan", str(tree), "--model", str(bundle), "--out", str(out), "--root", str(tree),
                  "--max-file-size", "1000", "--fail-on", "none"]) == 0
     text = out.read_text()
-    assert "copy_name" in text and "a.c:2-6" in text and "3 functions scored in 2 files" in text
+    assert "copy_name" in text and "a.c:2 " in text and "of 3 functions flagged" in text and "in 2 files" in text
     assert "1 binary" in text and "1 size cap" in text and "1 unreadable" in text
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -4,6 +4,11 @@ run's threshold chosen on its valid predictions, recorded in ``threshold.json``.
 Every kind writes ``predictions/valid.jsonl``; the cut on ``prob_vulnerable`` that maximises the metric on those
 items is recorded beside them, and ``predict``/``scan`` use it unless the user gives ``--threshold``. (The
 fusion folds its own threshold into its logits, so its recorded cut sits at about 0.5.)
+
+Beside that accuracy cut, ``threshold.json`` records the validation ROC curve and the operating point for a target
+false-positive rate (``operating_point``, default 2%, with its FNR): the accuracy cut was chosen where about half
+of the functions are vulnerable and flags about half of a real project, so ``scan`` uses the low-FPR one by default
+(``resolve``: ``accuracy``, ``fpr:0.01`` or a number).
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ log = logging.getLogger(__name__)
 THRESHOLD_FILE = "threshold.json"
 DEFAULT = 0.5
 VULNERABLE, CLEAN = "vulnerable", "clean"
+FPR_TARGET = 0.02   # the default operating point of ``scan``: at most 2% of clean validation functions flagged
 
 
 def _sigmoid(z: float) -> float:
@@ -50,6 +57,7 @@ def record(run_dir: Path, rows: list[dict[str, Any]] | None = None, metric: str 
     if rows is None:
         rows = _read_valid(run_dir)
     info = choose(rows, metric)
+    info.update(roc_record(rows))
     write_json(run_dir / THRESHOLD_FILE, info)
     return info
 
@@ -120,3 +128,106 @@ def choose_threshold(y: Sequence[int], score: Sequence[float], criterion: str = 
         value = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
     best = np.flatnonzero(np.isclose(value, value.max(), rtol=0, atol=1e-12))
     return float(cands[best[np.argmin(np.abs(cands[best] - neutral))]])
+
+
+def roc_record(rows: list[dict[str, Any]], target: float = FPR_TARGET) -> dict[str, Any]:
+    """The validation ROC curve (its corners: enough to pick a cut for any FPR target later, also from a bundle
+    that carries no predictions) and the operating point at ``target``; empty when valid has one class."""
+    y = np.array([int(r["label"]) for r in rows])
+    if len(rows) == 0 or len(set(y.tolist())) < 2:
+        return {}
+    from sklearn.metrics import roc_curve
+    margin = np.array([r["logits"][1] - r["logits"][0] for r in rows], dtype=np.float64)
+    fpr, tpr, cut = roc_curve(y, margin, drop_intermediate=True)
+    roc = {"margin": [float(c) for c in cut[1:]], "fpr": [round(float(v), 6) for v in fpr[1:]],
+           "tpr": [round(float(v), 6) for v in tpr[1:]], "n_pos": int(y.sum()), "n_neg": int(len(y) - y.sum())}
+    return {"valid_roc": roc, "operating_point": point_at_fpr(roc, target)}
+
+
+def point_at_fpr(roc: dict[str, Any], target: float) -> dict[str, Any]:
+    """The lowest cut whose validation FPR is at most ``target`` (flagged: ``prob >= threshold``), with the FPR,
+    the FNR and the share of valid functions it flags there."""
+    best = None
+    for margin, fpr, tpr in zip(roc["margin"], roc["fpr"], roc["tpr"]):
+        if fpr <= target + 1e-12 and math.isfinite(margin):
+            best = (margin, fpr, tpr)  # the corners run from the strictest cut down: keep the last that fits
+    n_pos, n_neg = roc["n_pos"], roc["n_neg"]
+    if best is None:  # not even the strictest cut fits: flag nothing
+        return {"target_fpr": target, "threshold": 1.0, "fpr": 0.0, "fnr": 1.0, "valid_flagged_share": 0.0}
+    margin, fpr, tpr = best
+    share = (tpr * n_pos + fpr * n_neg) / max(n_pos + n_neg, 1)
+    return {"target_fpr": target, "threshold": _sigmoid(margin), "margin_threshold": margin, "fpr": fpr,
+            "fnr": round(1 - tpr, 6), "valid_flagged_share": round(share, 6)}
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The verdict cut a scan uses and why: ``rule`` is ``fpr:T``, ``accuracy``, ``fixed`` or ``max-findings``."""
+    threshold: float
+    rule: str
+    fpr: float | None = None        # on the validation split, where known
+    fnr: float | None = None
+    note: str = ""                  # e.g. why the default fell back to the accuracy cut
+
+    def describe(self) -> str:
+        what = {"accuracy": "the cut that maximised accuracy on validation", "fixed": "given on the command line",
+                "max-findings": "the N highest scores"}.get(self.rule)
+        if what is None:
+            what = f"validation FPR <= {self.rule[4:]}"
+            if self.fpr is not None:
+                what += f" (FPR {self.fpr:.3f}, FNR {self.fnr:.3f} there)"
+        return f"threshold {self.threshold:.4f}: {what}" + (f"; {self.note}" if self.note else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "rule": self.rule, "valid_fpr": self.fpr, "valid_fnr": self.fnr,
+                "note": self.note, "description": self.describe()}
+
+
+def model_roc(model_dir: Path) -> dict[str, Any] | None:
+    """The validation ROC of a run directory or a bundle's ``model/`` folder: recorded in ``threshold.json``, or
+    computed from ``predictions/valid.jsonl`` for a run recorded before ROC curves were (never written back: a
+    bundle's files are signed). None when neither is there (a bundle exported before this record)."""
+    path = Path(model_dir) / THRESHOLD_FILE
+    try:
+        roc = json.loads(path.read_text()).get("valid_roc") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        roc = None
+    if isinstance(roc, dict) and all(isinstance(roc.get(k), list) for k in ("margin", "fpr", "tpr")):
+        return roc
+    rows = _read_valid(Path(model_dir))
+    return roc_record(rows).get("valid_roc") if rows else None
+
+
+def resolve(spec: str | None, model_dir: Path, accuracy: float) -> OperatingPoint:
+    """The cut for ``--threshold``: None (the default, ``fpr:FPR_TARGET``), ``accuracy`` (the run's recorded
+    cut, ``accuracy``), ``fpr:X`` (validation FPR at most X) or a probability."""
+    text = (spec or f"fpr:{FPR_TARGET}").strip().lower()
+    if text == "accuracy":
+        return OperatingPoint(accuracy, "accuracy")
+    if not text.startswith("fpr:"):
+        try:
+            return OperatingPoint(check(float(text)), "fixed")
+        except ValueError:
+            raise UserError(f"--threshold takes accuracy, fpr:RATE or a probability, got {spec!r}") from None
+    try:
+        target = float(text[4:])
+    except ValueError:
+        target = float("nan")
+    if not 0.0 <= target < 1.0:  # NaN fails too
+        raise UserError(f"--threshold fpr:RATE needs a rate in [0, 1), got {spec!r}")
+    roc = model_roc(model_dir)
+    if roc is None:
+        return OperatingPoint(accuracy, "accuracy", note=f"this model records no validation ROC (exported before "
+                              f"operating points were); fell back to the accuracy cut instead of fpr:{target:g}: "
+                              "re-export it from its run to get one")
+    point = point_at_fpr(roc, target)
+    return OperatingPoint(point["threshold"], f"fpr:{target:g}", point["fpr"], point["fnr"])
+
+
+def export_record(run_dir: Path) -> dict[str, Any]:
+    """What a bundle's ``model/threshold.json`` holds: the run's accuracy cut, ROC corners and operating point."""
+    info = {"threshold": run_threshold(run_dir)}
+    roc = model_roc(run_dir)
+    if roc is not None:
+        info.update({"valid_roc": roc, "operating_point": point_at_fpr(roc, FPR_TARGET)})
+    return info

@@ -46,7 +46,7 @@ def _copy_model(run: Path, dst: Path, kind: str) -> None:
     if "cache_dir" in hyper:  # a bundle's graphs are cached beside the scanned data, never in the trainer's cache
         hyper["cache_dir"] = None
     (dst / "exp_config.json").write_text(json.dumps(exp, indent=2, sort_keys=True) + "\n")
-    (dst / thresholds.THRESHOLD_FILE).write_text(json.dumps({"threshold": thresholds.run_threshold(run)}) + "\n")
+    (dst / thresholds.THRESHOLD_FILE).write_text(json.dumps(thresholds.export_record(run)) + "\n")
     for name in _KIND_FILES[kind]:
         src = run / name
         if not src.exists():

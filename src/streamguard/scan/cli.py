@@ -10,7 +10,7 @@ from streamguard.atomic import write_text
 from streamguard.errors import UserError
 from streamguard.scan import PRECISIONS
 
-FORMATS = ("table", "json", "sarif", "html")
+FORMATS = ("table", "json", "sarif", "html")  # = scan.formats.REGISTRY (not imported: argparse must stay light)
 EXIT_CLEAN, EXIT_FINDINGS = 0, 1
 
 
@@ -24,14 +24,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table (terminal), json, sarif (code scanning) or html (default %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="write the report here (default: stdout)")
-    p.add_argument("--threshold", type=float, default=None, help="verdict cut (default: the model's)")
-    p.add_argument("--top", type=int, default=None, help="show/report only the K highest-scored functions")
+    p.add_argument("--threshold", default=None, metavar="accuracy|fpr:RATE|P",
+                   help="verdict cut: fpr:RATE (at most RATE of the clean validation functions flagged; default "
+                        "fpr:0.02), accuracy (the cut that maximised accuracy on validation) or a probability")
+    p.add_argument("--max-findings", type=int, default=None, metavar="N",
+                   help="flag at most the N highest-scored functions (of those at or above --threshold, if given)")
+    p.add_argument("--top", type=int, default=None,
+                   help="show/report only the K highest-scored functions (default: table 20, html 50, others all)")
     p.add_argument("--fail-on", default=None, metavar="SCORE|none",
                    help="exit 1 when a function scores at or above SCORE (default: the threshold; 'none': never)")
     p.add_argument("--include", action="append", default=None, metavar="GLOB", help="files to scan (*.c, *.h)")
     p.add_argument("--exclude", action="append", default=None, metavar="GLOB", help="files or folders to skip")
     p.add_argument("--diff", default=None, metavar="REV", help="only functions a git diff against REV touches")
-    p.add_argument("--evidence", type=int, default=3, help="evidence lines per finding (0: none)")
+    p.add_argument("--evidence", type=int, nargs="?", const=3, default=None, metavar="N",
+                   help="evidence lines per finding (default 3; 0: none); given, the table prints them too")
     p.add_argument("--evidence-for", type=int, default=20, help="findings that get evidence, highest first")
     p.add_argument("--max-file-size", type=int, default=2 * 1024 * 1024, help="bytes; larger files are skipped")
     p.add_argument("--workers", type=int, default=0, help="featurizing processes (0: all cores)")
@@ -82,38 +88,36 @@ def _write(text: str, out: Path | None) -> None:
 def run_scan(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from streamguard.scan import formats
+    from streamguard import thresholds
+    from streamguard.scan import formats, results
     from streamguard.scan.detector import load
     for p in args.paths:
         if not p.exists():
             raise UserError(f"{p}: no such file or directory")
     if args.top is not None and args.top < 1:
         raise UserError("--top must be at least 1")
-    console = Console(stderr=args.format != "table" or args.out is not None)
+    if args.max_findings is not None and args.max_findings < 0:
+        raise UserError("--max-findings must be at least 0")
+    console = Console(stderr=True)
     workers = args.workers or os.cpu_count() or 1
-    detector = load(args.model, args.threshold, args.data, workers, args.precision)
+    root = args.root or results.default_root(args.paths, args.diff)
+    detector = load(args.model, None, args.data, workers, args.precision)
+    point = thresholds.resolve(args.threshold, detector.source.model_dir, detector.source.threshold)
+    if args.max_findings is not None and args.threshold is None:  # the N highest, whatever their score
+        point = thresholds.OperatingPoint(0.0, "max-findings")
+    detector.threshold = point.threshold  # evidence goes to the functions at or above the cut
     with detector, _progress(console) as progress:
-        report = detector.scan(args.paths, args.include, args.exclude, args.root, args.diff, args.evidence,
-                               args.evidence_for, args.max_file_size, progress)
+        report = detector.scan(args.paths, args.include, args.exclude, root, args.diff,
+                               3 if args.evidence is None else args.evidence, args.evidence_for, args.max_file_size,
+                               progress)
+    report.recut(point.threshold, point.to_dict(), args.max_findings)
     cut = _fail_on(args.fail_on, report.threshold)
-    if args.format == "table":
-        if args.out is not None:
-            file_console = Console(file=open(args.out, "w", encoding="utf-8"), width=160)  # noqa: SIM115
-            formats.print_table(report, file_console, args.top or 20)
-            file_console.file.close()
-        else:
-            formats.print_table(report, console, args.top or 20)
-    elif args.format == "html":
-        from streamguard.scan.html import to_html
-        _write(to_html(report, args.top or 50), args.out)
-    else:
-        obj = formats.to_json(report, args.top) if args.format == "json" else formats.to_sarif(report, args.top)
-        _write(formats.dumps(obj), args.out)
+    from streamguard.scan.table import terminal_width
+    _write(formats.write(args.format, report, args.top, args.evidence is not None, terminal_width()), args.out)
     if args.format != "table" or args.out is not None:
-        s = report.summary()
-        console.print(f"{s['functions_scored']} functions in {s['files_scanned']} files, {s['vulnerable']} at or "
-                      f"above {report.threshold:.3f}, {s['files_skipped']} files skipped "
-                      f"{s['skipped_by_reason'] or ''}", markup=False, highlight=False)
+        console.print(report.header(), markup=False, highlight=False, soft_wrap=True)
+    if point.note:
+        console.print(f"note: {point.note}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_FINDINGS if cut is not None and report.above(cut) else EXIT_CLEAN
 
 

@@ -1,14 +1,20 @@
-"""Scan reports as JSON, SARIF 2.1.0 (GitHub code scanning) and a rich terminal table."""
+"""Scan report formats, one registry: name -> writer (one signature: report and options in, text out) and its
+defaults. JSON follows ``resources/scan-result.schema.json``; SARIF 2.1.0 is for GitHub code scanning; the
+terminal table is in ``table.py``, the HTML page in ``html.py``."""
 from __future__ import annotations
 
 import json
 import math
-from importlib import metadata
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from streamguard.scan.results import Finding, ScanReport
 
+JSON_SCHEMA = "scan-result.schema.json"
 RULE_ID = "SG0001"
 RULE_NAME = "VulnerableLookingFunction"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -31,9 +37,19 @@ def _top(report: ScanReport, top: int | None) -> list[Finding]:
 
 def to_json(report: ScanReport, top: int | None = None) -> dict[str, Any]:
     return {"tool": {"name": "streamguard", "version": _version()}, "model": report.model,
-            "threshold": report.threshold, "root": report.root, "summary": report.summary(),
-            "findings": [f.to_dict() for f in _top(report, top)],
+            "threshold": report.threshold, "operating_point": report.operating_point, "root": report.root,
+            "summary": report.summary(), "findings": [f.to_dict() for f in _top(report, top)],
             "files": [f.__dict__ for f in report.files], "rejected_functions": report.rejected}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``--format json`` (shipped in the package)."""
+    return json.loads(resources.files("streamguard.resources").joinpath(JSON_SCHEMA).read_text(encoding="utf-8"))
+
+
+def uri(path: str) -> str:
+    """A report path as a URI reference: spaces, newlines, ``<``, ``%``, ``:`` and non-ASCII percent-encoded."""
+    return quote(path, safe="/")
 
 
 def _severity(score: float) -> str:
@@ -44,17 +60,16 @@ def _severity(score: float) -> str:
 
 def _result(f: Finding) -> dict[str, Any]:
     region = {"startLine": f.start_line, "endLine": f.end_line}
+    loc = {"uri": uri(f.path), "uriBaseId": "%SRCROOT%"}
     evidence = "; ".join(f"line {e.line} ({e.score:+.3g})" for e in f.evidence)
     text = (f"Function '{f.function}' scores {f.score:.3f} (threshold {f.threshold:.3f})"
             + (f"; evidence: {evidence}." if evidence else "."))
     return {"ruleId": RULE_ID, "ruleIndex": 0, "level": "warning", "rank": round(100 * f.score, 2),
             "message": {"text": text},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
-                                                "region": region},
+            "locations": [{"physicalLocation": {"artifactLocation": loc, "region": region},
                            "logicalLocations": [{"name": f.function, "kind": "function"}]}],
             "relatedLocations": [{"id": i + 1, "message": {"text": f"evidence {e.score:+.3g}"},
-                                  "physicalLocation": {"artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
-                                                       "region": {"startLine": e.line}}}
+                                  "physicalLocation": {"artifactLocation": loc, "region": {"startLine": e.line}}}
                                  for i, e in enumerate(f.evidence)],
             "partialFingerprints": {"primaryLocationLineHash": f"{f.fingerprint}:1"},
             "properties": {"score": f.score, "threshold": f.threshold, "security-severity": _severity(f.score)}}
@@ -82,34 +97,58 @@ def to_sarif(report: ScanReport, top: int | None = None) -> dict[str, Any]:
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
-def _evidence_cell(f: Finding) -> str:
-    if not f.evidence:
-        return ""
-    more = f" (also {', '.join(str(e.line) for e in f.evidence[1:])})" if len(f.evidence) > 1 else ""
-    return f"{f.evidence[0].line}: {f.evidence[0].text[:60]}{more}"
-
-
-def print_table(report: ScanReport, console: Any, top: int | None = 20) -> None:
-    from rich.table import Table
-    table = Table(title=f"StreamGuard scan ({report.model.get('kind')} model {report.model.get('name')}, "
-                        f"threshold {report.threshold:.3f})", show_lines=False)
-    for col, kw in (("score", {"justify": "right"}), ("verdict", {}), ("function", {"overflow": "fold"}),
-                    ("location", {"overflow": "fold"}), ("top evidence line", {"overflow": "fold"})):
-        table.add_column(col, **kw)
-    for f in _top(report, top):
-        style = "bold red" if f.score >= f.threshold else "dim"
-        ev = _evidence_cell(f)
-        table.add_row(f"{f.score:.3f}", f.verdict, f.function, f"{f.path}:{f.start_line}-{f.end_line}", ev,
-                      style=style)
-    console.print(table)
-    s = report.summary()
-    skipped = ", ".join(f"{n} {r}" for r, n in s["skipped_by_reason"].items()) or "none"
-    console.print(f"{s['functions_scored']} functions scored in {s['files_scanned']} files "
-                  f"({s['seconds']:.1f} s); {s['vulnerable']} at or above the threshold; "
-                  f"files skipped: {skipped}; non-UTF-8 files decoded with replacement: {s['files_non_utf8']}; "
-                  f"functions not scored: {s['functions_rejected']}", markup=False, highlight=False)
-
-
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False,
                       default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o)) + "\n"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every writer may use: ``top`` (None: every finding), ``evidence`` (the table prints evidence lines
+    under its rows), ``width`` (the table's columns)."""
+    top: int | None = None
+    evidence: bool = False
+    width: int = 80
+
+
+Writer = Callable[[ScanReport, Options], str]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    write: Writer
+    top: int | None          # default --top of this format (None: every function)
+    help: str
+
+
+def _json(report: ScanReport, opts: Options) -> str:
+    return dumps(to_json(report, opts.top))
+
+
+def _sarif(report: ScanReport, opts: Options) -> str:
+    return dumps(to_sarif(report, opts.top))
+
+
+def _table(report: ScanReport, opts: Options) -> str:
+    from streamguard.scan.table import render
+    return render(report, opts)
+
+
+def _html(report: ScanReport, opts: Options) -> str:
+    from streamguard.scan.html import to_html
+    return to_html(report, opts.top)
+
+
+REGISTRY: dict[str, Format] = {f.name: f for f in (
+    Format("table", _table, 20, "terminal: one line per function, highest scores first"),
+    Format("json", _json, None, "every function and file, machine-readable (resources/" + JSON_SCHEMA + ")"),
+    Format("sarif", _sarif, None, "SARIF 2.1.0 for code scanning: the flagged functions"),
+    Format("html", _html, 50, "one self-contained page: overview, histogram, per-file table, filters"),
+)}
+
+
+def write(name: str, report: ScanReport, top: int | None = None, evidence: bool = False, width: int = 80) -> str:
+    """The report in format ``name``; ``top`` None takes the format's default."""
+    fmt = REGISTRY[name]
+    return fmt.write(report, Options(fmt.top if top is None else top, evidence, width))

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import re
+import subprocess
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 
@@ -61,6 +65,7 @@ class ScanReport:
     root: str
     rejected: list[dict[str, Any]] = field(default_factory=list)  # functions found but not scorable, with reason
     seconds: float = 0.0
+    operating_point: dict[str, Any] = field(default_factory=dict)  # how the threshold was chosen (thresholds.py)
 
     def above(self, cut: float | None = None) -> list[Finding]:
         cut = self.threshold if cut is None else cut
@@ -72,7 +77,49 @@ class ScanReport:
                 "files_skipped": sum(skipped.values()), "skipped_by_reason": dict(sorted(skipped.items())),
                 "files_non_utf8": sum(f.non_utf8 for f in self.files),
                 "functions_scored": len(self.findings), "functions_rejected": len(self.rejected),
-                "vulnerable": len(self.above()), "threshold": self.threshold, "seconds": round(self.seconds, 2)}
+                "vulnerable": len(self.above()), "flagged_share": self.flagged_share(),
+                "threshold": self.threshold, "seconds": round(self.seconds, 2)}
+
+    def flagged_share(self) -> float:
+        """The share of the scored functions at or above the threshold (0 when none was scored)."""
+        return round(len(self.above()) / len(self.findings), 6) if self.findings else 0.0
+
+    def recut(self, threshold: float, operating_point: dict[str, Any], max_findings: int | None = None) -> None:
+        """Set the verdict cut; with ``max_findings``, at most that many flagged (a tie across the N-th: none)."""
+        if max_findings is not None and len(self.findings) > max_findings:
+            threshold = max(threshold, math.nextafter(self.findings[max_findings].score, math.inf))
+        self.threshold = threshold
+        self.model = {**self.model, "threshold": threshold}
+        self.operating_point = {**operating_point, "threshold": threshold}
+        self.findings = [replace(f, threshold=threshold, verdict="vulnerable" if f.score >= threshold else "clean")
+                         for f in self.findings]
+
+    def header(self) -> str:
+        """One line for every format: what was scanned with what, and what share it flagged."""
+        s = self.summary()
+        return (f"{s['vulnerable']} of {s['functions_scored']} functions flagged ({100 * s['flagged_share']:.1f}%) "
+                f"in {s['files_scanned']} files under {self.root}; "
+                f"{self.operating_point.get('description') or f'threshold {self.threshold:.4f}'}")
+
+
+def default_root(paths: list[Path], diff: str | None) -> Path:
+    """What report paths are relative to when ``--root`` is not given: with ``--diff``, the repository's top
+    folder; else the current folder when every scanned path lies under it (so ``--exclude`` globs keep their
+    meaning), otherwise the scanned paths' common folder (never absolute paths in a report)."""
+    tops = [Path(os.path.abspath(p)) for p in (paths or [Path(".")])]
+    first = tops[0] if tops[0].is_dir() else tops[0].parent
+    if diff is not None:
+        try:
+            res = subprocess.run(["git", "-C", str(first), "rev-parse", "--show-toplevel"], capture_output=True,
+                                 text=True, check=False)
+        except FileNotFoundError:  # no git: --diff says so itself
+            return Path.cwd()
+        return Path(res.stdout.strip()) if res.returncode == 0 and res.stdout.strip() else Path.cwd()
+    cwd = Path.cwd().resolve()
+    if all(t.resolve().is_relative_to(cwd) for t in tops):
+        return cwd
+    dirs = [t if t.is_dir() else t.parent for t in tops]
+    return Path(os.path.commonpath([str(d) for d in dirs]))
 
 
 _WS = re.compile(r"\s+")

@@ -1,0 +1,23 @@
+"""Headless Chromium for the HTML report's tests: the page's DOM after its script ran, a screenshot, and every
+console message (a CSP violation, a script error). CI installs Chromium (.ci/run): these checks never skip."""
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0"]
+_CONSOLE = re.compile(r":CONSOLE[:(]\d+\)?\] (.*)")
+
+
+def chromium(url: str, args: list[str]) -> tuple[str, list[str]]:
+    """(standard output, console messages) of one headless Chromium run on ``url`` with ``args``
+    (``--dump-dom``, ``--screenshot=PATH``), in a fresh profile."""
+    assert CHROMIUM.exists(), "headless Chromium is required: apt-get install chromium (as .ci/run does)"
+    with tempfile.TemporaryDirectory() as profile:
+        res = subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args, url],
+                             capture_output=True, text=True, timeout=180)
+    return res.stdout, [m.group(1) for m in _CONSOLE.finditer(res.stderr)]
