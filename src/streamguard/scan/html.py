@@ -91,8 +91,9 @@ def _summary(report: ScanReport) -> str:
             ("functions flagged", f"{s['vulnerable']} ({100 * s['flagged_share']:.1f}%)"),
             ("threshold", f"{report.threshold:.4f}"), ("how it was chosen", op.get("description", "")),
             ("model", f"{report.model.get('kind')} {report.model.get('name')} "
-                      f"({'bundle' if report.model.get('bundle') else 'run directory'}, "
-                      f"{report.model.get('precision', '')})"), ("seconds", f"{s['seconds']:.1f}")]
+                      f"({'bundle' if report.model.get('bundle') else 'run directory'}"
+                      + (f", {report.model['precision']}" if report.model.get("precision") else "") + ")"),
+            ("seconds", f"{s['seconds']:.1f}")]
     return '<table class="sum">' + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows) \
         + "</table>"
 
