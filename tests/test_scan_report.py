@@ -98,7 +98,9 @@ def test_scan_defaults_to_the_low_fpr_point_and_says_so(model, tree, tmp_path, c
     acc = tmp_path / "a.json"
     main(["scan", str(tree), "--model", str(bundle), "--format", "json", "--out", str(acc), "--threshold",
           "accuracy", "--fail-on", "none"])
-    assert json.loads(acc.read_text())["threshold"] == pytest.approx(recorded["threshold"])
+    acc_point = json.loads(acc.read_text())["operating_point"]
+    assert acc_point["threshold"] == pytest.approx(recorded["threshold"]) and acc_point["rule"] == "accuracy"
+    assert acc_point["valid_fpr"] == recorded["valid_fpr"] is not None  # its cost, recorded beside it
     top = tmp_path / "m.json"
     main(["scan", str(tree), "--model", str(bundle), "--format", "json", "--out", str(top), "--max-findings", "3"])
     rep = json.loads(top.read_text())
@@ -178,3 +180,22 @@ def test_every_format_is_in_the_registry_with_one_signature(model, tree, tmp_pat
             doc = json.loads(text)
             share = doc["summary"] if name == "json" else doc["runs"][0]["properties"]["summary"]
             assert 0 <= share["flagged_share"] <= 1
+
+
+def test_diff_paths_are_relative_to_the_repository(model, tmp_path, monkeypatch):
+    import subprocess
+    _, bundle = model
+    repo = tmp_path / "repo"
+    (repo / "src" / "sub").mkdir(parents=True)
+    (repo / "src" / "sub" / "a.c").write_text(CODE.format(n=1))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], cwd=repo, check=True)
+    (repo / "src" / "sub" / "a.c").write_text(CODE.format(n=1) + CODE.format(n=2))
+    monkeypatch.chdir(repo / "src")  # a folder inside the repository
+    out = tmp_path / "d.json"
+    assert main(["scan", "sub", "--diff", "HEAD", "--model", str(bundle), "--format", "json", "--out", str(out),
+                 "--fail-on", "none"]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["root"] == str(repo) and [f["path"] for f in rep["findings"]] == ["src/sub/a.c"]

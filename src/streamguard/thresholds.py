@@ -57,9 +57,33 @@ def record(run_dir: Path, rows: list[dict[str, Any]] | None = None, metric: str 
     if rows is None:
         rows = _read_valid(run_dir)
     info = choose(rows, metric)
+    info.update(_rates(rows, info.get("margin_threshold")))
     info.update(roc_record(rows))
     write_json(run_dir / THRESHOLD_FILE, info)
     return info
+
+
+def _rates(rows: list[dict[str, Any]], margin: float | None) -> dict[str, float]:
+    """The validation FPR and FNR at a cut on the logit margin (none without both classes)."""
+    y = np.array([int(r["label"]) for r in rows])
+    if margin is None or not (y == 0).any() or not (y == 1).any():
+        return {}
+    flag = np.array([r["logits"][1] - r["logits"][0] for r in rows]) >= margin
+    return {"valid_fpr": round(float(flag[y == 0].mean()), 6), "valid_fnr": round(float((~flag[y == 1]).mean()), 6)}
+
+
+def _accuracy_rates(model_dir: Path) -> tuple[float | None, float | None]:
+    """The accuracy cut's validation FPR and FNR: recorded, or from the run's valid predictions, else unknown."""
+    path = Path(model_dir) / THRESHOLD_FILE
+    try:
+        info = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict):
+        return None, None
+    if "valid_fpr" not in info and "margin_threshold" in info:
+        info = _rates(_read_valid(Path(model_dir)), info["margin_threshold"])
+    return info.get("valid_fpr"), info.get("valid_fnr")
 
 
 def _read_valid(run_dir: Path) -> list[dict[str, Any]]:
@@ -172,10 +196,9 @@ class OperatingPoint:
     def describe(self) -> str:
         what = {"accuracy": "the cut that maximised accuracy on validation", "fixed": "given on the command line",
                 "max-findings": "the N highest scores"}.get(self.rule)
-        if what is None:
-            what = f"validation FPR <= {self.rule[4:]}"
-            if self.fpr is not None:
-                what += f" (FPR {self.fpr:.3f}, FNR {self.fnr:.3f} there)"
+        what = what or f"chosen for a validation FPR of at most {self.rule[4:]}"
+        if self.fpr is not None:
+            what += f" (validation FPR {self.fpr:.3f}, FNR {self.fnr:.3f} there)"
         return f"threshold {self.threshold:.4f}: {what}" + (f"; {self.note}" if self.note else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,7 +226,7 @@ def resolve(spec: str | None, model_dir: Path, accuracy: float) -> OperatingPoin
     cut, ``accuracy``), ``fpr:X`` (validation FPR at most X) or a probability."""
     text = (spec or f"fpr:{FPR_TARGET}").strip().lower()
     if text == "accuracy":
-        return OperatingPoint(accuracy, "accuracy")
+        return OperatingPoint(accuracy, "accuracy", *_accuracy_rates(model_dir))
     if not text.startswith("fpr:"):
         try:
             return OperatingPoint(check(float(text)), "fixed")
@@ -226,7 +249,10 @@ def resolve(spec: str | None, model_dir: Path, accuracy: float) -> OperatingPoin
 
 def export_record(run_dir: Path) -> dict[str, Any]:
     """What a bundle's ``model/threshold.json`` holds: the run's accuracy cut, ROC corners and operating point."""
-    info = {"threshold": run_threshold(run_dir)}
+    info: dict[str, Any] = {"threshold": run_threshold(run_dir)}
+    fpr, fnr = _accuracy_rates(run_dir)
+    if fpr is not None:
+        info.update(valid_fpr=fpr, valid_fnr=fnr)
     roc = model_roc(run_dir)
     if roc is not None:
         info.update({"valid_roc": roc, "operating_point": point_at_fpr(roc, FPR_TARGET)})
