@@ -6,8 +6,12 @@ import os
 import shutil
 import sys
 import textwrap
+from typing import TYPE_CHECKING
 
 from streamguard.scan.results import Finding, ScanReport
+
+if TYPE_CHECKING:
+    from streamguard.scan.formats import Options
 
 FIXED = 19          # "0.912  vulnerable  ": score, verdict and their gaps
 MIN_WIDTH = 40
@@ -53,10 +57,10 @@ def _summary(report: ScanReport, shown: int) -> str:
     return "; ".join(parts)
 
 
-def render(report: ScanReport, opts: object) -> str:
-    """``opts``: a ``formats.Options`` (top, evidence, width)."""
-    width = max(int(getattr(opts, "width", 80)), MIN_WIDTH)
-    top = getattr(opts, "top", None)
+def render(report: ScanReport, opts: Options) -> str:
+    """The table of ``opts.top`` rows at ``opts.width`` columns, evidence under each row with ``opts.evidence``."""
+    width = max(opts.width, MIN_WIDTH)
+    top = opts.top
     rows = report.findings if top is None else report.findings[:top]
     locs = [_clean(f"{f.path}:{f.start_line}") for f in rows]
     names = [_clean(f.function) for f in rows]
@@ -74,7 +78,7 @@ def render(report: ScanReport, opts: object) -> str:
     for f, loc, name in zip(rows, locs, names):
         lines.append(f"{f.score:5.3f}  {f.verdict:<10}  {_cut_left(loc, loc_w):<{loc_w}}  "
                      f"{_cut_right(name, fn_w)}".rstrip())
-        if getattr(opts, "evidence", False):
+        if opts.evidence:
             lines.extend(_evidence(f, width))
     if not rows:
         lines.append("(no function scored)")
