@@ -199,3 +199,11 @@ def test_diff_paths_are_relative_to_the_repository(model, tmp_path, monkeypatch)
                  "--fail-on", "none"]) == 0
     rep = json.loads(out.read_text())
     assert rep["root"] == str(repo) and [f["path"] for f in rep["findings"]] == ["src/sub/a.c"]
+
+
+def test_bad_operating_point_options_exit_2(model, tree):
+    _, bundle = model
+    base = ["scan", str(tree), "--model", str(bundle), "--format", "json", "--out", "/dev/null"]
+    for bad in (["--max-findings", "-1"], ["--threshold", "fpr:abc"], ["--threshold", "fpr:1"],
+                ["--threshold", "best"], ["--threshold", "1.5"]):
+        assert main([*base, *bad]) == 2

@@ -247,6 +247,16 @@ def resolve(spec: str | None, model_dir: Path, accuracy: float) -> OperatingPoin
     return OperatingPoint(point["threshold"], f"fpr:{target:g}", point["fpr"], point["fnr"])
 
 
+def scan_point(spec: str | None, max_findings: int | None, model_dir: Path, accuracy: float) -> OperatingPoint:
+    """``scan``'s cut from ``--threshold`` and ``--max-findings``: alone, ``--max-findings N`` flags the N highest
+    whatever their score (the report applies N once the scores are known)."""
+    if max_findings is not None and max_findings < 0:
+        raise UserError(f"--max-findings must be at least 0, got {max_findings}")
+    if max_findings is not None and spec is None:
+        return OperatingPoint(0.0, "max-findings")
+    return resolve(spec, model_dir, accuracy)
+
+
 def export_record(run_dir: Path) -> dict[str, Any]:
     """What a bundle's ``model/threshold.json`` holds: the run's accuracy cut, ROC corners and operating point."""
     info: dict[str, Any] = {"threshold": run_threshold(run_dir)}

@@ -96,15 +96,12 @@ def run_scan(args: argparse.Namespace) -> int:
             raise UserError(f"{p}: no such file or directory")
     if args.top is not None and args.top < 1:
         raise UserError("--top must be at least 1")
-    if args.max_findings is not None and args.max_findings < 0:
-        raise UserError("--max-findings must be at least 0")
     console = Console(stderr=True)
     workers = args.workers or os.cpu_count() or 1
     root = args.root or results.default_root(args.paths, args.diff)
     detector = load(args.model, None, args.data, workers, args.precision)
-    point = thresholds.resolve(args.threshold, detector.source.model_dir, detector.source.threshold)
-    if args.max_findings is not None and args.threshold is None:  # the N highest, whatever their score
-        point = thresholds.OperatingPoint(0.0, "max-findings")
+    point = thresholds.scan_point(args.threshold, args.max_findings, detector.source.model_dir,
+                                  detector.source.threshold)
     detector.threshold = point.threshold  # evidence goes to the functions at or above the cut
     with detector, _progress(console) as progress:
         report = detector.scan(args.paths, args.include, args.exclude, root, args.diff,
@@ -112,8 +109,7 @@ def run_scan(args: argparse.Namespace) -> int:
                                progress)
     report.recut(point.threshold, point.to_dict(), args.max_findings)
     cut = _fail_on(args.fail_on, report.threshold)
-    from streamguard.scan.table import terminal_width
-    _write(formats.write(args.format, report, args.top, args.evidence is not None, terminal_width()), args.out)
+    _write(formats.write(args.format, report, args.top, args.evidence is not None), args.out)
     if args.format != "table" or args.out is not None:
         console.print(report.header(), markup=False, highlight=False, soft_wrap=True)
     if point.note:

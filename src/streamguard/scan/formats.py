@@ -148,7 +148,9 @@ REGISTRY: dict[str, Format] = {f.name: f for f in (
 )}
 
 
-def write(name: str, report: ScanReport, top: int | None = None, evidence: bool = False, width: int = 80) -> str:
-    """The report in format ``name``; ``top`` None takes the format's default."""
+def write(name: str, report: ScanReport, top: int | None = None, evidence: bool = False,
+          width: int | None = None) -> str:
+    """The report in format ``name``; ``top`` None takes the format's default, ``width`` None the terminal's."""
+    from streamguard.scan.table import terminal_width
     fmt = REGISTRY[name]
-    return fmt.write(report, Options(fmt.top if top is None else top, evidence, width))
+    return fmt.write(report, Options(fmt.top if top is None else top, evidence, width or terminal_width()))
