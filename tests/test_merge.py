@@ -55,7 +55,7 @@ def test_base_keeps_its_valid_and_test_and_every_row_is_accounted_for(merged):
         assert _rows(merged / f"{split}.jsonl") == _rows(FIX / "devign_base" / f"{split}.jsonl") or \
             [r["func"] for r in _rows(merged / f"{split}.jsonl")] == \
             [r["func"] for r in _rows(FIX / "devign_base" / f"{split}.jsonl")]
-    m = json.loads((merged / "manifest.json").read_text())
+    m = json.loads((merged / "manifest.json").read_text())["extra"]
     kept = sum(len(_rows(merged / f)) for f in ("train.jsonl", "valid.jsonl", "test.jsonl", "heldout/test.jsonl"))
     assert m["read"] == kept + len(_rows(merged / "dropped.jsonl"))
     for src, s in m["per_source"].items():

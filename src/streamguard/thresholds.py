@@ -7,7 +7,6 @@ fusion folds its own threshold into its logits, so its recorded cut sits at abou
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -16,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.atomic import write_json
 from streamguard.errors import UserError
+from streamguard.rundir import PREDICTIONS_DIR, THRESHOLD_FILE, RunDir
 
+__all__ = ["THRESHOLD_FILE", "check", "choose", "choose_threshold", "record", "run_threshold", "verdict"]
 log = logging.getLogger(__name__)
-THRESHOLD_FILE = "threshold.json"
 DEFAULT = 0.5
 VULNERABLE, CLEAN = "vulnerable", "clean"
 
@@ -41,37 +40,30 @@ def choose(rows: list[dict[str, Any]], metric: str = "accuracy") -> dict[str, An
     value = float((pred == y).mean()) if metric == "accuracy" else \
         float(2 * (pred & (y == 1)).sum() / max(pred.sum() + (y == 1).sum(), 1))
     return {"threshold": _sigmoid(cut), "margin_threshold": cut, "metric": metric, "valid_value": value,
-            "chosen_on": "predictions/valid.jsonl", "n_valid": len(rows)}
+            "chosen_on": f"{PREDICTIONS_DIR}/valid.jsonl", "n_valid": len(rows)}
 
 
 def record(run_dir: Path, rows: list[dict[str, Any]] | None = None, metric: str = "accuracy") -> dict[str, Any]:
-    """Choose on the run's valid predictions (``rows``, else the file) and write ``threshold.json`` atomically."""
-    run_dir = Path(run_dir)
+    """Choose on the run's valid predictions (``rows``, else the file) and record it in the run (atomically)."""
+    run = RunDir(run_dir)
     if rows is None:
-        rows = _read_valid(run_dir)
+        rows = run.read_predictions("valid", missing_ok=True)
     info = choose(rows, metric)
-    write_json(run_dir / THRESHOLD_FILE, info)
+    run.write_threshold(info)
     return info
-
-
-def _read_valid(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "predictions" / "valid.jsonl"
-    if not path.is_file():
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 def run_threshold(run_dir: Path) -> float:
     """The run's recorded threshold; a run from before thresholds were recorded gets one chosen on its valid
     predictions now (and recorded when the directory is writable); 0.5 when it has none."""
-    path = Path(run_dir) / THRESHOLD_FILE
-    if path.is_file():
+    run = RunDir(run_dir)
+    info = run.read_threshold()
+    if info is not None:
         try:
-            return check(float(json.loads(path.read_text())["threshold"]), str(path))
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-            raise UserError(f"{path} holds no valid threshold") from None
-    rows = _read_valid(Path(run_dir))
+            return check(float(info["threshold"]), str(run.threshold_path))
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{run.threshold_path} holds no valid threshold") from None
+    rows = run.read_predictions("valid", missing_ok=True)
     try:
         info = record(run_dir, rows)
     except OSError:
