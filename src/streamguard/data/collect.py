@@ -17,6 +17,7 @@ from typing import Any
 
 from streamguard.data.csv_records import csv_rows
 from streamguard.data.ingest import Entry, validate_entries
+from streamguard.data.neardup import text_key
 from streamguard.data.rawdir import POOL, RawDir
 from streamguard.data.records import RecordError, read_jsonl_lines, validate_raw
 from streamguard.data.stats import audit
@@ -95,7 +96,7 @@ def _bigvul(path: Path, mapping: dict[str, str]) -> Iterator[Entry]:
             continue
         before, after = row[cols["before"]], row.get(cols["after"]) or ""
         yield lineno, {**base, "func": before, "target": 1, "_part": ":before"}
-        if " ".join(before.split()) == " ".join(after.split()):
+        if text_key(before) == text_key(after):  # the one "same function" (neardup.text_key)
             yield lineno, RecordError("func_after equals func_before: the fix did not change this function")
         else:
             yield lineno, {**base, "func": after, "target": 0, "_part": ":after"}
