@@ -66,7 +66,7 @@ def run_threshold(run_dir: Path) -> float:
     rows = run.read_predictions("valid", missing_ok=True)
     try:
         info = record(run_dir, rows)
-    except OSError:
+    except (OSError, UserError):  # a read-only run directory (atomic.py reports it as a UserError)
         info = choose(rows)
     log.info("%s recorded no threshold; chose %.4f on its valid predictions", run_dir, info["threshold"])
     return info["threshold"]
