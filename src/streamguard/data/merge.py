@@ -35,11 +35,12 @@ HELDOUT = "heldout"  # OUT/heldout/: a raw dataset of its own (test split only)
 def _load(base: Path, adds: list[Path]) -> list[dict[str, Any]]:
     """Every input row with ``uid``, ``source``, ``origin`` (base split or 'pool') and ``order``."""
     rows: list[dict[str, Any]] = []
-    name = RawDir(base).source_name("base")
+    base_dir = RawDir(base)
+    name = base_dir.source_name("base")
     for split in SPLITS:
-        if not (base / f"{split}.jsonl").is_file():
+        if not base_dir.split_path(split).is_file():
             raise UserError(f"--base {base} has no {split}.jsonl (import it first: data import codexglue)")
-        for i, r in enumerate(read_jsonl(base / f"{split}.jsonl")):
+        for i, r in enumerate(base_dir.read_split(split)):
             rows.append({**r, "source": name, "uid": f"{name}:{split}:{i}", "origin": split, "is_base": True})
     for folder in adds:
         src = RawDir(folder).source_name(folder.name)
