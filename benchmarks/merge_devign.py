@@ -21,6 +21,7 @@ from lexical_devign import machine  # noqa: E402
 
 from streamguard.cli import main  # noqa: E402
 from streamguard.data.neardup import DEFAULT_THRESHOLD, miss_probability  # noqa: E402
+from streamguard.data.rawdir import RawDir  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -50,7 +51,8 @@ def run(shared: Path, work: Path, holdout: str) -> dict:
     }
     seconds["merge"] = _timed(["data", "merge", "--base", str(raw / "devign"), "--add", str(raw / "bigvul"),
                                "--add", str(raw / "reveal"), "--out", str(raw / "merged"), "--holdout", holdout])
-    m = json.loads((raw / "merged/manifest.json").read_text())
+    full = RawDir(raw / "merged").manifest()
+    m = {**full["extra"], "counts": full["counts"], "audit": full["audit"]}  # the merge's own fields are in extra
     dropped = [json.loads(x) for x in (raw / "merged/dropped.jsonl").read_text().splitlines()]
     leak = Counter((d["source"], d["reason"], d["match_split"] or "")
                    for d in dropped if d["reason"].endswith("evaluation function"))

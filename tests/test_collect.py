@@ -43,7 +43,7 @@ def test_bigvul_csv_gives_pairs_and_rejects_bad_rows(tmp_path):
     # (before only) and an empty before (after only)
     assert sorted(sorted(t) for t in pairs.values()).count([0, 1]) == 11 and len(pairs) == 13
     assert sum(r["cve"].startswith("CVE-") for r in pool) == 22  # the 11 complete pairs
-    assert manifest["groups"]["pairs"] == len(pairs)
+    assert manifest["extra"]["groups"]["pairs"] == len(pairs)
 
 
 def test_primevul_jsonl_rejects_malformed_lines(tmp_path):

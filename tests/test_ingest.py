@@ -13,7 +13,7 @@ def _rows(path):
 def test_both_source_forms_give_the_same_functions(tmp_path, raw_small):
     a = import_codexglue(raw_small, tmp_path / "a")
     b = import_codexglue(raw_small.parent / "devign_form", tmp_path / "b")
-    assert a["source_form"] == "codexglue-jsonl" and b["source_form"] == "devign-function-json"
+    assert a["extra"]["source_form"] == "codexglue-jsonl" and b["extra"]["source_form"] == "devign-function-json"
     for split in ("train", "valid", "test"):
         ra, rb = _rows(tmp_path / "a" / f"{split}.jsonl"), _rows(tmp_path / "b" / f"{split}.jsonl")
         assert [(r["func"], r["target"]) for r in ra] == [(r["func"], r["target"]) for r in rb]
@@ -65,7 +65,7 @@ def test_dedup_removes_train_copies_of_test_functions(tmp_path, raw_small):
     plain = import_codexglue(src, tmp_path / "plain")
     assert plain["audit"]["cross_split"]["train-test"]["shared_functions"] == 1
     deduped = import_codexglue(src, tmp_path / "dedup", dedup=True)
-    assert deduped["dedup"]["removed_from_train"] == 1
+    assert deduped["extra"]["dedup"]["removed_from_train"] == 1
     assert deduped["counts"]["train"]["written"] == plain["counts"]["train"]["written"] - 1
     assert deduped["counts"]["train"]["rejected"] == 1
 
@@ -74,3 +74,16 @@ def test_missing_source_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="neither"):
         (tmp_path / "empty").mkdir()
         import_codexglue(tmp_path / "empty", tmp_path / "out")
+
+
+def test_one_definition_of_the_same_function_for_audit_merge_and_corpus():
+    """The import audit, --dedup, the merge and the corpus's Devign exclusion share neardup.text_key: a copy that
+    differs in comments and token spacing is the same function to all of them."""
+    from streamguard.data import corpus, merge, stats
+    from streamguard.data.neardup import text_key
+    a = "int f(int *p) {\n  return p->x; /* read */\n}\n"
+    b = "int f ( int * p ) { return p -> x ; }  // same tokens\n"
+    assert text_key(a) == text_key(b) and corpus.text_key is text_key and merge.text_key is text_key
+    assert stats.hashes([{"func": a}]) == stats.hashes([{"func": b}])
+    report = stats.audit({"train": [{"func": a, "target": 0}], "test": [{"func": b, "target": 0}]})
+    assert report["cross_split"]["train-test"]["shared_functions"] == 1

@@ -55,7 +55,7 @@ def test_base_keeps_its_valid_and_test_and_every_row_is_accounted_for(merged):
         assert _rows(merged / f"{split}.jsonl") == _rows(FIX / "devign_base" / f"{split}.jsonl") or \
             [r["func"] for r in _rows(merged / f"{split}.jsonl")] == \
             [r["func"] for r in _rows(FIX / "devign_base" / f"{split}.jsonl")]
-    m = json.loads((merged / "manifest.json").read_text())
+    m = json.loads((merged / "manifest.json").read_text())["extra"]
     kept = sum(len(_rows(merged / f)) for f in ("train.jsonl", "valid.jsonl", "test.jsonl", "heldout/test.jsonl"))
     assert m["read"] == kept + len(_rows(merged / "dropped.jsonl"))
     for src, s in m["per_source"].items():
@@ -89,3 +89,26 @@ def test_merge_refuses_unknown_holdout_source_and_missing_base(tmp_path, capsys)
     assert main(["data", "merge", "--base", str(tmp_path / "b"), "--add", str(tmp_path / "b"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "has no train.jsonl" in capsys.readouterr().err
+
+
+def test_every_raw_dataset_has_one_manifest_schema(merged, tmp_path):
+    """Imports (codexglue, collector) and the merge write one manifest schema through RawDir (issue 23): the
+    common fields at the top, with per-file sha256 that match the files; writer-specific fields under ``extra``."""
+    from streamguard.data.ingest import import_codexglue
+    from streamguard.data.rawdir import SCHEMA, RawDir
+    from streamguard.provenance import sha256_file
+    import_codexglue(FIX / "devign_base", tmp_path / "base")
+    folders = [merged, merged / "heldout", merged.parent / "bigvul", merged.parent / "jsonl", tmp_path / "base"]
+    common = {"schema", "source", "made_by", "counts", "label_balance", "sha256", "audit", "seconds", "environment",
+              "extra"}
+    made_by = set()
+    for folder in folders:
+        m = RawDir(folder).manifest()
+        assert set(m) == common and m["schema"] == SCHEMA, folder
+        assert set(m["counts"]) == set(m["label_balance"]) and m["counts"], folder
+        for split, bal in m["label_balance"].items():
+            assert bal["count"] == m["counts"][split]["written"], (folder, split)
+        for name, digest in m["sha256"].items():
+            assert sha256_file(folder / name) == digest, (folder, name)
+        made_by.add(m["made_by"])
+    assert made_by == {"merge", "import-collected", "import-codexglue"}

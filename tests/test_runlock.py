@@ -31,6 +31,12 @@ def held(tmp_path: Path):
     ["train", "gnn", "--data", str(DATA), "--epochs", "1", "--tracking-uri", "off", "--set", "cache_dir=CACHE"],
     ["preprocess", "--raw", str(Path(__file__).parent / "fixtures" / "raw_small")],
     ["data", "import", "codexglue", "--source", str(Path(__file__).parent / "fixtures" / "raw_small")],
+    # every other stage that writes a folder takes the same lock (issue 23)
+    ["data", "import", "bigvul", "--source", str(Path(__file__).parent / "fixtures" / "collected" / "bigvul.csv")],
+    ["data", "merge", "--base", str(Path(__file__).parent / "fixtures" / "raw_small"), "--add", "CACHE"],
+    ["corpus", "--source", str(Path(__file__).parent / "fixtures" / "kernel_c"), "--no-devign"],
+    ["denoise", "--run", "CACHE"],
+    ["pretrain", "--corpus", "CACHE"],
 ])
 def test_second_writer_is_refused(held: Path, argv: list[str], capsys: pytest.CaptureFixture) -> None:
     argv = [a.replace("CACHE", str(held.parent / "cache")) for a in argv]

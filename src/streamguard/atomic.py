@@ -99,6 +99,21 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2, sort_keys: bo
     return write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys) + "\n")
 
 
+def promote(tmp: str | Path, path: str | Path) -> Path:
+    """Rename a finished temporary file or folder, made beside ``path``, over ``path`` durably: for output that
+    cannot stream through ``atomic_open`` (a download checked before it is used, a copied folder)."""
+    tmp, path = Path(tmp), Path(path)
+    if tmp.is_file():
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return path
+
+
 def copy_file(src: str | Path, dst: str | Path, chunk: int = 1 << 20) -> Path:
     """Copy ``src`` to ``dst`` atomically (a crash never leaves a half copy at ``dst``)."""
     with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:

@@ -24,7 +24,8 @@ from streamguard.data.rawjoin import raw_fields
 from streamguard.data.records import SPLITS, check_prediction, write_jsonl
 from streamguard.errors import UserError
 from streamguard.provenance import environment
-from streamguard.rundir import logit_margin, read_exp_config
+from streamguard.rundir import RunDir, logit_margin
+from streamguard.runlock import locked
 
 MODES = ("weight", "drop")
 
@@ -32,8 +33,8 @@ MODES = ("weight", "drop")
 def oof_margin(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(train ids, labels, out-of-fold log-odds of 'vulnerable') of a run that kept OOF predictions."""
     from streamguard.train.fuse import FUSION_FILE
-    read_exp_config(run_dir)
-    kinds = sorted(p.stem for p in (Path(run_dir) / "oof").glob("*.jsonl"))
+    RunDir(run_dir).read_exp()
+    kinds = RunDir(run_dir).oof_kinds()
     if not kinds:
         raise UserError(f"{run_dir} has no oof/*.jsonl: denoise needs out-of-fold predictions (a fusion run)")
     per_kind = {k: _checked_oof(run_dir, k) for k in kinds}
@@ -59,7 +60,7 @@ def _checked_oof(run_dir: Path, kind: str) -> dict[str, dict]:
     from streamguard.train.fuse import read_oof
     rows = read_oof(run_dir, kind)
     for n, row in enumerate(rows, start=1):
-        where = f"{Path(run_dir) / 'oof' / f'{kind}.jsonl'} row {n}"
+        where = f"{RunDir(run_dir).oof_path(kind)} row {n}"
         check_prediction(row, where)
         if row.get("logits") is None:
             raise UserError(f"{where}: logits missing (denoise combines the models' log-odds)")
@@ -114,9 +115,14 @@ def _records(data_dir: Path, split: str) -> list[dict]:
 def denoise(run_dir: Path, out: Path, mode: str = "weight", hard_below: float = 0.25,
             data_dir: Path | None = None, top: int = 50) -> dict[str, Any]:
     """Score, weight and report; return the summary (also ``out/denoise.json``)."""
+    with locked(out, "--out"):  # one writer per output folder, as every stage
+        return _denoise(Path(run_dir), Path(out), mode, hard_below, data_dir, top)
+
+
+def _denoise(run_dir: Path, out: Path, mode: str, hard_below: float, data_dir: Path | None,
+             top: int) -> dict[str, Any]:
     started = time.time()
-    run_dir, out = Path(run_dir), Path(out)
-    data_dir = Path(data_dir or read_exp_config(run_dir)["data_dir"])
+    data_dir = Path(data_dir or RunDir(run_dir).read_exp()["data_dir"])
     ids, labels, margin = oof_margin(run_dir)
     train = _records(data_dir, "train")
     missing = {r["id"] for r in train} - set(ids)

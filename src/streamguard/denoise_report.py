@@ -6,6 +6,8 @@ import html
 from pathlib import Path
 from typing import Any
 
+from streamguard.atomic import write_text
+
 CODE_CHARS = 3000
 
 _CSS = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
@@ -46,6 +48,4 @@ def write_report(path: Path, summary: dict[str, Any], issues: list[dict], hard: 
             parts.append(_table([{"value": k, **v} for k, v in groups.items()], cols))
     parts.append(_items(f"Top {len(issues)} suspected label issues", issues, code))
     parts.append(_items(f"Hardest {len(hard)} items", hard, code))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(parts), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, "".join(parts))

@@ -13,7 +13,7 @@ from streamguard.atomic import check_writable_file
 from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import write_jsonl
 from streamguard.errors import UserError
-from streamguard.rundir import read_exp_config
+from streamguard.rundir import RunDir
 from streamguard.train import registry
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def predict_run(run_dir: Path, data_dir: Path, split: str, out: Path, threshold:
     (the run's, chosen on valid, unless given) and its verdict; return the row count."""
     run_dir, data = Path(run_dir), ProcessedDir(data_dir)
     check_writable_file(Path(out))  # before scoring: a directory or unwritable --out fails in one line
-    exp = read_exp_config(run_dir)
+    exp = RunDir(run_dir).read_exp()
     data.check_compatible(exp.get("data_identity"), run_dir)
     if not data.has_split(split):
         raise UserError(f"{data_dir} has no {split} split")

@@ -12,7 +12,6 @@ of the functions are vulnerable and flags about half of a real project, so ``sca
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -22,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.atomic import write_json
 from streamguard.errors import UserError
+from streamguard.rundir import PREDICTIONS_DIR, THRESHOLD_FILE, RunDir
 
+__all__ = ["THRESHOLD_FILE", "check", "choose", "choose_threshold", "record", "run_threshold", "verdict"]
 log = logging.getLogger(__name__)
-THRESHOLD_FILE = "threshold.json"
 DEFAULT = 0.5
 VULNERABLE, CLEAN = "vulnerable", "clean"
 FPR_TARGET = 0.02   # the default operating point of ``scan``: at most 2% of clean validation functions flagged
@@ -48,18 +47,18 @@ def choose(rows: list[dict[str, Any]], metric: str = "accuracy") -> dict[str, An
     value = float((pred == y).mean()) if metric == "accuracy" else \
         float(2 * (pred & (y == 1)).sum() / max(pred.sum() + (y == 1).sum(), 1))
     return {"threshold": _sigmoid(cut), "margin_threshold": cut, "metric": metric, "valid_value": value,
-            "chosen_on": "predictions/valid.jsonl", "n_valid": len(rows)}
+            "chosen_on": f"{PREDICTIONS_DIR}/valid.jsonl", "n_valid": len(rows)}
 
 
 def record(run_dir: Path, rows: list[dict[str, Any]] | None = None, metric: str = "accuracy") -> dict[str, Any]:
-    """Choose on the run's valid predictions (``rows``, else the file) and write ``threshold.json`` atomically."""
-    run_dir = Path(run_dir)
+    """Choose on the run's valid predictions (``rows``, else the file) and record it in the run (atomically)."""
+    run = RunDir(run_dir)
     if rows is None:
-        rows = _read_valid(run_dir)
+        rows = run.read_predictions("valid", missing_ok=True)
     info = choose(rows, metric)
     info.update(_rates(rows, info.get("margin_threshold")))
     info.update(roc_record(rows))
-    write_json(run_dir / THRESHOLD_FILE, info)
+    run.write_threshold(info)
     return info
 
 
@@ -74,39 +73,38 @@ def _rates(rows: list[dict[str, Any]], margin: float | None) -> dict[str, float]
 
 def _accuracy_rates(model_dir: Path) -> tuple[float | None, float | None]:
     """The accuracy cut's validation FPR and FNR: recorded, or from the run's valid predictions, else unknown."""
-    path = Path(model_dir) / THRESHOLD_FILE
-    try:
-        info = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        info = {}
-    if not isinstance(info, dict):
-        return None, None
+    info = _lenient_record(model_dir)
     if "valid_fpr" not in info and "margin_threshold" in info:
         info = _rates(_read_valid(Path(model_dir)), info["margin_threshold"])
     return info.get("valid_fpr"), info.get("valid_fnr")
 
 
 def _read_valid(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "predictions" / "valid.jsonl"
-    if not path.is_file():
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    return RunDir(run_dir).read_predictions("valid", missing_ok=True)
+
+
+def _lenient_record(model_dir: Path) -> dict[str, Any]:
+    """The recorded threshold record, or {} when it is missing or damaged (the caller falls back)."""
+    try:
+        return RunDir(model_dir).read_threshold() or {}
+    except (OSError, UserError):
+        return {}
 
 
 def run_threshold(run_dir: Path) -> float:
     """The run's recorded threshold; a run from before thresholds were recorded gets one chosen on its valid
     predictions now (and recorded when the directory is writable); 0.5 when it has none."""
-    path = Path(run_dir) / THRESHOLD_FILE
-    if path.is_file():
+    run = RunDir(run_dir)
+    info = run.read_threshold()
+    if info is not None:
         try:
-            return check(float(json.loads(path.read_text())["threshold"]), str(path))
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-            raise UserError(f"{path} holds no valid threshold") from None
-    rows = _read_valid(Path(run_dir))
+            return check(float(info["threshold"]), str(run.threshold_path))
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{run.threshold_path} holds no valid threshold") from None
+    rows = run.read_predictions("valid", missing_ok=True)
     try:
         info = record(run_dir, rows)
-    except OSError:
+    except (OSError, UserError):  # a read-only run directory (atomic.py reports it as a UserError)
         info = choose(rows)
     log.info("%s recorded no threshold; chose %.4f on its valid predictions", run_dir, info["threshold"])
     return info["threshold"]
@@ -210,11 +208,7 @@ def model_roc(model_dir: Path) -> dict[str, Any] | None:
     """The validation ROC of a run directory or a bundle's ``model/`` folder: recorded in ``threshold.json``, or
     computed from ``predictions/valid.jsonl`` for a run recorded before ROC curves were (never written back: a
     bundle's files are signed). None when neither is there (a bundle exported before this record)."""
-    path = Path(model_dir) / THRESHOLD_FILE
-    try:
-        roc = json.loads(path.read_text()).get("valid_roc") if path.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        roc = None
+    roc = _lenient_record(model_dir).get("valid_roc")
     if isinstance(roc, dict) and all(isinstance(roc.get(k), list) for k in ("margin", "fpr", "tpr")):
         return roc
     rows = _read_valid(Path(model_dir))

@@ -27,6 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from streamguard.atomic import write_text
 from streamguard.cloud import jobspec
 from streamguard.errors import UserError
 
@@ -42,9 +43,7 @@ def write_failure(paths: jobspec.SageMakerPaths, message: str) -> None:
     if _rank() != 0:
         return
     paths.failure.parent.mkdir(parents=True, exist_ok=True)
-    tmp = paths.failure.with_name(paths.failure.name + ".tmp")
-    tmp.write_text(message[:MAX_FAILURE] + "\n")
-    os.replace(tmp, paths.failure)
+    write_text(paths.failure, message[:MAX_FAILURE] + "\n")
 
 
 def read_hyperparameters(paths: jobspec.SageMakerPaths) -> dict[str, Any]:

@@ -5,7 +5,6 @@ Works with any MLflow store that has a registry: the project's sqlite file local
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -58,14 +57,14 @@ def _model_files(run_dir: Path, dest: Path) -> None:
 
 def _metrics(run_dir: Path) -> tuple[list[tuple[int, dict[str, float]]], dict[str, float]]:
     per_epoch = []
-    if (run_dir / "metrics.csv").is_file():
-        with open(run_dir / "metrics.csv", newline="") as fh:
-            for row in csv.DictReader(fh):
-                vals = {k: float(v) for k, v in row.items() if k != "epoch" and v not in ("", None)}
-                per_epoch.append((int(row["epoch"]), {k: v for k, v in vals.items() if math.isfinite(v)}))
+    from streamguard.rundir import RunDir
+    run = RunDir(run_dir)
+    for row in run.read_metrics():
+        vals = {k: v for k, v in row.items() if k != "epoch"}
+        per_epoch.append((int(row["epoch"]), {k: v for k, v in vals.items() if math.isfinite(v)}))
     summary = {}
-    if (run_dir / "train_summary.json").is_file():
-        data = json.loads((run_dir / "train_summary.json").read_text())
+    if run.summary_path.is_file():
+        data = run.read_summary()
         summary = {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                    and math.isfinite(float(v))}
     return per_epoch, summary
@@ -74,10 +73,10 @@ def _metrics(run_dir: Path) -> tuple[list[tuple[int, dict[str, float]]], dict[st
 def register_run(run_dir: Path, name: str, uri: str | None = None, bundle: Path | None = None) -> str:
     """Log the run's model files (and ``bundle``) to a new MLflow run and register them as a new version of
     ``name``; return the version."""
-    from streamguard.rundir import read_exp_config
+    from streamguard.rundir import RunDir
 
     run_dir = Path(run_dir)
-    exp = read_exp_config(run_dir)
+    exp = RunDir(run_dir).read_exp()
     if bundle is not None and not Path(bundle).exists():
         raise UserError(f"bundle {bundle} not found (make it with `streamguard export RUN --out BUNDLE`)")
     store = tracking_uri(uri, run_dir)

@@ -1,4 +1,4 @@
-"""Collector imports: labelled functions from outside Devign -> one ``pool.jsonl`` + ``manifest.json`` + rejects.
+"""Collector imports: labelled functions from outside Devign -> a raw dataset of one ``pool`` (data/rawdir.py).
 
 Formats (``streamguard data import FORMAT``): ``jsonl`` / ``csv`` with a field mapping (``--map dst=src,...``),
 ``bigvul`` (Big-Vul's CSV: ``func_before``/``func_after`` of one fix become a before (1) / after (0) pair),
@@ -9,9 +9,7 @@ CodeXGLUE import's (``ingest.validate_entries``). Every row keeps its ``source``
 """
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +17,12 @@ from typing import Any
 
 from streamguard.data.csv_records import csv_rows
 from streamguard.data.ingest import Entry, validate_entries
-from streamguard.data.records import RecordError, read_jsonl_lines, validate_raw, write_jsonl
+from streamguard.data.neardup import text_key
+from streamguard.data.rawdir import POOL, RawDir
+from streamguard.data.records import RecordError, read_jsonl_lines, validate_raw
 from streamguard.data.stats import audit
 from streamguard.errors import UserError
-from streamguard.provenance import environment, sha256_file
+from streamguard.provenance import sha256_file
 
 FORMATS = ("jsonl", "csv", "bigvul", "primevul", "cdir")
 EXTRA_FIELDS = ("pair_id", "cve", "cwe", "orig_idx")
@@ -96,7 +96,7 @@ def _bigvul(path: Path, mapping: dict[str, str]) -> Iterator[Entry]:
             continue
         before, after = row[cols["before"]], row.get(cols["after"]) or ""
         yield lineno, {**base, "func": before, "target": 1, "_part": ":before"}
-        if " ".join(before.split()) == " ".join(after.split()):
+        if text_key(before) == text_key(after):  # the one "same function" (neardup.text_key)
             yield lineno, RecordError("func_after equals func_before: the fix did not change this function")
         else:
             yield lineno, {**base, "func": after, "target": 0, "_part": ":after"}
@@ -176,8 +176,7 @@ def label_balance(rows: list[dict[str, Any]], key: str, top: int = 15) -> dict[s
 
 def import_collected(fmt: str, source: Path, out: Path, name: str | None = None, mapping: str | None = None,
                      labels: Path | None = None) -> dict[str, Any]:
-    """Validate ``source`` into ``out/pool.jsonl``; return the manifest (also ``out/manifest.json``)."""
-    started = time.time()
+    """Validate ``source`` into ``out``'s pool; return the manifest (also written to ``out``, last)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown import format {fmt!r} (known: {', '.join(FORMATS)})")
     name = name or fmt
@@ -187,30 +186,28 @@ def import_collected(fmt: str, source: Path, out: Path, name: str | None = None,
         raise UserError(f"source {'folder' if fmt == 'cdir' else 'file'} not found: {source}")
     if fmt == "cdir" and labels is not None and not labels.is_file():
         raise UserError(f"labels file not found: {labels}")
+    with RawDir.writing(out) as raw:  # one writer per folder, as every stage
+        return _import(fmt, source, raw, name, mapping, labels)
+
+
+def _import(fmt: str, source: Path, raw: RawDir, name: str, mapping: str | None, labels: Path | None) -> dict:
     entries = ((ln, {**o, "_line": ln} if isinstance(o, dict) else o)
                for ln, o in _entries(fmt, source, parse_map(mapping), labels))
     rejects: list[dict] = []
-    kept, read = validate_entries(entries, "pool", rejects, lambda o: collected_row(name, o["_line"], o))
-    out.mkdir(parents=True, exist_ok=True)
+    kept, read = validate_entries(entries, POOL, rejects, lambda o: collected_row(name, o["_line"], o))
     if not kept:  # an empty import is an error, not a dataset (docs/reliability.md)
-        write_jsonl(out / "rejects.jsonl", rejects)
+        raw.write_rejects(rejects)
         raise UserError(f"nothing to import from {source}: {read} row(s) read, none usable"
-                        + (f" (reasons in {out / 'rejects.jsonl'})" if rejects else ""))
-    write_jsonl(out / "pool.jsonl", kept)
-    write_jsonl(out / "rejects.jsonl", rejects)
+                        + (f" (reasons in {raw.rejects_path})" if rejects else ""))
     assert read == len(kept) + len(rejects), "every input record is written or rejected"
+    raw.write_split(POOL, kept, read=read, rejected=len(rejects))
+    raw.write_rejects(rejects)
     inputs = [source] if fmt != "cdir" else [p for p in (labels,) if p]
-    manifest = {
-        "source": name, "source_form": fmt, "source_path": str(source.resolve()), "map": parse_map(mapping),
-        "counts": {"pool": {"read": read, "written": len(kept), "rejected": len(rejects)}},
-        "sha256": {"pool.jsonl": sha256_file(out / "pool.jsonl")}, "audit": audit({"pool": kept}),
-        "label_balance": {"project": label_balance(kept, "project")},
+    manifest = raw.write_manifest(name, "import-collected", audit({POOL: kept}), {
+        "source_form": fmt, "source_path": str(source.resolve()), "map": parse_map(mapping),
+        "label_balance_by_project": label_balance(kept, "project"),
         "groups": {"pairs": len({r["pair_id"] for r in kept if r["pair_id"]}),
                    "cves": len({r["cve"] for r in kept if r["cve"]})},
-        "inputs_sha256": {str(p): sha256_file(p) for p in inputs},
-        "seconds": round(time.time() - started, 2), "environment": environment()}
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(out / "manifest.json")
-    print(f"imported {len(kept)}/{read} {fmt} records as source '{name}' ({len(rejects)} rejected) -> {out}")
+        "inputs_sha256": {str(p): sha256_file(p) for p in inputs}})
+    print(f"imported {len(kept)}/{read} {fmt} records as source '{name}' ({len(rejects)} rejected) -> {raw.path}")
     return manifest

@@ -1,9 +1,9 @@
 """The pre-training corpus: C functions of a source tree, normalised, deduplicated, with Devign removed.
 
 Functions come from the one extractor ``scan`` uses (streamguard.data.extract). Two functions are the same when
-their normalised text is: comments removed and every run of whitespace made one space, so that Devign's
-blank-line-doubled copies match their originals. Every function whose normalised text occurs in Devign
-(train, valid or test) is dropped, so that pre-training never sees an evaluation function.
+``neardup.text_key`` says so (the definition the import audit and the merge use: equal C tokens once comments
+are removed), so that Devign's blank-line-doubled copies match their originals. Every function that is the same
+as a Devign function (train, valid or test) is dropped, so that pre-training never sees an evaluation function.
 
 A second kind of corpus, for task-adaptive pre-training, is Devign's own train split (text only): there, only
 the train functions that are also in valid or test are dropped (``build_devign_train_corpus``).
@@ -13,10 +13,8 @@ with its reason) and ``manifest.json`` with the counts; extracted = kept + rejec
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import re
 import time
 from collections import Counter
@@ -24,8 +22,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from streamguard.atomic import atomic_open, write_json
+from streamguard.data.neardup import text_key
 from streamguard.data.records import read_jsonl_lines
 from streamguard.errors import UserError
+from streamguard.runlock import locked
 
 log = logging.getLogger(__name__)
 # strings and char literals are matched first, so that a "//" or "/*" inside a literal is not a comment
@@ -42,12 +43,8 @@ def normalise(code: str) -> str:
     return _SPACE.sub(" ", no_comments).strip()
 
 
-def text_key(code: str) -> str:
-    return hashlib.sha256(normalise(code).encode()).hexdigest()
-
-
 def devign_keys(devign: Path, splits: tuple[str, ...] = DEVIGN_SPLITS) -> set[str]:
-    """Normalised-text keys of every Devign function of ``splits`` (by default train, valid and test)."""
+    """Same-function keys of every Devign function of ``splits`` (by default train, valid and test)."""
     keys: set[str] = set()
     for split in splits:
         path = Path(devign) / f"{split}.jsonl"
@@ -60,13 +57,11 @@ def devign_keys(devign: Path, splits: tuple[str, ...] = DEVIGN_SPLITS) -> set[st
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     n = 0
-    with open(tmp, "w") as fh:
+    with atomic_open(path, "w") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
-    os.replace(tmp, path)
     return n
 
 
@@ -96,7 +91,7 @@ class _Collector:
             c.devign += reason == "devign_overlap"
             c.duplicates += reason == "duplicate"
             c.short += reason == "too_short"
-            self.rejects.append({**where, "reason": reason, "sha256": key})
+            self.rejects.append({**where, "reason": reason, "key": key})
             return
         self.seen.add(key)
         c.tokens += ntok
@@ -108,13 +103,19 @@ def build_corpus(source: Path, out: Path, devign: Path | None, subdirs: list[str
                  include: list[str] | None = None, exclude: list[str] | None = None,
                  min_tokens: int = 10) -> dict[str, Any]:
     """Extract, normalise, deduplicate and filter the functions of ``source``; write the corpus to ``out``."""
-    from streamguard.data.extract import extract_functions, iter_c_files
     source, out = Path(source), Path(out)
     if not source.is_dir():
         raise UserError(f"corpus source folder not found: {source}")
     missing = [d for d in subdirs or [] if not (source / d).is_dir()]
     if missing:
         raise UserError(f"{source}: no such subfolder {missing[0]!r}")
+    with locked(out, "--out"):  # one writer per output folder, as every stage
+        return _build(source, out, devign, subdirs, include, exclude, min_tokens)
+
+
+def _build(source: Path, out: Path, devign: Path | None, subdirs: list[str] | None, include: list[str] | None,
+           exclude: list[str] | None, min_tokens: int) -> dict[str, Any]:
+    from streamguard.data.extract import extract_functions, iter_c_files
     started = time.time()
     col = _Collector(devign_keys(devign) if devign is not None else set(), min_tokens)
     counts = col.counts
@@ -136,18 +137,19 @@ def build_corpus(source: Path, out: Path, devign: Path | None, subdirs: list[str
 def build_devign_train_corpus(devign: Path, out: Path, min_tokens: int = 10) -> dict[str, Any]:
     """Devign's train functions (text only, never labels) as a corpus for task-adaptive pre-training.
 
-    Only train text is used, and a train function whose normalised text is also in valid or test is dropped
+    Only train text is used, and a train function that is the same as a valid or test function is dropped
     (Devign repeats some functions across splits), so no evaluation function is ever pre-trained on.
     """
     from streamguard.pretrain.data import devign_functions
     started = time.time()
-    col = _Collector(devign_keys(devign, ("valid", "test")), min_tokens)
-    for i, code in enumerate(devign_functions(Path(devign), "train")):
-        col.add(code, {"path": "train.jsonl", "name": "", "lines": [i + 1, i + 1]})
-    col.counts.files = 1
-    return _write_corpus(Path(devign) / "train.jsonl", out, devign,
-                         {"devign_train": True, "dropped": "functions also in valid or test"},
-                         min_tokens, col, started)
+    with locked(out, "--out"):  # one writer per output folder, as every stage
+        col = _Collector(devign_keys(devign, ("valid", "test")), min_tokens)
+        for i, code in enumerate(devign_functions(Path(devign), "train")):
+            col.add(code, {"path": "train.jsonl", "name": "", "lines": [i + 1, i + 1]})
+        col.counts.files = 1
+        return _write_corpus(Path(devign) / "train.jsonl", out, devign,
+                             {"devign_train": True, "dropped": "functions also in valid or test"},
+                             min_tokens, col, started)
 
 
 def _write_corpus(source: Path, out: Path, devign: Path | None, selection: dict[str, Any], min_tokens: int,
@@ -159,9 +161,7 @@ def _write_corpus(source: Path, out: Path, devign: Path | None, selection: dict[
     _write_jsonl(out / "functions.jsonl", kept)
     _write_jsonl(out / "rejects.jsonl", rejects)
     manifest = _manifest(source, devign, selection, min_tokens, counts, len(kept), out, started)
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out / "manifest.json")
+    write_json(out / "manifest.json", manifest)  # last: marks the corpus complete
     log.warning("corpus: %d files, %d functions -> %d kept (%d duplicates, %d Devign overlap, %d too short), "
                 "%d tokens", counts.files, counts.functions, len(kept), counts.duplicates, counts.devign,
                 counts.short, counts.tokens)
@@ -176,7 +176,8 @@ def _manifest(source: Path, devign: Path | None, selection: dict[str, Any], min_
     return {
         "source": str(source.resolve()), "selection": selection,
         "devign": str(Path(devign).resolve()) if devign is not None else None,
-        "normalisation": "comments removed, whitespace runs -> one space; sha256 of that text is the identity",
+        "normalisation": "comments removed, C tokens joined by one space; sha1 of that text is the identity "
+                         "(streamguard.data.neardup.text_key)",
         "min_tokens": min_tokens,
         "counts": {"files": c.files, "skipped_files": c.unreadable, "functions": c.functions,
                    "duplicates": c.duplicates, "devign_overlap_dropped": c.devign, "too_short": c.short,

@@ -14,7 +14,7 @@ import urllib.request
 from importlib import resources
 from pathlib import Path
 
-from streamguard.atomic import write_json
+from streamguard.atomic import promote, write_json
 from streamguard.data.records import SPLITS
 from streamguard.errors import UserError
 
@@ -64,7 +64,7 @@ def download_codexglue(out: Path, base_url: str | None = None, timeout: float = 
         record["files"][name] = {"sha256": digest, "bytes": len(data), "verified": bool(expected)}
         (out / f"{name}.part").write_bytes(data)
     for name in record["files"]:
-        (out / f"{name}.part").replace(out / name)
+        promote(out / f"{name}.part", out / name)
     write_json(out / "download.json", record)
     unverified = [n for n, f in record["files"].items() if not f["verified"]]
     note = f" (no published checksum for {', '.join(unverified)}: sha256 recorded)" if unverified else ""

@@ -1,4 +1,4 @@
-"""Ingest: raw sources -> CodeXGLUE-format ``{train,valid,test}.jsonl`` + ``manifest.json`` + ``rejects.jsonl``.
+"""Ingest: raw sources -> a raw dataset (CodeXGLUE-format splits, rejects, manifest: streamguard.data.rawdir).
 
 Two source forms are read: CodeXGLUE's jsonl splits, and Devign's ``function.json`` with the CodeXGLUE
 index files ``train.txt`` / ``valid.txt`` / ``test.txt``. Every input line is either written or rejected with
@@ -7,17 +7,16 @@ its reason: counts in = counts out + rejects.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from streamguard.atomic import write_json
-from streamguard.data.records import RAW_PREFIX, SPLITS, RecordError, iter_jsonl, validate_raw, write_jsonl
-from streamguard.data.stats import audit, hashes, normalised_hash
+from streamguard.data.neardup import text_key
+from streamguard.data.rawdir import RawDir
+from streamguard.data.records import RAW_PREFIX, SPLITS, RecordError, iter_jsonl, validate_raw
+from streamguard.data.stats import audit, hashes
 from streamguard.errors import UserError
-from streamguard.provenance import environment, sha256_file
-from streamguard.runlock import locked
+from streamguard.provenance import sha256_file
 
 # (line number in the source file, parsed row or RecordError[, raw text prefix: else the row is re-serialised])
 Entry = tuple[int, Any] | tuple[int, Any, str]
@@ -108,15 +107,13 @@ def detect_form(source: Path) -> str:
 
 
 def import_codexglue(source: Path, out: Path, dedup: bool = False) -> dict[str, Any]:
-    """Validate and write every split; return the manifest (also written to ``out/manifest.json``)."""
+    """Validate and write every split; return the manifest (also written to ``out``, last)."""
     form = detect_form(source)
-    with locked(out, "--out"):
-        return _import(source, out, form, dedup)
+    with RawDir.writing(out) as raw:
+        return _import(source, raw, form, dedup)
 
 
-def _import(source: Path, out: Path, form: str, dedup: bool) -> dict[str, Any]:
-    started = time.time()
-    (out / "manifest.json").unlink(missing_ok=True)  # the done marker: gone until this import is complete
+def _import(source: Path, raw: RawDir, form: str, dedup: bool) -> dict[str, Any]:
     functions = _load_devign_functions(source) if form == "devign-function-json" else []
     kept: dict[str, list[dict]] = {}
     first_seen: dict[tuple[str, str], int] = {}
@@ -130,17 +127,17 @@ def _import(source: Path, out: Path, form: str, dedup: bool) -> dict[str, Any]:
         kept[split], read[split] = validate_entries(
             entries, split, rejects, check=lambda row, lineno, s=split: _check_idx(row, s, lineno, first_seen))
     if not any(kept.values()):
-        write_jsonl(out / "rejects.jsonl", rejects)
+        raw.write_rejects(rejects)
         raise UserError(f"nothing to import from {source}: {sum(read.values())} line(s) read, none usable "
-                        f"(reasons in {out / 'rejects.jsonl'})" if rejects else
+                        f"(reasons in {raw.rejects_path})" if rejects else
                         f"nothing to import from {source}: its train, valid and test splits are empty")
     report = {**audit(kept), "duplicate_idx_across_splits": _cross_split_idx(kept)}
     removed = _dedup_train(kept, rejects) if dedup else 0
-    manifest = _write(out, kept, rejects, read, report, removed, dedup)
-    manifest.update({"source": "codexglue", "source_form": form, "source_dir": str(source.resolve()),
-                     "inputs_sha256": inputs, "seconds": round(time.time() - started, 2), "environment": environment()})
-    write_json(out / "manifest.json", manifest)  # last: its presence marks the import done
-    _print_summary(out, manifest)
+    _write(raw, kept, rejects, read)
+    manifest = raw.write_manifest("codexglue", "import-codexglue", report, {  # last: marks the import done
+        "source_form": form, "source_dir": str(source.resolve()), "inputs_sha256": inputs,
+        "dedup": {"enabled": dedup, "removed_from_train": removed}})
+    _print_summary(raw.path, manifest)
     return manifest
 
 
@@ -173,11 +170,12 @@ def _cross_split_idx(kept: dict[str, list[dict]]) -> dict[str, Any]:
 
 
 def _dedup_train(kept: dict[str, list[dict]], rejects: list[dict]) -> int:
-    """Drop train rows whose code (whitespace-normalised) is also in valid or test; they become rejects."""
+    """Drop train rows that are the same function (``neardup.text_key``) as a valid or test row; they become
+    rejects."""
     held_out = hashes(kept["valid"]) | hashes(kept["test"])
     remaining = []
     for row in kept["train"]:
-        if normalised_hash(row["func"]) in held_out:
+        if text_key(row["func"]) in held_out:
             rejects.append({"split": "train", "line": None, "idx": row["idx"],
                             "reason": "duplicate of a valid/test function (--dedup)"})
         else:
@@ -187,18 +185,12 @@ def _dedup_train(kept: dict[str, list[dict]], rejects: list[dict]) -> int:
     return removed
 
 
-def _write(out: Path, kept: dict[str, list[dict]], rejects: list[dict], read: dict[str, int],
-           report: dict[str, Any], removed: int, dedup: bool) -> dict[str, Any]:
-    counts, files = {}, {}
+def _write(raw: RawDir, kept: dict[str, list[dict]], rejects: list[dict], read: dict[str, int]) -> None:
     for split in SPLITS:
-        write_jsonl(out / f"{split}.jsonl", kept[split])
         n_rej = sum(1 for r in rejects if r["split"] == split)
-        counts[split] = {"read": read[split], "written": len(kept[split]), "rejected": n_rej}
         assert read[split] == len(kept[split]) + n_rej, "every input line is written or rejected"
-        files[f"{split}.jsonl"] = sha256_file(out / f"{split}.jsonl")
-    write_jsonl(out / "rejects.jsonl", rejects)
-    return {"counts": counts, "sha256": files, "audit": report,
-            "dedup": {"enabled": dedup, "removed_from_train": removed}}
+        raw.write_split(split, kept[split], read=read[split], rejected=n_rej)
+    raw.write_rejects(rejects)
 
 
 def _print_summary(out: Path, manifest: dict[str, Any]) -> None:
@@ -208,4 +200,4 @@ def _print_summary(out: Path, manifest: dict[str, Any]) -> None:
         "shared_functions", 0)
     print(f"imported {', '.join(parts)} (written/read); {sum(c['rejected'] for c in manifest['counts'].values())} "
           f"rejected; {leak} test functions also in train/valid; "
-          f"{manifest['dedup']['removed_from_train']} removed by --dedup -> {out}")
+          f"{manifest['extra']['dedup']['removed_from_train']} removed by --dedup -> {out}")

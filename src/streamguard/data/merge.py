@@ -17,48 +17,39 @@ Rules (docs/data-collection.md):
 from __future__ import annotations
 
 import hashlib
-import json
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from streamguard.data.labels import monitor
 from streamguard.data.neardup import DEFAULT_THRESHOLD, near_equal_pairs, text_key
+from streamguard.data.rawdir import POOL, RawDir
 from streamguard.data.records import SPLITS, read_jsonl, write_jsonl
 from streamguard.data.stats import audit
 from streamguard.errors import UserError
-from streamguard.provenance import environment, sha256_file
-from streamguard.runlock import locked
 
 __all__ = ["DEFAULT_THRESHOLD", "merge"]
-
-
-def _source_name(folder: Path, default: str) -> str:
-    path = folder / "manifest.json"
-    if path.is_file():
-        return str(json.loads(path.read_text()).get("source") or default)
-    return default
+HELDOUT = "heldout"  # OUT/heldout/: a raw dataset of its own (test split only)
 
 
 def _load(base: Path, adds: list[Path]) -> list[dict[str, Any]]:
     """Every input row with ``uid``, ``source``, ``origin`` (base split or 'pool') and ``order``."""
     rows: list[dict[str, Any]] = []
-    name = _source_name(base, "base")
+    base_dir = RawDir(base)
+    name = base_dir.source_name("base")
     for split in SPLITS:
-        if not (base / f"{split}.jsonl").is_file():
+        if not base_dir.split_path(split).is_file():
             raise UserError(f"--base {base} has no {split}.jsonl (import it first: data import codexglue)")
-        for i, r in enumerate(read_jsonl(base / f"{split}.jsonl")):
+        for i, r in enumerate(base_dir.read_split(split)):
             rows.append({**r, "source": name, "uid": f"{name}:{split}:{i}", "origin": split, "is_base": True})
     for folder in adds:
-        src = _source_name(folder, folder.name)
-        files = [folder / "pool.jsonl"] if (folder / "pool.jsonl").is_file() else \
-            [folder / f"{s}.jsonl" for s in SPLITS if (folder / f"{s}.jsonl").is_file()]
+        src = RawDir(folder).source_name(folder.name)
+        files = RawDir(folder).row_files()
         if not files:
             raise UserError(f"--add {folder} holds neither pool.jsonl nor train/valid/test.jsonl")
         for f in files:
             for i, r in enumerate(read_jsonl(f)):
-                uid = str(r["idx"]) if f.name == "pool.jsonl" else f"{src}:{f.stem}:{i}"
+                uid = str(r["idx"]) if f.stem == POOL else f"{src}:{f.stem}:{i}"
                 rows.append({**r, "source": r.get("source") or src, "uid": uid, "origin": "pool",
                              "is_base": False})
     dup = [u for u, n in Counter(r["uid"] for r in rows).items() if n > 1]
@@ -218,16 +209,11 @@ def _per_source(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: {"read": v["read"], "kept": dict(v["kept"]), "dropped": dict(v["dropped"])} for k, v in out.items()}
 
 
-def _write_split_dir(folder: Path, splits: dict[str, list[dict]], source: str, extra: dict) -> dict[str, Any]:
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_split_dir(raw: RawDir, splits: dict[str, list[dict]], source: str, audit_: dict | None,
+                     extra: dict) -> dict[str, Any]:
     for split in SPLITS:
-        write_jsonl(folder / f"{split}.jsonl", splits.get(split, []))
-    manifest = {"source": source, "counts": {s: {"written": len(splits.get(s, []))} for s in SPLITS},
-                "sha256": {f"{s}.jsonl": sha256_file(folder / f"{s}.jsonl") for s in SPLITS}, **extra}
-    tmp = folder / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    tmp.replace(folder / "manifest.json")
-    return manifest
+        raw.write_split(split, splits.get(split, []))
+    return raw.write_manifest(source, "merge", audit_, extra)
 
 
 def _refuse_in_place(base: Path, adds: list[Path], out: Path) -> None:
@@ -247,12 +233,15 @@ def merge(base: Path, adds: list[Path], out: Path, holdout: str = "", seed: int 
     if not 0 < threshold <= 1:
         raise UserError(f"--threshold must be in (0, 1], got {threshold}")
     _refuse_in_place(base, adds, out)
-    with locked(out, "--out"):  # one writer: a second merge into this folder is refused in one line
-        return _merge(base, adds, out, holdout, seed, threshold)
+    # one writer: a second merge into this folder is refused in one line; RawDir.writing also removes the old
+    # manifests (the done markers) first, so a merge killed while rewriting OUT never leaves new splits beside one
+    with RawDir.writing(out) as raw, RawDir.writing(out / HELDOUT, "--out's heldout folder") as held:
+        return _merge(base, adds, raw, held, holdout, seed, threshold)
 
 
-def _merge(base: Path, adds: list[Path], out: Path, holdout: str, seed: int, threshold: float) -> dict[str, Any]:
-    started = time.time()
+def _merge(base: Path, adds: list[Path], raw: RawDir, held: RawDir, holdout: str, seed: int,
+           threshold: float) -> dict[str, Any]:
+    out = raw.path
     rows = _load(base, adds)
     unknown = set(_parse_holdout(holdout)) - {r["source"] for r in rows if not r["is_base"]}
     if unknown:
@@ -280,10 +269,7 @@ def _merge(base: Path, adds: list[Path], out: Path, holdout: str, seed: int, thr
     dropped = [{"uid": r["uid"], "source": r["source"], "split": r["split"], "label": int(r["target"]),
                 "reason": r["dropped"], "match": r["match"], "match_split": r["match_split"],
                 "jaccard": r["jaccard"]} for r in rows if "dropped" in r]
-    # the done markers go first: a merge killed while rewriting OUT never leaves new splits beside an old manifest
-    for marker in (out / "manifest.json", out / "heldout" / "manifest.json"):
-        marker.unlink(missing_ok=True)
-    _write_split_dir(out / "heldout", {"test": kept["heldout"]}, "heldout",
+    _write_split_dir(held, {"test": kept["heldout"]}, "heldout", None,
                      {"note": "held-out collected rows (whole CVE/pair groups): evaluate with predict --split test"})
     write_jsonl(out / "dropped.jsonl", dropped)
     jac_bins = Counter(f"{int(j * 20) / 20:.2f}" for _, _, j in near)
@@ -300,10 +286,9 @@ def _merge(base: Path, adds: list[Path], out: Path, holdout: str, seed: int, thr
                             **{k: v for k, v in counts.items() if k.startswith("near")}},
         "groups": {"with_rows_kept": len(by_group), "held_out": sum(1 for s in by_group.values() if "heldout" in s)},
         "leakage_check": {"train_rows_equal_or_near_evaluation": len(leaks)},
-        "audit": audit({s: kept[s] for s in SPLITS}),
-        "labels": monitor({s: kept[s] for s in (*SPLITS, "heldout")}, "train"),
-        "seconds": round(time.time() - started, 2), "environment": environment()}
-    manifest = _write_split_dir(out, {s: kept[s] for s in SPLITS}, "merged", extra)  # its manifest: last
+        "labels": monitor({s: kept[s] for s in (*SPLITS, HELDOUT)}, "train")}
+    manifest = _write_split_dir(raw, {s: kept[s] for s in SPLITS}, "merged", audit({s: kept[s] for s in SPLITS}),
+                                extra)  # its manifest: last, the done marker of the whole merge
     print(f"merged {len(rows)} rows: train {len(kept['train'])}, valid {len(kept['valid'])}, test "
           f"{len(kept['test'])}, held out {len(kept['heldout'])}; dropped {len(dropped)} "
           f"({', '.join(f'{k} {v}' for k, v in extra['dropped'].items())}) -> {out}")

@@ -14,7 +14,6 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from streamguard.data.trim import _risky_name
 
@@ -42,7 +41,9 @@ def code_tokens(code: str) -> list[str]:
 
 
 def text_key(code: str) -> str:
-    """Exact-duplicate key: equal for texts that differ only in whitespace and comments."""
+    """What "the same function" means everywhere (the import audit and ``--dedup``, the merge, the corpus's Devign
+    exclusion): equal C token sequences once comments are removed, so texts that differ only in whitespace,
+    comments or token spacing (``a->b`` / ``a -> b``) are the same function."""
     return hashlib.sha1(" ".join(code_tokens(code)).encode("utf-8", errors="replace")).hexdigest()
 
 
@@ -96,6 +97,7 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 def near_pairs(shingles: Sequence[np.ndarray], threshold: float = DEFAULT_THRESHOLD,
                seed: int = 1) -> list[tuple[int, int, float]]:
     """All pairs (i < j) whose exact shingle Jaccard is >= threshold among the LSH candidates."""
+    from datasketch import MinHash, MinHashLSH  # here: text_key's users (the audit, the corpus) need none of it
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"near-duplicate threshold must be in (0, 1], got {threshold}")
     lsh = MinHashLSH(threshold=max(0.3, threshold - CANDIDATE_MARGIN), num_perm=NUM_PERM, weights=(0.2, 0.8))
@@ -125,6 +127,7 @@ def near_equal_pairs(codes: Sequence[str], threshold: float = DEFAULT_THRESHOLD)
 
 def miss_probability(similarity: float, threshold: float = DEFAULT_THRESHOLD) -> float:
     """Probability that the LSH never proposes a pair of this Jaccard (1 - P(some band matches))."""
+    from datasketch import MinHashLSH
     lsh = MinHashLSH(threshold=max(0.3, threshold - CANDIDATE_MARGIN), num_perm=NUM_PERM, weights=(0.2, 0.8))
     b, r = lsh.b, lsh.r
     return float((1 - similarity ** r) ** b)

@@ -19,9 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from streamguard.atomic import atomic_open, write_json
+from streamguard.atomic import atomic_open, copy_file, write_json
 from streamguard.config import PreprocessConfig, to_dict
 from streamguard.data.featurize import Featurizer, build_vocab, count_labels, load_vocab, save_vocab
+from streamguard.data.processed import VOCAB_FILE, ProcessedDir
+from streamguard.data.rawdir import RawDir
 from streamguard.data.records import SPLITS, RecordError, iter_jsonl, validate_raw, write_jsonl
 from streamguard.data.summary import print_summary, summarise
 from streamguard.data.tokenize import SafeTokenizer
@@ -87,60 +89,42 @@ def _parse(obj: Any) -> Any:
         return RecordError(f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
-def _check_manifest(raw: Path) -> None:
-    """Read only a raw folder that its writer finished and nobody changed since: ``data import`` and ``data
-    merge`` write ``manifest.json`` last (a stopped run leaves none) with the sha256 of every split."""
-    path = raw / "manifest.json"
-    if not path.is_file():
-        raise UserError(f"{raw} has no manifest.json: not a finished raw dataset (write it with `streamguard data "
-                        "import` or `data merge`; a stopped import or merge leaves none)")
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8")).get("sha256")
-    except (ValueError, AttributeError, OSError):
-        recorded = None
-    if not isinstance(recorded, dict):
-        raise UserError(f"{path} records no sha256 of the splits: import the data again")
-    for split in SPLITS:
-        name = f"{split}.jsonl"
-        if recorded.get(name) != sha256_file(raw / name):
-            raise UserError(f"{raw / name} does not match the sha256 in {path}: it changed after the import or "
-                            "merge that wrote it; import it again")
-
-
 def _read_raw(raw: Path, cfg: PreprocessConfig) -> dict[str, list[tuple[int, Any, str]]]:
     if not raw.is_dir():
         raise UserError(f"raw dataset folder not found: {raw}")
     for split in SPLITS:
-        if not (raw / f"{split}.jsonl").is_file():
-            raise UserError(f"{raw / f'{split}.jsonl'} not found (expected the output of `streamguard data import`)")
-    _check_manifest(raw)
+        if not RawDir(raw).split_path(split).is_file():
+            raise UserError(f"{RawDir(raw).split_path(split)} not found (expected the output of `streamguard data "
+                            "import`)")
+    RawDir(raw).check_complete()
     splits = {}
     for split in SPLITS:
-        path = raw / f"{split}.jsonl"
+        path = RawDir(raw).split_path(split)
         entries = [(n, _parse(obj), prefix) for n, obj, prefix in iter_jsonl(path)]
         splits[split] = entries[: cfg.quick_test_size] if cfg.quick_test else entries
     return splits
 
 
 def _fingerprint(raw: Path, cfg: PreprocessConfig) -> str:
-    parts = [sha256_file(raw / f"{s}.jsonl") for s in SPLITS] + [json.dumps(to_dict(cfg), sort_keys=True)]
+    parts = [sha256_file(RawDir(raw).split_path(s)) for s in SPLITS] + [json.dumps(to_dict(cfg), sort_keys=True)]
     # the code that makes records is part of the input: a changed parser must not reuse stale output
     here = Path(__file__).parent
     parts += [sha256_file(here / f"{m}.py") for m in ("preprocess", "featurize", "ast", "trim", "tokenize", "records")]
     if cfg.reuse_from:
-        parts.append(sha256_file(Path(cfg.reuse_from) / "node_vocab.json"))
+        parts.append(sha256_file(ProcessedDir(cfg.reuse_from).vocab_path))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def _prepare_tokenizer(splits: dict[str, list], out: Path, cfg: PreprocessConfig) -> SafeTokenizer:
-    tok_dir = out / "tokenizer"
+    tok_dir = ProcessedDir(out).tokenizer_dir
     if cfg.reuse_from:
-        src = Path(cfg.reuse_from)
-        if not (src / "tokenizer").is_dir() or not (src / "node_vocab.json").is_file():
-            raise UserError(f"--reuse-from {src}: not a processed dataset (no tokenizer/ or node_vocab.json)")
-        shutil.copytree(src / "tokenizer", tok_dir, dirs_exist_ok=True)
+        src = ProcessedDir(cfg.reuse_from)
+        if not src.tokenizer_dir.is_dir() or not src.vocab_path.is_file():
+            raise UserError(f"--reuse-from {src}: not a processed dataset (no {src.tokenizer_dir.name}/ or "
+                            f"{src.vocab_path.name})")
+        shutil.copytree(src.tokenizer_dir, tok_dir, dirs_exist_ok=True)
         tok = SafeTokenizer.load(tok_dir)
-        tok.name = json.loads((src / "preprocessing_metadata.json").read_text())["tokenizer"]["name"]
+        tok.name = src.metadata["tokenizer"]["name"]
         return tok
     if cfg.tokenizer == "bpe":
         texts = [o["func"] for _, o, _ in splits["train"] if isinstance(o, dict)
@@ -155,8 +139,8 @@ def _prepare_tokenizer(splits: dict[str, list], out: Path, cfg: PreprocessConfig
 
 def _node_vocab(pool, splits: dict[str, list], out: Path, cfg: PreprocessConfig) -> list[str]:
     if cfg.reuse_from:
-        vocab = load_vocab(Path(cfg.reuse_from) / "node_vocab.json")
-        shutil.copy(Path(cfg.reuse_from) / "node_vocab.json", out / "node_vocab.json")
+        vocab = load_vocab(ProcessedDir(cfg.reuse_from).vocab_path)
+        copy_file(ProcessedDir(cfg.reuse_from).vocab_path, ProcessedDir(out).vocab_path)
         return vocab
     sample = [o["func"] for _, o, _ in splits["train"][: cfg.vocab_sample]
               if isinstance(o, dict) and isinstance(o.get("func"), str) and o["func"].strip()]
@@ -165,19 +149,16 @@ def _node_vocab(pool, splits: dict[str, list], out: Path, cfg: PreprocessConfig)
         types.update(t)
         texts.update(x)
     vocab = build_vocab(types, texts, cfg.node_vocab_size)
-    save_vocab(out / "node_vocab.json", vocab, len(sample))
+    save_vocab(ProcessedDir(out).vocab_path, vocab, len(sample))
     return vocab
 
 
 def _source_name(raw: Path) -> str:
-    manifest = raw / "manifest.json"
-    if manifest.is_file():
-        return str(json.loads(manifest.read_text()).get("source") or "raw")
-    return "raw"
+    return RawDir(raw).source_name("raw")
 
 
 def _up_to_date(out: Path, fingerprint: str) -> dict | None:
-    meta_path = out / "preprocessing_metadata.json"
+    meta_path = ProcessedDir(out).meta_path
     if not meta_path.is_file() or not all((out / f"{s}.jsonl").is_file() for s in SPLITS):
         return None
     try:
@@ -236,8 +217,8 @@ def preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
 
 
 def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
-    if cfg.reuse_from and not (Path(cfg.reuse_from) / "node_vocab.json").is_file():
-        raise UserError(f"--reuse-from {cfg.reuse_from}: not a processed dataset (no node_vocab.json)")
+    if cfg.reuse_from and not ProcessedDir(cfg.reuse_from).vocab_path.is_file():
+        raise UserError(f"--reuse-from {cfg.reuse_from}: not a processed dataset (no {VOCAB_FILE})")
     started = time.time()
     splits = _read_raw(raw, cfg)
     fingerprint = _fingerprint(raw, cfg)
@@ -245,7 +226,7 @@ def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
         print(f"preprocess: {out} is up to date (same inputs and config)")
         return meta
     # the done marker goes first: a rerun killed half-way must not leave new splits beside old metadata
-    (out / "preprocessing_metadata.json").unlink(missing_ok=True)
+    ProcessedDir(out).meta_path.unlink(missing_ok=True)
     timings: dict[str, float] = {}
     tok = _prepare_tokenizer(splits, out, cfg)
     identity = tok.identity(out / "tokenizer")
@@ -264,13 +245,14 @@ def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     with _pool(workers, init) as pool:
         metas, rejects = _process_all(pool, tasks, out, raw_of)
     timings["records_s"] = round(time.time() - t0, 2)
-    write_jsonl(out / "rejects.jsonl", rejects)
+    write_jsonl(ProcessedDir(out).rejects_path, rejects)
     timings["total_s"] = round(time.time() - started, 2)
     meta = summarise(metas, rejects, {s: len(v) for s, v in splits.items()}, raw, cfg)
     meta.update({"fingerprint": fingerprint, "raw_dir": str(raw.resolve()), "tokenizer": identity,
                  "node_vocab_size": len(vocab), "workers": workers, "timings": timings, "config": to_dict(cfg),
-                 "inputs_sha256": {s: sha256_file(raw / f"{s}.jsonl") for s in SPLITS}, "environment": environment()})
-    write_json(out / "preprocessing_metadata.json", meta)  # last: it marks the stage done
+                 "inputs_sha256": {s: sha256_file(RawDir(raw).split_path(s)) for s in SPLITS},
+                 "environment": environment()})
+    write_json(ProcessedDir(out).meta_path, meta)  # last: it marks the stage done
     print_summary(out, meta)
     return meta
 

@@ -8,6 +8,7 @@ Layout (written by ``streamguard preprocess``)::
     DIR/preprocessing_metadata.json    counts, tokenizer record, graph statistics, raw_dir, config
     DIR/node_vocab.json                {"labels": [...], "unk_id": N}
     DIR/tokenizer/                     the fast tokenizer (tokenizer.json)
+    DIR/rejects.jsonl                  raw rows that made no record, with the reason
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from streamguard.provenance import sha256_file
 
 META_FILE = "preprocessing_metadata.json"
 VOCAB_FILE = "node_vocab.json"
+REJECTS_FILE = "rejects.jsonl"
 TOKENIZER_DIR = "tokenizer"
 
 
@@ -54,6 +56,10 @@ class ProcessedDir:
     @property
     def vocab_path(self) -> Path:
         return self.path / VOCAB_FILE
+
+    @property
+    def rejects_path(self) -> Path:
+        return self.path / REJECTS_FILE
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -114,8 +120,8 @@ class ProcessedDir:
     def check_compatible(self, run_identity: dict[str, Any] | None, run_dir: Path) -> None:
         """Refuse, in one line, data whose tokenizer or node vocabulary differs from the run's."""
         if not run_identity:
-            raise UserError(f"run {run_dir} records no data_identity in exp_config.json; retrain it with this "
-                            "version")
+            from streamguard.rundir import EXP_FILE  # here: rundir builds on this module
+            raise UserError(f"run {run_dir} records no data_identity in {EXP_FILE}; retrain it with this version")
         ident = self.identity()
         for key, what in (("tokenizer_sha256", "tokenizer"), ("node_vocab_sha256", "node vocabulary")):
             if ident[key] != run_identity.get(key):

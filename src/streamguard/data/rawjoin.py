@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from streamguard.data.processed import ProcessedDir
+from streamguard.data.rawdir import RawDir
 from streamguard.data.records import read_jsonl_lines
 
 
 def raw_dir_of(data_dir: Path) -> Path | None:
     """The raw folder a processed dataset was made from (``raw_dir`` of its metadata), or None if it is gone."""
     try:
-        raw = json.loads((Path(data_dir) / "preprocessing_metadata.json").read_text()).get("raw_dir")
+        raw = json.loads(ProcessedDir(data_dir).meta_path.read_text()).get("raw_dir")
     except (OSError, json.JSONDecodeError):
         return None
     if not raw:
@@ -28,8 +30,9 @@ def raw_fields(data_dir: Path, split: str, records: list[dict[str, Any]],
     """id -> {field: value} from the raw row of each record (empty values when the raw file is missing)."""
     raw = raw_dir_of(data_dir)
     lines: dict[int, dict] = {}
-    if raw is not None and (raw / f"{split}.jsonl").is_file():
-        for k, (_, obj) in enumerate(read_jsonl_lines(raw / f"{split}.jsonl")):
+    raw_split = RawDir(raw).split_path(split) if raw is not None else None
+    if raw_split is not None and raw_split.is_file():
+        for k, (_, obj) in enumerate(read_jsonl_lines(raw_split)):
             if isinstance(obj, dict):
                 lines[k] = {f: obj.get(f) or "" for f in fields}
     out = {}

@@ -1,13 +1,13 @@
 """GraphStatistics for GNN batch sizing, and the dataset audit (duplicates, cross-split leakage, balance)."""
 from __future__ import annotations
 
-import hashlib
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from streamguard.data.neardup import text_key
 
 BYTES_PER_FLOAT = 4
 HIDDEN = 256          # the GNN's hidden size: activations per node per layer
@@ -35,21 +35,14 @@ def recommended_batch_size(p95_nodes: float, memory_budget_gb: float, hidden: in
     return max(1, int(budget // (max(p95_nodes, 1.0) * hidden * BYTES_PER_FLOAT)))
 
 
-_WS = re.compile(r"\s+")
-
-
-def normalised_hash(code: str) -> str:
-    """Hash of the code with all whitespace runs collapsed: reformatting does not hide a duplicate."""
-    return hashlib.sha1(_WS.sub(" ", code).strip().encode("utf-8", errors="replace")).hexdigest()
-
-
 def audit(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Label balance, duplicates within each split, duplicates across splits, and conflicting labels."""
+    """Label balance, duplicates within each split, duplicates across splits, and conflicting labels. Two rows
+    are the same function when ``neardup.text_key`` says so: the one definition the merge and the corpus use."""
     by_hash: dict[str, dict[str, list[int]]] = {name: defaultdict(list) for name in splits}
     report: dict[str, Any] = {"splits": {}, "cross_split": {}, "conflicting_labels": {}}
     for name, rows in splits.items():
         for row in rows:
-            by_hash[name][normalised_hash(row["func"])].append(int(row["target"]))
+            by_hash[name][text_key(row["func"])].append(int(row["target"]))
         groups = by_hash[name].values()
         n = len(rows)
         report["splits"][name] = {
@@ -72,4 +65,4 @@ def audit(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def hashes(rows: list[dict[str, Any]]) -> set[str]:
-    return {normalised_hash(r["func"]) for r in rows}
+    return {text_key(r["func"]) for r in rows}

@@ -1,7 +1,6 @@
 """What preprocessing produced, as numbers for preprocessing_metadata.json and a table for the terminal."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -9,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from streamguard.config import PreprocessConfig
+from streamguard.data.rawdir import RawDir
 from streamguard.data.records import SPLITS, read_jsonl_lines
 from streamguard.data.stats import audit, graph_statistics
 
@@ -23,12 +23,12 @@ def _dist(values: list[int]) -> dict[str, float]:
 
 def _audit_of(raw: Path) -> dict[str, Any]:
     """The raw manifest's audit when ingest wrote one; else computed here (raw data made by hand)."""
-    manifest = raw / "manifest.json"
-    if manifest.is_file():
-        return json.loads(manifest.read_text()).get("audit", {})
+    manifest = RawDir(raw).manifest()
+    if manifest:
+        return manifest.get("audit", {})
     rows = {}
     for split in SPLITS:  # the same reader as the stage: a hostile line is skipped here, rejected there
-        rows[split] = [r for _, r in read_jsonl_lines(raw / f"{split}.jsonl")
+        rows[split] = [r for _, r in read_jsonl_lines(RawDir(raw).split_path(split))
                        if isinstance(r, dict) and isinstance(r.get("func"), str) and r.get("target") in (0, 1)]
     return audit(rows)
 

@@ -27,7 +27,7 @@ from streamguard.data.rawjoin import raw_fields
 from streamguard.errors import UserError
 from streamguard.evaluate.metrics import resample_weights
 from streamguard.evaluate.stats import bootstrap_difference, mcnemar, seed_tests
-from streamguard.rundir import read_exp_config
+from streamguard.rundir import RunDir
 from streamguard.thresholds import choose_threshold
 
 METRICS = ("accuracy", "roc_auc", "f1_vulnerable")
@@ -36,11 +36,11 @@ METRICS = ("accuracy", "roc_auc", "f1_vulnerable")
 def find_runs(spec: str) -> dict[int, Path]:
     """seed -> run dir: a folder of ``seed-N`` runs, a glob, or one run."""
     p = Path(spec)
-    paths = sorted(p.glob("seed-*")) if p.is_dir() and not (p / "exp_config.json").is_file() else \
+    paths = RunDir(p).seed_folders() if p.is_dir() and not RunDir(p).is_run() else \
         sorted(Path(x) for x in glob.glob(spec)) if glob.has_magic(spec) else [p]
     runs = {}
     for path in paths:
-        seed = read_exp_config(path).get("seed")
+        seed = RunDir(path).read_exp().get("seed")
         if seed in runs:
             raise UserError(f"{spec}: seed {seed} appears twice")
         runs[int(seed if seed is not None else 0)] = path
@@ -49,21 +49,19 @@ def find_runs(spec: str) -> dict[int, Path]:
     return runs
 
 
-def _read(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise UserError(f"predictions not found: {path}")
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+def _read(run: Path, split: str) -> list[dict]:
+    return RunDir(run).read_predictions(split)
 
 
 def heldout_predictions(run: Path, heldout: Path) -> list[dict]:
-    """The run's predictions on the held-out data (cached as predictions/heldout.jsonl)."""
+    """The run's predictions on the held-out data (cached as the run's ``heldout`` predictions)."""
     from streamguard.data.records import write_jsonl
     from streamguard.train import registry
-    cache = run / "predictions" / "heldout.jsonl"
+    cache = RunDir(run).predictions_path("heldout")
     if not cache.is_file():
-        rows = registry.get(read_exp_config(run)["model"]).predict(run, heldout, "test")
-        write_jsonl(cache, rows)
-    return _read(cache)
+        rows = registry.get(RunDir(run).read_exp()["model"]).predict(run, heldout, "test")
+        write_jsonl(cache, rows)  # a cache, not a run's predictions: no threshold is recorded from it
+    return _read(run, "heldout")
 
 
 def _scores(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +151,7 @@ def _scored(runs: dict[int, Path], rows_of) -> tuple[list[str], np.ndarray, Scor
     """Per seed: the run's scores on an item set and the threshold chosen on its own valid predictions."""
     ids, y, scored = None, None, {}
     for s, run in runs.items():
-        vy, vs = _scores(_read(run / "predictions" / "valid.jsonl"))
+        vy, vs = _scores(_read(run, "valid"))
         rows = rows_of(run)
         ys, ss = _scores(rows)
         if y is not None and not np.array_equal(ys, y):
@@ -181,7 +179,7 @@ def _breakdown(y, a: Scored, b: Scored, groups: list[str], n_boot: int, top: int
 
 
 def _train_rows(runs: dict[int, Path]) -> list[dict]:
-    data = Path(read_exp_config(next(iter(runs.values())))["data_dir"])
+    data = Path(RunDir(next(iter(runs.values()))).read_exp()["data_dir"])
     recs = ProcessedDir(data).read_split("train", keep=("id", "label", "metadata"))
     extra = raw_fields(data, "train", recs)
     return [{"label": r["label"], **extra[r["id"]]} for r in recs]
@@ -197,8 +195,8 @@ def _check_paired(ids_a: list[str], ids_b: list[str], ya: np.ndarray, yb: np.nda
 def compare(a_spec: str, b_spec: str, out: Path, heldout: Path | None = None, heldout_b: Path | None = None,
             names: tuple[str, ...] = ("phase1", "phase2"), n_boot: int = 1000) -> dict[str, Any]:
     ra, rb = find_runs(a_spec), find_runs(b_spec)
-    ids_a, ya, sa = _scored(ra, lambda r: _read(r / "predictions" / "test.jsonl"))
-    ids_b, yb, sb = _scored(rb, lambda r: _read(r / "predictions" / "test.jsonl"))
+    ids_a, ya, sa = _scored(ra, lambda r: _read(r, "test"))
+    ids_b, yb, sb = _scored(rb, lambda r: _read(r, "test"))
     _check_paired(ids_a, ids_b, ya, yb)
     res: dict[str, Any] = {"a": {"name": names[0], "runs": {s: str(p) for s, p in ra.items()}},
                            "b": {"name": names[1], "runs": {s: str(p) for s, p in rb.items()}},

@@ -6,6 +6,7 @@ import html
 from typing import Any
 
 from streamguard.evaluate.label_section import label_markdown
+from streamguard.rundir import METRICS_FILE
 
 Table = tuple[list[str], list[list[str]]]
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:24px auto;padding:0 16px;color:#222}
@@ -157,7 +158,7 @@ def _examples_html(examples: dict[str, Any]) -> str:
 def render_html(res: dict[str, Any], images: dict[str, str | None], examples: dict[str, Any]) -> str:
     main, ref = main_table(res)
     figs = {"roc_pr": "ROC and precision-recall curves", "confusion": "Confusion matrices (threshold chosen on "
-            "valid)", "calibration": "Calibration", "training": "Training curves (metrics.csv)"}
+            "valid)", "calibration": "Calibration", "training": f"Training curves ({METRICS_FILE})"}
     body = ["<h1>StreamGuard evaluation</h1>", "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes(res))
             + "</ul>", "<h2>Test results</h2>", _html_table(main, ref)]
     for key, title in figs.items():

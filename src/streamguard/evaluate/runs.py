@@ -19,7 +19,7 @@ from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import check_prediction, read_jsonl
 from streamguard.errors import UserError
 from streamguard.provenance import sha256_file
-from streamguard.rundir import read_exp_config, read_metrics_csv
+from streamguard.rundir import EXP_FILE, RunDir
 
 SEED_SUFFIX = re.compile(r"[-_](?:seed|s)?\d+$")
 PRED_FIELDS = ("id", "label", "prob_vulnerable")
@@ -76,16 +76,16 @@ def load_run(path: Path) -> Run:
     """Read one run directory; every problem is a UserError naming the file."""
     if not path.is_dir():
         raise UserError(f"run directory not found: {path}")
-    config = read_exp_config(path)
+    run = RunDir(path)
+    config = run.read_exp()
     splits = {}
     for split in ("valid", "test"):
-        pred = path / "predictions" / f"{split}.jsonl"
-        if not pred.is_file():
-            raise UserError(f"{path}: predictions/{split}.jsonl is missing (evaluate needs valid and test)")
-        splits[split] = _read_predictions(pred)
+        if not run.has_predictions(split):
+            raise UserError(f"{path}: {run.predictions_path(split)} is missing (evaluate needs valid and test)")
+        splits[split] = _read_predictions(run.predictions_path(split))
     seed = config.get("seed")
     return Run(path=path, model=str(config["model"]), seed=int(seed) if seed is not None else None,
-               config=config, splits=splits, curves=read_metrics_csv(path))
+               config=config, splits=splits, curves=run.read_metrics())
 
 
 def _expand(pattern: str) -> list[Path]:
@@ -159,7 +159,7 @@ def check_same_data(groups: list[ModelGroup]) -> list[str]:
             unchecked.append(str(run.path))
             continue
         seen.setdefault(tuple(sums[s] for s in PREDICTED_SPLITS), run)
-    notes = [f"{p}: exp_config.json records no data checksums; same data not verified" for p in unchecked]
+    notes = [f"{p}: {EXP_FILE} records no data checksums; same data not verified" for p in unchecked]
     if len(seen) <= 1:
         return notes
     raw = {_raw_splits(run) for run in seen.values()}
@@ -169,7 +169,7 @@ def check_same_data(groups: list[ModelGroup]) -> list[str]:
     (a, ra), (b, rb) = list(seen.items())[:2]
     split = PREDICTED_SPLITS[0] if a[0] != b[0] else PREDICTED_SPLITS[1]
     raise UserError(f"runs were predicted on different data: the {split} of {ra.path} differs from the one of "
-                    f"{rb.path} (sha256 in exp_config.json), and their raw splits are not known to be the same; "
+                    f"{rb.path} (sha256 in {EXP_FILE}), and their raw splits are not known to be the same; "
                     "evaluate only runs of one processed dataset, or of one raw dataset, together")
 
 

@@ -17,6 +17,7 @@ from streamguard.evaluate.label_section import label_monitoring
 from streamguard.evaluate.report import render_html, render_markdown
 from streamguard.evaluate.runs import check_same_data, group_runs, select_seeds
 from streamguard.provenance import environment, sha256_file
+from streamguard.rundir import RunDir
 from streamguard.runlock import locked
 
 
@@ -41,8 +42,7 @@ def _inputs(entries: list[Entry]) -> dict[str, Any]:
     out = {}
     for e in entries:
         for run in e.runs:
-            preds = Path(run) / "predictions"
-            out[run] = {split: sha256_file(preds / f"{split}.jsonl") for split in ("valid", "test")}
+            out[run] = {split: sha256_file(RunDir(run).predictions_path(split)) for split in ("valid", "test")}
     return out
 
 

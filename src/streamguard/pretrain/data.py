@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamguard.atomic import atomic_open
 from streamguard.data.records import read_jsonl_lines
 from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
@@ -50,9 +51,8 @@ def encode_cached(tokenizer: Any, codes: list[str], max_length: int, cache: Path
         flat = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=int(offsets[-1]))
         cache.parent.mkdir(parents=True, exist_ok=True)
         for path, arr in ((ids_path, flat), (off_path, offsets)):
-            tmp = path.with_name(path.name + ".tmp.npy")
-            np.save(tmp, arr, allow_pickle=False)
-            tmp.replace(path)
+            with atomic_open(path, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
     return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 

@@ -21,12 +21,14 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from streamguard.atomic import write_text
 from streamguard.config import EngineConfig
 from streamguard.data.corpus import read_corpus
 from streamguard.errors import UserError
 from streamguard.pretrain import data as pdata
 from streamguard.pretrain.export import CURVE, LossCurve
 from streamguard.pretrain.model import EncoderShape, MaskedLM
+from streamguard.runlock import locked
 from streamguard.train import checkpoint as ck
 from streamguard.train import engine
 from streamguard.train.schedule import lr_scale
@@ -150,11 +152,14 @@ def _inputs(corpus: Path, out: Path, cfg: PretrainConfig) -> tuple[Any, list, li
 
 def pretrain(corpus: Path, out: Path, cfg: PretrainConfig) -> Path:
     """Pre-train (resuming when a checkpoint exists), then export the encoder with its model card."""
+    with locked(out, "--out"):  # one writer per output folder: a second pre-training into it is refused
+        return _pretrain(Path(corpus), Path(out), cfg)
+
+
+def _pretrain(corpus: Path, out: Path, cfg: PretrainConfig) -> Path:
     from transformers import DataCollatorForLanguageModeling
 
     from streamguard.pretrain.export import export_encoder
-    corpus, out = Path(corpus), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     configure_threads(cfg)
     tokenizer, rows, valid_rows, manifest = _inputs(corpus, out, cfg)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability)
@@ -230,9 +235,7 @@ def _trainer(cfg: PretrainConfig, out: Path, ckpt_io: ck.MirroredCheckpointIO) -
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def check_config(cfg: PretrainConfig) -> None:

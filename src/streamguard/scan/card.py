@@ -1,13 +1,13 @@
 """The short model card written into every bundle: data, metrics with 95% bootstrap CIs, threshold, limits."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from streamguard.evaluate.metrics import bootstrap_distribution, percentile_ci, point_metrics, resample_weights
+from streamguard.rundir import RunDir
 
 LIMITS = """\
 ## Limits
@@ -22,10 +22,9 @@ LIMITS = """\
 
 
 def _metrics(run: Path, threshold: float) -> tuple[str, dict[str, Any]]:
-    path = run / "predictions" / "test.jsonl"
-    if not path.is_file():
+    if not RunDir(run).has_predictions("test"):
         return "No test predictions were recorded for this run.\n", {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = RunDir(run).read_predictions("test")
     y = np.array([int(r["label"]) for r in rows])
     s = np.array([float(r["prob_vulnerable"]) for r in rows])
     point = point_metrics(y, s, threshold)

@@ -19,7 +19,7 @@ import fsspec
 import torch
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from streamguard import redact
+from streamguard import atomic, redact
 from streamguard.atomic import atomic_open, write_json
 from streamguard.provenance import sha256_file
 
@@ -267,7 +267,7 @@ def _fetch(fs: fsspec.AbstractFileSystem, remote: str, target: Path, remote_uri:
     if ckpt is None:
         tmp.unlink(missing_ok=True)
         return False
-    os.replace(tmp, target)
+    atomic.promote(tmp, target)
     record(target, ckpt)
     return True
 

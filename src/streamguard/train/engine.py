@@ -27,10 +27,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
-from streamguard.atomic import make_dir, write_json
+from streamguard.atomic import make_dir
 from streamguard.config import EngineConfig, to_dict
 from streamguard.errors import UserError
-from streamguard.rundir import write_exp_config, write_predictions
+from streamguard.rundir import RunDir
 from streamguard.runlock import locked
 from streamguard.train import checkpoint as ck
 from streamguard.train.batches import length_grouped_batches
@@ -213,7 +213,7 @@ def _callbacks(cfg: EngineConfig, ckpt_dir: Path, out_dir: Path) -> list[pl.Call
     refresh = 1 if sys.stderr.isatty() else 50  # a log file gets a line every 50 batches, not every batch
     # best before per_epoch: the epoch and last checkpoints must hold a best-model state that has already
     # seen their own epoch, or a run resumed from them re-elects a later, worse epoch (bestckpt.py).
-    return [MetricsCallback(out_dir / "metrics.csv"), EarlyStopping(cfg.monitor, patience=cfg.patience,
+    return [MetricsCallback(RunDir(out_dir).metrics_path), EarlyStopping(cfg.monitor, patience=cfg.patience,
                                                                     mode="max"),
             best, per_epoch, progress_bar(refresh)]
 
@@ -283,7 +283,7 @@ def _fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engi
          kind: str, data_dir: Path, extra: dict[str, Any] | None) -> Path:
     make_dir(out_dir, "run directory")
     if rank_zero_only.rank == 0:  # the done marker: gone until this run has written its predictions again
-        (out_dir / "train_summary.json").unlink(missing_ok=True)
+        RunDir(out_dir).clear_summary()
     configure_threads(cfg)
     seed_all(cfg)
     ckpt_dir = out_dir / "checkpoints"
@@ -292,7 +292,7 @@ def _fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engi
     if resume is not None:
         log.warning("resuming from %s", resume)
     if rank_zero_only.rank == 0:
-        write_exp_config(out_dir, kind, data_dir, to_dict(cfg), {**engine_record(cfg, resume), **(extra or {})})
+        RunDir(out_dir).write_exp(kind, data_dir, to_dict(cfg), {**engine_record(cfg, resume), **(extra or {})})
     ckpt_io = ck.MirroredCheckpointIO(cfg.checkpoint_uri)
     logger = make_mlflow_logger(out_dir, cfg.tracking_uri, cfg.experiment, out_dir.name) \
         if rank_zero_only.rank == 0 else None
@@ -330,9 +330,8 @@ def _fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engi
                "monitor": cfg.monitor, "resumed_from": str(resume) if resume else None}
     write_best_predictions(model, datasets, cfg, out_dir)
     # last: its presence says the run finished (predictions included)
-    write_json(out_dir / "train_summary.json", summary)
-    for name in ("exp_config.json", "metrics.csv", "train_summary.json", "predictions/valid.jsonl",
-                 "predictions/test.jsonl"):
+    RunDir(out_dir).write_summary(summary)
+    for name in RunDir(out_dir).mirrored_files():
         ckpt_io.queue(out_dir / name, name="run/" + name)
     ckpt_io.flush(final=True)
     return out_dir
@@ -364,4 +363,4 @@ def write_best_predictions(model: nn.Module, datasets: dict[str, ClassificationD
     model.load_state_dict(best_state_dict(out_dir / "checkpoints"))
     for split in ("valid", "test"):
         if split in datasets:
-            write_predictions(out_dir, split, predict_rows(model, datasets[split], cfg.predict_batch_size))
+            RunDir(out_dir).write_predictions(split, predict_rows(model, datasets[split], cfg.predict_batch_size))

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -24,10 +23,10 @@ from sklearn.model_selection import StratifiedKFold
 from streamguard import atomic
 from streamguard.config import FuseConfig, load_config, to_dict
 from streamguard.data.processed import ProcessedDir
-from streamguard.data.records import check_prediction, read_jsonl, write_jsonl
+from streamguard.data.records import check_prediction
 from streamguard.errors import UserError
 from streamguard.models import fusion as fusion_model
-from streamguard.rundir import logit_margin, prediction_rows, read_exp_config, write_exp_config, write_predictions
+from streamguard.rundir import RunDir, logit_margin, prediction_rows
 from streamguard.runlock import locked
 from streamguard.thresholds import choose_threshold
 from streamguard.train import mlflow_store, registry, seeds
@@ -80,13 +79,13 @@ def reused_base_runs(cfg: FuseConfig, data_dir: Path) -> dict[str, Path]:
 
 
 def _check_base_run(run: Path, kind: str, data_dir: Path) -> None:
-    exp = read_exp_config(run)
+    exp = RunDir(run).read_exp()
     if exp["model"] != kind:
         raise UserError(f"fuse: {run} is a {exp['model']} run, not {kind}")
     if exp.get("fold_mode") or exp.get("train_ids_given"):
         raise UserError(f"fuse: {run} was trained on a subset of train; a base run must use all of it")
-    if not (run / "predictions" / "valid.jsonl").is_file():
-        raise UserError(f"fuse: {run} did not finish (no predictions/valid.jsonl)")
+    if not RunDir(run).has_predictions("valid"):
+        raise UserError(f"fuse: {run} did not finish (no {RunDir(run).predictions_path('valid')})")
     ProcessedDir(data_dir).check_compatible(exp.get("data_identity"), run)
 
 
@@ -120,8 +119,8 @@ def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]],
     for i, held in enumerate(folds):
         per_seed = []
         for seed in members or [None]:
-            run, cfg = _seeded(out_dir / "folds" / kind, bcfg, seed)
-            per_seed.append(_fold(kind, data_dir, run / f"fold-{i}", held, all_ids, cfg, i))
+            run, cfg = _seeded(RunDir(out_dir).folds_dir(kind), bcfg, seed)
+            per_seed.append(_fold(kind, data_dir, RunDir.fold_dir(run, i), held, all_ids, cfg, i))
         rows = seeds.average_logits(per_seed, f"fuse: {kind} fold {i}")
         oof.extend({**r, "fold": i, "kind": kind} for r in rows)
         log.info("fuse: %s fold %d/%d done", kind, i + 1, len(folds))
@@ -129,11 +128,11 @@ def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]],
 
 
 def _fold(kind: str, data_dir: Path, run: Path, held: set[str], all_ids: set[str], bcfg: Any, i: int) -> list[dict]:
-    done, key = run / "oof.jsonl", _digest(kind, sorted(held), sorted(all_ids), to_dict(bcfg))
-    if done.is_file() and (run / "fold_key").is_file() and (run / "fold_key").read_text() == key:
-        rows = read_jsonl(done)
+    key = _digest(kind, sorted(held), sorted(all_ids), to_dict(bcfg))
+    rows = RunDir(run).fold_part(key)
+    if rows is not None:
         for n, row in enumerate(rows, start=1):
-            check_prediction(row, f"{done}:{n}")
+            check_prediction(row, f"{run}:{n}")
         return rows
     mod = registry.get(kind)
     mod.train(data_dir, run, bcfg, train_ids=all_ids - held)
@@ -141,8 +140,7 @@ def _fold(kind: str, data_dir: Path, run: Path, held: set[str], all_ids: set[str
     if {r["id"] for r in rows} != held or len(rows) != len(held):
         raise UserError(f"fuse: {kind} fold {i} returned predictions for other ids than its held-out fold")
     rows = [{**r, "fold": i, "kind": kind} for r in rows]
-    write_jsonl(done, rows)
-    atomic.write_text(run / "fold_key", key)  # last: the fold's done marker
+    RunDir(run).write_fold_part(rows, key)
     return rows
 
 
@@ -172,29 +170,29 @@ def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] |
                 key=lambda r: r["id"])
     ids, y = [r["id"] for r in tr], np.array([r["label"] for r in tr])
     folds = make_folds(ids, y.tolist(), cfg.folds, cfg.seed)
-    oof = {}
+    oof, run_dir = {}, RunDir(out_dir)
     for kind in cfg.models:
         oof[kind] = out_of_fold(kind, data_dir, out_dir, folds, base_config(kind, cfg), kind_seeds(kind, cfg))
-        write_jsonl(out_dir / "oof" / f"{kind}.jsonl", oof[kind])
+        run_dir.write_oof(kind, oof[kind])
     fus = fusion_model.fit(_matrix(oof, ids), y, cfg.method, cfg.seed)
     reused = reused_base_runs(cfg, data_dir) if train_ids is None else {}
     for kind in (k for k in cfg.models if k not in reused):
         for seed in kind_seeds(kind, cfg):
-            run, bcfg = _seeded(out_dir / "base" / kind, base_config(kind, cfg), seed)
+            run, bcfg = _seeded(run_dir.base_dir(kind), base_config(kind, cfg), seed)
             registry.get(kind).train(data_dir, run, bcfg, train_ids=train_ids)
     for kind, run in reused.items():
-        _copy_base_run(run, out_dir / "base" / kind)
-    base_runs = {k: f"base/{k}" for k in cfg.models}
+        _copy_base_run(run, run_dir.base_dir(kind))
+    base_runs = {k: RunDir.base_rel(k) for k in cfg.models}
     fus_meta = {"models": cfg.models, "base_runs": base_runs, **asdict(fus)}
     va = _base_predictions(out_dir, fus_meta, data_dir, "valid")
     fus.threshold = choose_threshold([r["label"] for r in va[0]], fus.margin(va[1]), cfg.threshold_metric,
                                      neutral=0.0)
     fus_meta.update(asdict(fus))
     atomic.write_json(out_dir / FUSION_FILE, fus_meta)
-    write_predictions(out_dir, "valid", prediction_rows(va[0], fus.logits(va[1])))
+    run_dir.write_predictions("valid", prediction_rows(va[0], fus.logits(va[1])))
     if (data_dir / "test.jsonl").is_file():
-        write_predictions(out_dir, "test", _predict_with(fus_meta, out_dir, data_dir, "test"))
-    write_exp_config(out_dir, "fusion", data_dir, to_dict(cfg), {
+        run_dir.write_predictions("test", _predict_with(fus_meta, out_dir, data_dir, "test"))
+    run_dir.write_exp("fusion", data_dir, to_dict(cfg), {
         "base_models": cfg.models, "folds": cfg.folds, "fold_epochs": cfg.fold_epochs,
         "base_seeds": {k: kind_seeds(k, cfg) for k in cfg.models},
         "fusion": fus_meta, "n_oof": len(ids)})
@@ -218,7 +216,7 @@ def _copy_base_run(src: Path, dst: Path) -> None:
     shutil.copytree(src, tmp, ignore=lambda d, names: set(ignore(d, names)) | (
         {"last.ckpt"} if "best.ckpt" in names else set()))
     shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
+    atomic.promote(tmp, dst)
 
 
 def base_run_dir(run_dir: Path, rel: str) -> Path:
@@ -244,7 +242,7 @@ def _base_predictions(run_dir: Path, meta: dict, data_dir: Path, split: str,
 
 
 def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
-    exp = read_exp_config(run_dir)
+    exp = RunDir(run_dir).read_exp()
     if exp["model"] != "fusion":
         raise UserError(f"{run_dir} is a {exp['model']} run, not a fusion")
     path = Path(run_dir) / FUSION_FILE
@@ -264,5 +262,6 @@ def _predict_with(meta: dict, run_dir: Path, data_dir: Path, split: str, ids: se
 
 def read_oof(run_dir: Path, kind: str) -> list[dict]:
     """The out-of-fold predictions of one base model (for noise reduction)."""
-    read_exp_config(run_dir)
-    return read_jsonl(Path(run_dir) / "oof" / f"{kind}.jsonl")
+    run = RunDir(run_dir)
+    run.read_exp()
+    return run.read_oof(kind)

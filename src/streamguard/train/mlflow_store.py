@@ -12,7 +12,6 @@ mlflow is imported lazily: a lexical run does not pay for it before it has somet
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -166,10 +165,8 @@ def fusion_metrics(models: list[str], meta: dict[str, Any]) -> dict[str, float]:
 
 def valid_metrics(out_dir: Path) -> dict[str, float]:
     """The engine's validation metrics (decision at prob >= 0.5) from ``predictions/valid.jsonl``."""
-    path = Path(out_dir) / "predictions" / "valid.jsonl"
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from streamguard.rundir import RunDir
+    rows = RunDir(out_dir).read_predictions("valid", missing_ok=True)
     if not rows:
         return {}
     from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from streamguard.errors import UserError
+from streamguard.rundir import SEED_PREFIX, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +39,22 @@ def parse_seeds(spec: str | Iterable[int]) -> list[int]:
 
 
 def seed_dir(out: Path, seed: int) -> Path:
-    return Path(out) / f"seed-{seed}"
+    return RunDir(out).seed_dir(seed)
 
 
 def seed_runs(run: Path) -> list[Path]:
     """The runs of a seed ensemble (its ``seed-N`` folders, by seed), or ``[run]`` for a plain run."""
-    run = Path(run)
-    if (run / "exp_config.json").is_file():
-        return [run]
-    found = [p for p in run.glob("seed-*") if p.name[5:].isdigit() and (p / "exp_config.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name[5:])) or [run]
+    rd = RunDir(run)
+    if rd.is_run():
+        return [rd.path]
+    return list(rd.seed_members().values()) or [rd.path]
 
 
 def member_seeds(run: Path) -> list[int | None]:
     """The seeds of a seed ensemble, in order; ``[None]`` for a plain run (it keeps its own seed)."""
-    members = seed_runs(run)
-    return [None] if members == [Path(run)] else [int(p.name[5:]) for p in members]
+    rd = RunDir(run)
+    members = {} if rd.is_run() else rd.seed_members()
+    return list(members) or [None]
 
 
 def average_logits(per_seed: list[list[dict[str, Any]]], what: str = "seed ensemble") -> list[dict[str, Any]]:
@@ -83,7 +84,7 @@ def predict_ensemble(kind: str, run: Path, data_dir: Path, split: str,
 
 
 def finished(run: Path) -> bool:
-    return (Path(run) / "predictions" / "test.jsonl").is_file()
+    return RunDir(run).has_predictions("test")
 
 
 def run_seeds(seeds: Iterable[int], out: Path, train_one: Callable[[int, Path], Any]) -> list[Path]:
@@ -125,5 +126,5 @@ def add_seeds_option(parsers: Iterable[argparse.ArgumentParser]) -> None:
     """Give each training command ``--seeds``; its function then runs once per seed into OUT/seed-N."""
     for p in parsers:
         p.add_argument("--seeds", default=None, metavar="1,2,3",
-                       help="train one run per seed into OUT/seed-N (finished seeds are skipped)")
+                       help=f"train one run per seed into OUT/{SEED_PREFIX}N (finished seeds are skipped)")
         p.set_defaults(func=_per_seed(p.get_default("func")))

@@ -5,7 +5,6 @@ The log line is a contract: the cloud launcher reads it with ``METRIC_RE``. Keep
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -25,7 +24,7 @@ from streamguard import logs
 from streamguard.atomic import atomic_open, write_text
 from streamguard.config import EngineConfig
 from streamguard.provenance import sha256_file
-from streamguard.rundir import read_metrics_csv
+from streamguard.rundir import RunDir
 from streamguard.train import mlflow_store as store
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ class MetricsCallback(pl.Callback):
         row = {"epoch": epoch, "train_loss": val("train_loss"), "val_loss": val("val_loss"),
                "val_accuracy": val("val_accuracy"), "val_f1_vulnerable": val("val_f1_vulnerable"),
                "val_roc_auc": val("val_roc_auc"), "lr": val("lr")}
-        rows = [r for r in read_metrics_csv(self.csv_path.parent) if r["epoch"] < epoch] + [row]
+        rows = [r for r in RunDir(self.csv_path.parent).read_metrics() if r["epoch"] < epoch] + [row]
         with atomic_open(self.csv_path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
             writer.writeheader()
@@ -124,11 +123,7 @@ def make_mlflow_logger(out_dir: Path, tracking_uri: str | None, experiment: str,
 
 
 def _exp_config(out_dir: Path) -> dict[str, Any]:
-    path = out_dir / "exp_config.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
-        return {}
+    return RunDir(out_dir).read_exp_lenient()
 
 
 def _kind(out_dir: Path) -> str | None:
