@@ -50,7 +50,15 @@ def make_spy() -> types.SimpleNamespace:
              for r in recs]
         return prediction_rows(recs, np.stack([-np.array(z) / 2, np.array(z) / 2], axis=1))
 
-    return types.SimpleNamespace(train=train, predict=predict, fits=fits)
+    def export_files(run: Path, dst: Path) -> None:
+        (dst / "seen.json").write_text((Path(run) / "seen.json").read_text())
+
+    # the rest of the kind contract (streamguard.train.kinds): a spy has no line evidence and reads raw text
+    return types.SimpleNamespace(
+        train=train, predict=predict, fits=fits, CONFIG=SpyConfig, BUNDLE_FILES=("seen.json",),
+        line_scores=lambda model_dir, prep_dir, codes: [np.zeros(c.count("\n") + 1) for c in codes],
+        export_files=export_files, config_from_run=lambda exp: SpyConfig(**exp["hyperparameters"]),
+        uses_torch=lambda model_dir: False, reads_features=lambda model_dir: False)
 
 
 @pytest.fixture()

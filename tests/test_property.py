@@ -21,7 +21,7 @@ def test_any_string_gives_a_valid_record_or_a_reasoned_reject(processed_small, c
         meta = json.loads((processed_small / "preprocessing_metadata.json").read_text())
         stage._init_worker(str(processed_small / "tokenizer"), meta["tokenizer"], 64, {"max_nodes": 200},
                            load_vocab(processed_small / "node_vocab.json"), "codexglue")
-    split, row, line, meta, reason = stage._record_task(("test", 0, {"func": code, "target": 1}))
+    split, row, line, meta, reason = stage.record_task(("test", 0, {"func": code, "target": 1}))
     if line is None:
         assert not code.strip() or "\x00" in code or any(0xD800 <= ord(c) <= 0xDFFF for c in code), reason
         assert not reason.startswith("internal error"), reason

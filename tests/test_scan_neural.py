@@ -58,7 +58,6 @@ def test_transformer_attributions_map_through_token_offsets_to_lines(neural, mon
     import torch
     from captum.attr import LayerIntegratedGradients
 
-    from streamguard import explain
     mode = {"last": True}
 
     def fake(self, inputs, baselines=None, additional_forward_args=None, n_steps=50):
@@ -70,10 +69,10 @@ def test_transformer_attributions_map_through_token_offsets_to_lines(neural, mon
     monkeypatch.setattr(LayerIntegratedGradients, "attribute", fake)
     code = "int f(int a)\n{\n\tint b = a * 2;\n\n\treturn b;\n}\n"
     det = streamguard.load(bundle)
-    (scores,) = explain.transformer_lines(det.source.model_dir, det.source.prep_dir, [code])
+    (scores,) = transformer.line_scores(det.source.model_dir, det.source.prep_dir, [code])
     assert scores.argmax() + 1 == 6 and scores.sum() == pytest.approx(1.0)  # all on "}" (line 6)
     mode["last"] = False
-    (scores,) = explain.transformer_lines(det.source.model_dir, det.source.prep_dir, [code])
+    (scores,) = transformer.line_scores(det.source.model_dir, det.source.prep_dir, [code])
     assert scores[3] == 0 and (scores[[0, 1, 2, 4, 5]] >= 1).all()  # every text token lands on its own line
     assert scores[2] > scores[1]  # "\tint b = a * 2;" holds more tokens than "{"
 

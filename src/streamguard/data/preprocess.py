@@ -58,7 +58,7 @@ def _count_task(code: str) -> tuple[Counter, Counter]:
     return types, texts
 
 
-def _record_task(task: tuple[str, int, Any]) -> tuple[str, int, str | None, dict | None, str | None]:
+def record_task(task: tuple[str, int, Any]) -> tuple[str, int, str | None, dict | None, str | None]:
     """(split, row) -> the record as a JSON line and its statistics, or the reason it was rejected."""
     split, row_no, obj = task
     try:
@@ -177,7 +177,7 @@ def _process_all(pool, tasks: list[tuple[str, int, Any]], out: Path,
     rejects: list[dict] = []
     with contextlib.ExitStack() as stack:  # every split file appears only when all are complete
         handles = {s: stack.enter_context(atomic_open(out / f"{s}.jsonl", "w")) for s in SPLITS}
-        results = pool.imap(_record_task, tasks, chunksize=CHUNK)
+        results = pool.imap(record_task, tasks, chunksize=CHUNK)
         with Progress(transient=True) as progress:
             bar = progress.add_task("preprocessing", total=len(tasks))
             for split, row_no, line, meta, reason in results:
@@ -237,12 +237,12 @@ def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     tasks = [(split, i, obj) for split in SPLITS for i, (_, obj, _) in enumerate(splits[split])]
     raw_of = {(split, i): prefix for split in SPLITS for i, (_, obj, prefix) in enumerate(splits[split])
               if isinstance(obj, RecordError)}
-    with _pool(workers, init) as pool:
+    with worker_pool(workers, init) as pool:
         vocab = _node_vocab(pool, splits, out, cfg)
     timings["node_vocab_s"] = round(time.time() - started - timings["tokenizer_s"], 2)
     init[4] = vocab
     t0 = time.time()
-    with _pool(workers, init) as pool:
+    with worker_pool(workers, init) as pool:
         metas, rejects = _process_all(pool, tasks, out, raw_of)
     timings["records_s"] = round(time.time() - t0, 2)
     write_jsonl(ProcessedDir(out).rejects_path, rejects)
@@ -276,7 +276,7 @@ class _InProcess:
         return False
 
 
-def _pool(workers: int, init: list):
+def worker_pool(workers: int, init: list):
     if workers <= 1:
         return _InProcess(init)
     # spawn, not fork: the parent may have started the tokenizers library's thread pool (BPE training)

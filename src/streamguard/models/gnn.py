@@ -94,7 +94,7 @@ class GraphClassifier(nn.Module):
         self.head = nn.Sequential(nn.Linear(2 * hidden, head_hidden), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(head_hidden, 2))
 
-    def _first_layer(self, x: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def first_layer(self, x: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         # Embedding then linear equals one lookup in (E W): cheaper when a batch has more nodes than the
         # vocabulary has labels, and the gradient reaching E and W is the same.
         lin = self.lins[0] if self.conv == "gcn" else self.inp
@@ -122,7 +122,7 @@ class GraphClassifier(nn.Module):
              ) -> torch.Tensor:
         h = None
         for i, lin in enumerate(self.lins):
-            z = self._first_layer(x, text) if i == 0 else lin(h)
+            z = self.first_layer(x, text) if i == 0 else lin(h)
             out = self.norms[i](propagate(adj, z).to(z.dtype))
             if self.residual and h is not None:
                 out = out + h
@@ -131,7 +131,7 @@ class GraphClassifier(nn.Module):
 
     def _ggnn(self, x: torch.Tensor, adj: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None
               ) -> torch.Tensor:
-        h = self._first_layer(x, text)
+        h = self.first_layer(x, text)
         for i, lin in enumerate(self.lins):
             m = propagate(adj, lin(h)).to(h.dtype)
             h = self.norms[i](self.gru(m, h))

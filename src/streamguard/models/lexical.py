@@ -6,7 +6,7 @@ Devign) and code tokens (identifiers, numbers, punctuation) as uni+bi-grams. ``u
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +23,7 @@ ANALYZERS = ("char", "code", "union")
 _COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.DOTALL)
 _CODE_TOKEN = re.compile(r"[A-Za-z_]\w*|0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?|->|\+\+|--|<<|>>|[<>!=]=|&&|\|\||\S")
 _BLANK_RUN = re.compile(r"[ \t]*\n[\s]*")
+_WHITESPACES = re.compile(r"\s\s+")  # what sklearn's char analyzer collapses to one space
 
 
 def strip_comments(code: str) -> str:
@@ -40,6 +41,53 @@ def normalise(code: str, strip: bool, collapse: bool = False) -> str:
 
 def code_tokens(code: str) -> list[str]:
     return _CODE_TOKEN.findall(code)
+
+
+# --- the same text with a map back to the code's characters (line evidence) ---------------------------------
+
+def sub_with_map(pattern: re.Pattern, text: str, idx: list[int], repl: Callable[[re.Match], str]
+                 ) -> tuple[str, list[int]]:
+    """``pattern.sub(repl, text)`` that also carries, for every output character, its original position."""
+    out, out_idx, pos = [], [], 0
+    for m in pattern.finditer(text):
+        out.append(text[pos:m.start()])
+        out_idx.extend(idx[pos:m.start()])
+        r = repl(m)
+        out.append(r)
+        out_idx.extend(idx[m.start():m.start() + len(r)] if r == m.group(0) else [idx[m.start()]] * len(r))
+        pos = m.end()
+    out.append(text[pos:])
+    out_idx.extend(idx[pos:])
+    return "".join(out), out_idx
+
+
+def normalise_with_map(code: str, strip: bool, collapse: bool) -> tuple[str, list[int]]:
+    """``normalise`` with a map from the normalised text back to ``code``'s characters."""
+    text, idx = code, list(range(len(code)))
+    if strip:
+        text, idx = sub_with_map(_COMMENT_OR_LITERAL, text, idx, lambda m: " " if m.group(0)[0] == "/" else m.group(0))
+    if collapse:
+        text, idx = sub_with_map(_BLANK_RUN, text, idx, lambda m: "\n")
+        lead = len(text) - len(text.lstrip())
+        text, idx = text.strip(), idx[lead:lead + len(text.strip())]
+    return text, idx
+
+
+def occurrences(vec: TfidfVectorizer, text: str, idx: list[int]) -> list[tuple[str, list[int]]]:
+    """Every n-gram occurrence ``vec`` counts in ``text``: (term, original character positions)."""
+    out = []
+    lo, hi = vec.ngram_range
+    if vec.analyzer == "char":
+        t, m = sub_with_map(_WHITESPACES, text, idx, lambda _: " ")
+        for n in range(lo, min(hi, len(t)) + 1):
+            out.extend((t[i:i + n], m[i:i + n]) for i in range(len(t) - n + 1))
+        return out
+    toks = [(mt.group(0), idx[mt.start():mt.end()]) for mt in _CODE_TOKEN.finditer(text)]
+    for n in range(lo, hi + 1):
+        for i in range(len(toks) - n + 1):
+            span = toks[i:i + n]
+            out.append((" ".join(s for s, _ in span), [c for _, cs in span for c in cs]))
+    return out
 
 
 def _vectorizers(analyzer: str, ngram_min: int, ngram_max: int, max_features: int) -> list[TfidfVectorizer]:
@@ -96,6 +144,11 @@ class LexicalFeatures:
         if id(vec) not in counters:
             counters[id(vec)] = char_ngrams.CharNgramCounter(vec)
         return counters[id(vec)].transform(texts)
+
+    @property
+    def vectorizers(self) -> list[TfidfVectorizer]:
+        """The fitted views, in column order."""
+        return self._vecs
 
     @property
     def n_features(self) -> int:

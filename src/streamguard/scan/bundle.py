@@ -6,9 +6,10 @@ Layout::
     manifest.json         sha256 + size of every other file; checked at load (no file may be added or changed)
     MODEL_CARD.md         data, metrics with 95% CIs, threshold, limits
     preprocess/           tokenizer/ (tokenizer.json ...), node_vocab.json, preprocessing_metadata.json
-    model/                run-dir shaped: exp_config.json, threshold.json and the kind's weights
-                          (lexical_model.{json,safetensors} | export/*.safetensors | gnn_weights.safetensors |
-                          fusion.json + base/<kind>/...)
+    model/                run-dir shaped: exp_config.json, threshold.json and the kind's files (its
+                          ``BUNDLE_FILES``, written by its ``export_files``: streamguard.train.kinds), e.g.
+                          lexical_model.{json,safetensors} | hf_model/ | gnn_weights.safetensors |
+                          fusion.json + base/<kind>/...
 
 Every weight is safetensors or JSON, so loading a bundle executes no pickle.
 """
@@ -25,53 +26,11 @@ from streamguard import thresholds
 from streamguard.errors import UserError
 from streamguard.provenance import git_state, package_versions, sha256_file
 from streamguard.scan.model import PREP_FILES, ModelSource, open_model
+from streamguard.train import kinds
 
 BUNDLE_FILE = "bundle.json"
-TRANSFORMER_EXPORT = "hf_model"  # = streamguard.train.transformer.EXPORT_DIR (not imported: torch is slow to load)
 MANIFEST = "manifest.json"
 FORMAT = 1
-# What each kind needs to predict; anything else in the run (checkpoints, tracking, folds) stays behind.
-_KIND_FILES = {"lexical": ["lexical_model.json", "lexical_model.safetensors"], "fusion": ["fusion.json"],
-               "transformer": [TRANSFORMER_EXPORT], "gnn": []}
-_SAFE_SUFFIXES = {".json", ".safetensors", ".txt", ".md", ".jsonl", ".model"}
-
-
-def _copy_model(run: Path, dst: Path, kind: str) -> None:
-    """The run's files that ``predict`` needs, as a run-shaped folder (recursively for a fusion's bases)."""
-    from streamguard.train.fuse import base_run_dir
-    from streamguard.train.seeds import seed_runs
-    dst.mkdir(parents=True)
-    exp = json.loads((run / "exp_config.json").read_text())
-    hyper = exp.get("hyperparameters") or {}
-    if "cache_dir" in hyper:  # a bundle's graphs are cached beside the scanned data, never in the trainer's cache
-        hyper["cache_dir"] = None
-    (dst / "exp_config.json").write_text(json.dumps(exp, indent=2, sort_keys=True) + "\n")
-    (dst / thresholds.THRESHOLD_FILE).write_text(json.dumps(thresholds.export_record(run)) + "\n")
-    for name in _KIND_FILES[kind]:
-        src = run / name
-        if not src.exists():
-            raise UserError(f"export: {run} has no {name}; the {kind} run did not finish")
-        if src.is_dir():
-            shutil.copytree(src, dst / name, ignore=lambda d, names: [n for n in names if (Path(d) / n).is_file()
-                                                                     and Path(n).suffix not in _SAFE_SUFFIXES])
-        else:
-            shutil.copy2(src, dst / name)
-    if kind == "gnn":
-        from safetensors.torch import save_file
-
-        from streamguard.train.gnn import TEXT_TOKENIZER, WEIGHTS, state_dict
-        save_file({k: v.contiguous() for k, v in state_dict(run).items()}, str(dst / WEIGHTS))
-        if (run / TEXT_TOKENIZER).is_file():  # a node-text GNN splits leaves with its own tokenizer
-            shutil.copy2(run / TEXT_TOKENIZER, dst / TEXT_TOKENIZER)
-    if kind == "fusion":
-        meta = json.loads((run / "fusion.json").read_text())
-        for base_kind in meta["models"]:
-            base = base_run_dir(run, meta["base_runs"][base_kind])
-            members = seed_runs(base)
-            for member in members:  # a seed ensemble keeps its seed-N layout
-                _copy_model(member, dst / "base" / base_kind / member.relative_to(base), base_kind)
-            meta["base_runs"][base_kind] = f"base/{base_kind}"
-        (dst / "fusion.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _manifest(root: Path) -> dict[str, dict[str, Any]]:
@@ -91,7 +50,7 @@ def export_run(run: Path, out: Path, data: Path | None = None) -> Path:
     tmp = out.with_name(out.name + ".tmp-export")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _copy_model(Path(run), tmp / "model", src.kind)
+        kinds.export_model(Path(run), tmp / "model", src.kind)  # what the kind's predict needs, nothing more
         (tmp / "preprocess").mkdir()
         shutil.copytree(src.prep_dir / "tokenizer", tmp / "preprocess" / "tokenizer")
         for name in PREP_FILES:

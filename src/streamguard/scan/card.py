@@ -43,7 +43,7 @@ def model_card(run: Path, exp: dict[str, Any], info: dict[str, Any]) -> str:
     table, _ = _metrics(run, info["threshold"])
     hyper = exp.get("hyperparameters") or {}
     data_files = ", ".join(sorted((exp.get("data_sha256") or {}).keys())) or "not recorded"
-    kinds = info["kind"] + (f" of {', '.join(exp.get('base_models') or [])}" if info["kind"] == "fusion" else "")
+    kinds = info["kind"] + (f" of {', '.join(exp['base_models'])}" if exp.get("base_models") else "")  # a stack
     return "\n".join([
         f"# Model card: {info['name']}", "",
         f"- Kind: {kinds}", f"- Decision threshold: {info['threshold']:.4f} on P(vulnerable), chosen on valid",

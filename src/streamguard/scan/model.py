@@ -31,7 +31,7 @@ from streamguard.data.records import RecordError, validate_raw
 from streamguard.errors import UserError
 from streamguard.rundir import read_exp_config
 from streamguard.scan import PRECISIONS
-from streamguard.train import registry
+from streamguard.train import kinds, registry
 
 log = logging.getLogger(__name__)
 SOURCE = "scan"
@@ -67,7 +67,12 @@ def open_model(path: str | os.PathLike, data: str | os.PathLike | None = None) -
     from streamguard.scan import bundle
     p = Path(path)
     if (p / bundle.BUNDLE_FILE).is_file():
-        return bundle.open_bundle(p)
+        src = bundle.open_bundle(p)
+        missing = kinds.missing_bundle_file(src.model_dir, src.kind)
+        if missing:
+            raise UserError(f"{p}: model/{missing} is missing (a bundle of another layout); export the run again "
+                            "with `streamguard export RUN --out DIR`")
+        return src
     if not (p / "exp_config.json").is_file():
         raise UserError(f"{p} is neither a model bundle (bundle.json) nor a run directory (exp_config.json)")
     exp = read_exp_config(p)
@@ -106,12 +111,13 @@ class Scorer:
         self.workers = workers
         self.precision = precision
         self._init = featurizer_init(source.prep_dir)
+        self._kind = registry.get(source.kind)
         self._pool: Any = None
 
     def effective_precision(self) -> str | None:
-        """What the neural forward passes use; None for the lexical kind, which has none (and must not import
-        torch for nothing)."""
-        if self.source.kind == "lexical":
+        """What the neural forward passes use; None for a kind that runs none (and must not import torch for
+        nothing)."""
+        if not self._kind.uses_torch(self.source.model_dir):
             return None
         if self.precision == "auto":
             self.precision = "bf16" if native_bf16() else "fp32"
@@ -134,24 +140,17 @@ class Scorer:
             self._pool.__exit__(None, None, None)
             self._pool = None
 
-    def _raw_lexical(self) -> bool:
-        """A lexical model reading the raw function (the default) needs no tokens or graph: its ``predict``
-        takes the text from the raw rows, so records carry only what ``read_split`` checks."""
-        if self.source.kind != "lexical":
-            return False
-        exp = json.loads((self.source.model_dir / "exp_config.json").read_text())
-        return (exp.get("hyperparameters") or {}).get("code_source", "raw") == "raw"
-
     def records(self, codes: Sequence[str]) -> list[tuple[str | None, str | None]]:
         """(processed record as a JSON line, None) or (None, reason) per function, in order."""
-        if self._raw_lexical():
+        if not self._kind.reads_features(self.source.model_dir):
+            # its ``predict`` takes the text from the raw rows: records carry only what ``read_split`` checks
             return [self._light_record(i, c) for i, c in enumerate(codes)]
         if self._pool is None:
             workers = self.workers if len(codes) >= 64 else 1  # a process pool costs seconds to start
-            self._pool = prep._pool(workers, self._init).__enter__()
+            self._pool = prep.worker_pool(workers, self._init).__enter__()
         tasks = [("test", i, {"func": c, "target": 0}) for i, c in enumerate(codes)]
         out: list[tuple[str | None, str | None]] = [(None, "not processed")] * len(codes)
-        for _, row, line, _, reason in self._pool.imap_unordered(prep._record_task, tasks, chunksize=prep.CHUNK):
+        for _, row, line, _, reason in self._pool.imap_unordered(prep.record_task, tasks, chunksize=prep.CHUNK):
             out[row] = (line, reason)
         return out
 
@@ -178,7 +177,7 @@ class Scorer:
         with tempfile.TemporaryDirectory(prefix="streamguard-scan-") as tmp:
             data_dir = self._dataset(Path(tmp), [parsed[i] for i in keep], [codes[i] for i in keep])
             with self._autocast():
-                rows = registry.get(self.source.kind).predict(self.source.model_dir, data_dir, "test")
+                rows = self._kind.predict(self.source.model_dir, data_dir, "test")
         by_id = {r["id"]: r["prob_vulnerable"] for r in rows}
         for pos, i in enumerate(keep):
             probs[i] = by_id[f"{SOURCE.upper()}-TEST-{pos}"]
@@ -186,7 +185,7 @@ class Scorer:
 
     def _dataset(self, root: Path, recs: list[dict[str, Any]], codes: list[str]) -> Path:
         """A processed dataset of one ``test`` split holding ``recs`` (rows renumbered 0..n-1 so that ids and
-        the raw rows the lexical kind reads line up), with the model's tokenizer and vocabulary."""
+        the raw rows a kind reading raw text takes line up), with the model's tokenizer and vocabulary."""
         data, raw = root / "data", root / "raw"
         data.mkdir()
         raw.mkdir()

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,19 +21,22 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from streamguard import atomic
+from streamguard import atomic, explain
 from streamguard.config import FuseConfig, load_config, to_dict
 from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import check_prediction
 from streamguard.errors import UserError
+from streamguard.explain import empty_scores
 from streamguard.models import fusion as fusion_model
 from streamguard.rundir import RunDir, logit_margin, prediction_rows
 from streamguard.runlock import locked
 from streamguard.thresholds import choose_threshold
-from streamguard.train import mlflow_store, registry, seeds
+from streamguard.train import kinds, mlflow_store, registry, seeds
 
 log = logging.getLogger(__name__)
 FUSION_FILE = "fusion.json"
+CONFIG = FuseConfig
+BUNDLE_FILES = (FUSION_FILE,)
 
 
 def _check_models(models: list[str], folds: int) -> None:
@@ -242,13 +246,15 @@ def _base_predictions(run_dir: Path, meta: dict, data_dir: Path, split: str,
 
 
 def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
-    exp = RunDir(run_dir).read_exp()
-    if exp["model"] != "fusion":
-        raise UserError(f"{run_dir} is a {exp['model']} run, not a fusion")
-    path = Path(run_dir) / FUSION_FILE
+    kinds.open_run(run_dir, data_dir, "fusion")
+    return _predict_with(_meta(Path(run_dir)), Path(run_dir), Path(data_dir), split, ids)
+
+
+def _meta(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / FUSION_FILE
     if not path.is_file():
         raise UserError(f"{run_dir} has no {FUSION_FILE}; the fusion run did not finish")
-    return _predict_with(json.loads(path.read_text()), Path(run_dir), Path(data_dir), split, ids)
+    return json.loads(path.read_text())
 
 
 def _predict_with(meta: dict, run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
@@ -265,3 +271,46 @@ def read_oof(run_dir: Path, kind: str) -> list[dict]:
     run = RunDir(run_dir)
     run.read_exp()
     return run.read_oof(kind)
+
+
+# --- the rest of the kind contract (streamguard.train.kinds) -------------------------------------------------
+
+def config_from_run(exp: dict[str, Any]) -> FuseConfig:
+    return kinds.config_from_run(FuseConfig, exp)
+
+
+def export_files(run: Path, dst: Path) -> None:
+    """fusion.json, and each base run exported beside it (a seed ensemble keeps its seed-N layout)."""
+    meta = _meta(run)
+    for base_kind in meta["models"]:
+        base = base_run_dir(run, meta["base_runs"][base_kind])
+        for member in seeds.seed_runs(base):
+            kinds.export_model(member, dst / "base" / base_kind / member.relative_to(base), base_kind)
+        meta["base_runs"][base_kind] = f"base/{base_kind}"
+    (dst / FUSION_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def uses_torch(model_dir: Path) -> bool:
+    return True  # scan records a forward-pass precision for every fusion
+
+
+def reads_features(model_dir: Path) -> bool:
+    return True  # its functions are the fully preprocessed ones, whatever its bases read
+
+
+def line_scores(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.ndarray]:
+    """Each base model's line scores (a seed ensemble: its seeds' mean), normalised to unit L1, weighted by its
+    fusion weight, summed."""
+    meta = _meta(Path(model_dir))
+    total = [empty_scores(c) for c in codes]
+    for kind, weight in zip(meta["models"], meta["weights"]):
+        if weight == 0:
+            continue
+        members = seeds.seed_runs(base_run_dir(model_dir, meta["base_runs"][kind]))
+        per_seed = [explain.line_scores(kind, run, prep_dir, codes) for run in members]
+        base = [np.mean(scores, axis=0) for scores in zip(*per_seed)]
+        for acc, s in zip(total, base):
+            norm = np.abs(s).sum()
+            if norm > 0:
+                acc += weight * s / norm
+    return total

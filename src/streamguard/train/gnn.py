@@ -3,25 +3,30 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from streamguard.atomic import atomic_open, make_dir
-from streamguard.config import GNNConfig, load_config
+from streamguard.config import GNNConfig
 from streamguard.data.graphs import GraphDataset, GraphOptions, load_split
 from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import SPLITS
 from streamguard.data.stats import recommended_batch_size
 from streamguard.errors import UserError
+from streamguard.explain import line_of
 from streamguard.models.gnn import GraphClassifier
 from streamguard.rundir import read_exp_config
-from streamguard.train import engine
+from streamguard.train import engine, kinds
 
 log = logging.getLogger(__name__)
 WEIGHTS = "gnn_weights.safetensors"  # an exported (bundle) GNN's weights
 TEXT_TOKENIZER = "node_text_tokenizer.json"  # a node-text run's sub-token tokenizer
+CONFIG = GNNConfig
+BUNDLE_FILES = (WEIGHTS,)  # (+ TEXT_TOKENIZER for a node-text run)
 
 
 def build_model(cfg: GNNConfig, text_tokenizer: Path | None = None) -> GraphClassifier:
@@ -137,24 +142,21 @@ def train(data_dir: Path, out_dir: Path, cfg: GNNConfig, train_ids: set[str] | N
     return engine.fit(model, datasets, cfg, out_dir, "gnn", data.path, extra)
 
 
+def config_from_run(exp: dict[str, Any]) -> GNNConfig:
+    return kinds.config_from_run(GNNConfig, exp)
+
+
 def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
     """Rows of the predictions contract for ``split`` of any dataset made with the run's vocabulary."""
-    run_dir, data = Path(run_dir), ProcessedDir(data_dir)
-    exp = read_exp_config(run_dir)
-    if exp.get("model") != "gnn":
-        raise UserError(f"{run_dir} is a {exp.get('model')} run, not a gnn run")
-    data.check_compatible(exp.get("data_identity"), run_dir)
-    cfg = load_config(GNNConfig, overrides={k: v for k, v in exp["hyperparameters"].items()
-                                            if k in GNNConfig.__dataclass_fields__})
+    exp, data = kinds.open_run(run_dir, data_dir, "gnn")
+    cfg = config_from_run(exp)
     text_tokenizer = run_text_tokenizer(run_dir, cfg)
     model = build_model(cfg, text_tokenizer)
     model.load_state_dict(state_dict(run_dir))
     graphs = load_split(data.path, split, graph_options(data, cfg, text_tokenizer),
                         Path(cfg.cache_dir) if cfg.cache_dir else None)
     ds = GraphDataset(graphs, ids)
-    if ids is not None and len(ds) != len(ids):
-        missing = sorted(ids - set(ds.ids))
-        raise UserError(f"{len(missing)} requested id(s) are not in {data.split_path(split)}, e.g. {missing[0]}")
+    kinds.check_ids(ds.ids, ids, data.split_path(split))
     return engine.predict_rows(model, ds, cfg.predict_batch_size)
 
 
@@ -165,3 +167,103 @@ def state_dict(run_dir: Path) -> dict[str, Any]:
         from safetensors.torch import load_file
         return load_file(str(path))
     return engine.best_state_dict(Path(run_dir) / "checkpoints")
+
+
+# --- the rest of the kind contract (streamguard.train.kinds) -------------------------------------------------
+
+def export_files(run: Path, dst: Path) -> None:
+    """The best weights as safetensors (no pickle in a bundle), and a node-text run's tokenizer."""
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in state_dict(run).items()}, str(dst / WEIGHTS))
+    if (run / TEXT_TOKENIZER).is_file():  # a node-text GNN splits leaves with its own tokenizer
+        kinds.copy_files(run, dst, [TEXT_TOKENIZER], "gnn")
+
+
+def uses_torch(model_dir: Path) -> bool:
+    return True
+
+
+def reads_features(model_dir: Path) -> bool:
+    return True
+
+
+def node_spans(code: str, graph: Any) -> list[tuple[int, int] | None]:
+    """Character span of each graph node: text leaves found in the code in order (nodes are in pre-order, so
+    leaves come in source order); every other node spans its descendants' leaves."""
+    from streamguard.data.ast import strip_directives
+    text = strip_directives(code)
+    spans: list[tuple[int, int] | None] = [None] * len(graph.labels)
+    pos = 0
+    children: dict[int, list[int]] = {}
+    for a, b in graph.edges:
+        children.setdefault(a, []).append(b)
+    for i, (label, is_text) in enumerate(zip(graph.labels, graph.leaf_text)):
+        if is_text and i not in children:
+            j = text.find(label, pos)
+            if j >= 0:
+                spans[i] = (j, j + len(label))
+                pos = j + len(label)
+    for i in reversed(range(len(spans))):  # children come after their parent in pre-order
+        kids = [spans[c] for c in children.get(i, []) if spans[c] is not None]
+        if spans[i] is None and kids:
+            spans[i] = (min(s for s, _ in kids), max(e for _, e in kids))
+    return spans
+
+
+def _graph_inputs(model_dir: Path, prep_dir: Path) -> tuple[GraphClassifier, Callable[[str], tuple[Any, tuple, dict]]]:
+    """The run's model (eval mode) and a function from code to (graph, model inputs), as the graph cache would
+    hold them: the scan's tokenizer, vocabulary and AST options."""
+    from streamguard.data.featurize import Featurizer
+    from streamguard.data.graphs import normalised_graph, text_subtokens
+    from streamguard.scan.model import featurizer_init
+    cfg = config_from_run(read_exp_config(model_dir))
+    text_tokenizer = run_text_tokenizer(model_dir, cfg)
+    model = build_model(cfg, text_tokenizer).eval()
+    model.load_state_dict(state_dict(model_dir))
+    init = featurizer_init(prep_dir)
+    feat = Featurizer.from_dir(Path(init[0]), init[1], init[2], init[3], init[4])
+    opts = graph_options(ProcessedDir(prep_dir), cfg, text_tokenizer)
+    text_tok = _tokenizer(text_tokenizer) if text_tokenizer else None  # once, not per function
+
+    def inputs(code: str) -> tuple[Any, tuple, dict[str, Any]]:
+        graph = feat.labels(code)
+        nodes = feat.node_ids(graph)
+        ei, w = normalised_graph(nodes, graph.edges, opts)
+        text = {}
+        if text_tok is not None:
+            sub = text_subtokens([feat.node_texts(graph)], text_tok)
+            text = {"text_ids": sub["text_ids"].long(), "text_offsets": sub["text_ptr"][:-1]}
+        return graph, (torch.tensor(nodes), ei, w.float(), torch.zeros(len(nodes), dtype=torch.int64), 1), text
+    return model, inputs
+
+
+def line_scores(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.ndarray]:
+    """Gradient x input on the node features (the first layer's node states), each node's attribution spread
+    over the lines its source span covers (leaves are located in the code in order; inner nodes span their
+    leaves)."""
+    model, inputs = _graph_inputs(Path(model_dir), Path(prep_dir))
+    captured: dict[str, torch.Tensor] = {}
+    first = model.first_layer
+
+    def hooked(x: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        z = first(x, text)
+        z.retain_grad()
+        captured["z"] = z
+        return z
+
+    model.first_layer = hooked
+    results = []
+    for code in codes:
+        lines = line_of(code)
+        scores = np.zeros(int(lines[-1]) + 1)
+        graph, args, text = inputs(code)
+        out = model(*args, **text)
+        (out[0, 1] - out[0, 0]).backward()
+        z = captured["z"]
+        per_node = (z * z.grad).sum(-1).detach().numpy()
+        for a, span in zip(per_node, node_spans(code, graph)):
+            if span is not None:
+                covered = np.unique(lines[span[0]:max(span[1], span[0] + 1)])
+                scores[covered] += float(a) / len(covered)
+        results.append(scores)
+    return results

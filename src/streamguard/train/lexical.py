@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,18 @@ from streamguard.atomic import make_dir
 from streamguard.config import LexicalConfig, to_dict
 from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
+from streamguard.explain import line_of
 from streamguard.models import loaded
-from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits
+from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits, normalise_with_map, occurrences
 from streamguard.models.lexical_store import ARRAYS, PARAMS, load_lexical, save_lexical
 from streamguard.rundir import prediction_rows, read_exp_config, write_exp_config, write_predictions
 from streamguard.runlock import locked
-from streamguard.train import mlflow_store
+from streamguard.train import kinds, mlflow_store
 
 log = logging.getLogger(__name__)
 MODEL_FILE = PARAMS  # the run is finished once this (written last) exists
+CONFIG = LexicalConfig
+BUNDLE_FILES = (PARAMS, ARRAYS)
 
 
 def texts(records: list[dict[str, Any]], data: ProcessedDir, split: str, source: str) -> list[str]:
@@ -120,25 +124,66 @@ def loaded_model(model_dir: Path) -> tuple[LexicalFeatures, Any]:
     """The fitted features and classifier, read once per process (a scan predicts chunk after chunk, then
     explains); arrays + JSON: loading never runs code."""
     model_dir = Path(model_dir)
-    return loaded.cached("lexical", model_dir, lambda: load_lexical(model_dir), (PARAMS, ARRAYS))
+    return loaded.cached("lexical", model_dir, lambda: load_lexical(model_dir), BUNDLE_FILES)
 
 
-def _load(run_dir: Path) -> tuple[LexicalFeatures, Any, LexicalConfig]:
-    exp = read_exp_config(run_dir)
-    if exp["model"] != "lexical":
-        raise UserError(f"{run_dir} is a {exp['model']} run, not a lexical one")
-    feats, clf = loaded_model(run_dir)
-    cfg = LexicalConfig(**{k: v for k, v in exp["hyperparameters"].items() if hasattr(LexicalConfig, k)})
-    return feats, clf, cfg
+def config_from_run(exp: dict[str, Any]) -> LexicalConfig:
+    return kinds.config_from_run(LexicalConfig, exp)
 
 
 def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None,
             _model: tuple[LexicalFeatures, Any] | None = None, _cfg: LexicalConfig | None = None) -> list[dict]:
     if _model is None:
-        feats, clf, cfg = _load(run_dir)
-    else:
-        (feats, clf), cfg = _model, _cfg
-    data = ProcessedDir(data_dir)
+        exp, data = kinds.open_run(run_dir, data_dir, "lexical")
+        (feats, clf), cfg = loaded_model(run_dir), config_from_run(exp)
+    else:  # while training: the run has no exp_config.json yet
+        (feats, clf), cfg, data = _model, _cfg, ProcessedDir(data_dir)
     recs = data.read_split(split, ids=ids)
     x = feats.transform(texts(recs, data, split, cfg.code_source))
     return prediction_rows(recs, logits(clf, x))
+
+
+# --- the rest of the kind contract (streamguard.train.kinds) -------------------------------------------------
+
+def export_files(run: Path, dst: Path) -> None:
+    kinds.copy_files(run, dst, BUNDLE_FILES, "lexical")
+
+
+def uses_torch(model_dir: Path) -> bool:
+    return False  # scan must not import torch for it
+
+
+def reads_features(model_dir: Path) -> bool:
+    """Only with ``code_source: processed``: by default ``predict`` takes the text from the raw rows."""
+    return config_from_run(read_exp_config(model_dir)).code_source != "raw"
+
+
+def line_scores(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.ndarray]:
+    """Each n-gram's coefficient x its tf-idf value, shared among its occurrences, spread over their characters,
+    summed per line: exact, the line scores add up to the decision value minus the intercept."""
+    feats, clf = loaded_model(model_dir)  # the model the scan scored with, not a second copy
+    x = feats.transform(list(codes)).tocsr()
+    coef = np.asarray(clf.coef_[0], dtype=np.float64)
+    results = []
+    for row, code in enumerate(codes):
+        lines = line_of(code)
+        scores = np.zeros(int(lines[-1]) + 1)
+        text, idx = normalise_with_map(code, feats.strip_comments, feats.collapse_blank_lines)
+        start, end = x.indptr[row], x.indptr[row + 1]
+        value = dict(zip(x.indices[start:end].tolist(), x.data[start:end].tolist()))  # this row's tf-idf
+        offset = 0
+        for vec in feats.vectorizers:
+            occ = occurrences(vec, text, idx)
+            cols = [vec.vocabulary_.get(term) for term, _ in occ]
+            counts: dict[int, int] = {}
+            for c in cols:
+                if c is not None:
+                    counts[c] = counts.get(c, 0) + 1
+            for (_, chars), c in zip(occ, cols):
+                if c is None or not chars:
+                    continue
+                share = coef[offset + c] * value.get(offset + c, 0.0) / counts[c]
+                np.add.at(scores, lines[chars], share / len(chars))
+            offset += len(vec.vocabulary_)
+        results.append(scores)
+    return results

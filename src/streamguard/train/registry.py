@@ -1,8 +1,10 @@
 """Model kinds by name: one typed entry each, which also generates the ``train KIND`` sub-command.
 
-Adding a kind is one module (with ``train`` and ``predict``, see docs/contracts.md), one config dataclass
-and one entry in ``KINDS``. Modules are imported only when a kind is used, so a kind whose module (or an
-optional dependency of it) is missing fails with one clear line instead of breaking every other kind.
+Adding a kind is one module implementing ``kinds.ModelKind`` (train, predict, line evidence, bundle files, config;
+docs/contracts.md), one config dataclass and one entry in ``KINDS``; no other code names a kind. Modules are
+imported only when a kind is used, so a kind whose module (or an optional dependency of it) is missing fails with
+one clear line instead of breaking every other kind; a module missing a part of the contract fails the same way
+when it is loaded (``get``) or registered (``register``).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from streamguard.errors import UserError
+from streamguard.train import kinds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Option:
 @dataclasses.dataclass(frozen=True)
 class Kind:
     name: str
-    module: str | Any                 # import path of the module with train() and predict() (or the module)
+    module: str | Any                 # import path of the module implementing kinds.ModelKind (or the module)
     config: str | type                # config class, or its name in streamguard.config
     help: str
     neural: bool = False              # trained by the shared engine: gets ENGINE_OPTIONS
@@ -69,7 +72,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 
 
 def register(kind: Kind) -> None:
-    """Add a kind at run time (plug-ins, tests)."""
+    """Add a kind at run time (plug-ins, tests); its module is loaded and checked against the contract now."""
+    _load(kind)
     KINDS[kind.name] = kind
 
 
@@ -88,24 +92,29 @@ def entry(name: str) -> Kind:
 
 
 def get(name: str) -> ModuleType:
-    """The module of kind ``name``; a UserError when the kind is unknown or its code is not installed."""
-    module_name = entry(name).module
-    if not isinstance(module_name, str):
-        return module_name
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only a missing kind module (or one of its dependencies) is the user's problem; other import
-        # errors are bugs and keep their traceback.
-        raise UserError(f"model kind '{name}' is not available: {exc.msg}") from None
-    for fn in ("train", "predict"):
-        if not callable(getattr(module, fn, None)):
-            raise UserError(f"model kind '{name}' is not available: {module_name} has no {fn}()")
-    return module
+    """The module of kind ``name``; a UserError when the kind is unknown, its code is not installed, or its
+    module lacks a part of the kind contract."""
+    return _load(entry(name))
+
+
+def _load(kind: Kind) -> ModuleType:
+    module = kind.module
+    if isinstance(module, str):
+        try:
+            module = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            # Only a missing kind module (or one of its dependencies) is the user's problem; other import
+            # errors are bugs and keep their traceback.
+            raise UserError(f"model kind '{kind.name}' is not available: {exc.msg}") from None
+    return kinds.check(kind.name, module, _config(kind))
 
 
 def config_class(name: str) -> type:
-    cls = entry(name).config
+    return _config(entry(name))
+
+
+def _config(kind: Kind) -> type:
+    cls = kind.config
     if isinstance(cls, type):
         return cls
     from streamguard import config

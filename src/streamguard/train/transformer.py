@@ -12,84 +12,32 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from torch.utils.data import Dataset
 
 from streamguard.config import TransformerConfig
 from streamguard.data.processed import ProcessedDir
-from streamguard.data.records import SPLITS, RecordError, read_jsonl_lines
+from streamguard.data.records import SPLITS, read_jsonl_lines
+from streamguard.data.token_dataset import TokenDataset
 from streamguard.data.tokenize import hub_reachable
 from streamguard.errors import UserError
+from streamguard.explain import line_of, processed_records
 from streamguard.models import loaded
 from streamguard.models.transformer import POOLINGS, TransformerClassifier
-from streamguard.rundir import read_exp_config
-from streamguard.train import engine
+from streamguard.train import engine, kinds
 
 log = logging.getLogger(__name__)
 EXPORT_DIR = "hf_model"
 HEAD_WEIGHTS = "streamguard_head.safetensors"
 HEAD_CONFIG = "streamguard_head.json"
-
-
-class TokenDataset(Dataset):
-    """Token ids of one processed split (optionally a subset of ids) with per-sample loss weights."""
-
-    def __init__(self, path: Path, pad_id: int, max_length: int, ids: set[str] | None = None,
-                 weights: dict[str, float] | None = None) -> None:
-        if not path.is_file():
-            raise UserError(f"processed split not found: {path}")
-        self.pad_id, self.ids, self.projects = pad_id, [], []
-        self.tokens: list[torch.Tensor] = []
-        labels = []
-        for lineno, rec in read_jsonl_lines(path):
-            if isinstance(rec, RecordError):
-                raise UserError(f"{path}:{lineno}: {rec}")
-            try:
-                rid, toks, label = str(rec["id"]), rec["tokens"], int(rec["label"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise UserError(f"{path}:{lineno}: not a processed record ({exc!r})") from None
-            if ids is not None and rid not in ids:
-                continue
-            if len(toks) < 2:
-                raise UserError(f"{path}:{lineno}: record {rid} has fewer than 2 tokens (needs <s> ... </s>)")
-            if len(toks) > max_length:  # keep the CLS at the start and the SEP at the end
-                toks = toks[: max_length - 1] + toks[-1:]
-            self.ids.append(rid)
-            self.projects.append(str((rec.get("metadata") or {}).get("project") or ""))
-            self.tokens.append(torch.tensor(toks, dtype=torch.int32))  # int32: half the memory of int64
-            labels.append(label)
-        self.labels = torch.tensor(labels, dtype=torch.int64)
-        w = weights or {}
-        self.weights = torch.tensor([float(w.get(k, 1.0)) for k in self.ids], dtype=torch.float32)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def lengths(self) -> list[int]:
-        """Tokens per item: the engine groups batches by it (padding is to the batch's longest)."""
-        return [len(t) for t in self.tokens]
-
-    def __getitem__(self, i: int) -> int:
-        return i
-
-    def collate(self, items: list[int]) -> dict[str, Any]:
-        """Pad to the longest sequence of the batch, not to max_length: short functions cost less."""
-        width = max(len(self.tokens[i]) for i in items)
-        input_ids = torch.full((len(items), width), self.pad_id, dtype=torch.int64)
-        mask = torch.zeros((len(items), width), dtype=torch.int64)
-        for row, i in enumerate(items):
-            n = len(self.tokens[i])
-            input_ids[row, :n] = self.tokens[i]
-            mask[row, :n] = 1
-        idx = torch.tensor(items, dtype=torch.int64)
-        return {"inputs": {"input_ids": input_ids, "attention_mask": mask}, "label": self.labels[idx],
-                "weight": self.weights[idx], "index": idx}
+IG_STEPS = 24  # integrated-gradients steps of the line evidence
+CONFIG = TransformerConfig
+BUNDLE_FILES = (EXPORT_DIR,)
 
 
 def _load_data_tokenizer(data_dir: Path) -> Any:
@@ -285,18 +233,65 @@ def loaded_export(run_dir: Path) -> tuple[TransformerClassifier, dict[str, Any]]
     return loaded.cached("transformer", folder, lambda: load_export(folder))
 
 
+def config_from_run(exp: dict[str, Any]) -> TransformerConfig:
+    return kinds.config_from_run(TransformerConfig, exp)
+
+
 def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = None) -> list[dict]:
     """Rows of the predictions contract for ``split`` of any dataset made with the run's tokenizer."""
-    run_dir, data = Path(run_dir), ProcessedDir(data_dir)
-    exp = read_exp_config(run_dir)
-    if exp.get("model") != "transformer":
-        raise UserError(f"{run_dir} is a {exp.get('model')} run, not a transformer run")
-    data.check_compatible(exp.get("data_identity"), run_dir)
+    exp, data = kinds.open_run(run_dir, data_dir, "transformer")
     model, head = loaded_export(run_dir)
     pad = int(data.tokenizer_meta["pad_id"])
     ds = TokenDataset(data.split_path(split), pad, int(head["max_length"]), ids)
-    if ids is not None and len(ds) != len(ids):
-        missing = sorted(ids - set(ds.ids))
-        raise UserError(f"{len(missing)} requested id(s) are not in {data.split_path(split)}, e.g. {missing[0]}")
+    kinds.check_ids(ds.ids, ids, data.split_path(split))
     batch = int(exp.get("hyperparameters", {}).get("predict_batch_size", 32))
     return engine.predict_rows(model, ds, batch)
+
+
+# --- the rest of the kind contract (streamguard.train.kinds) -------------------------------------------------
+
+def export_files(run: Path, dst: Path) -> None:
+    kinds.copy_files(run, dst, BUNDLE_FILES, "transformer")
+
+
+def uses_torch(model_dir: Path) -> bool:
+    return True
+
+
+def reads_features(model_dir: Path) -> bool:
+    return True
+
+
+def line_scores(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.ndarray]:
+    """Integrated gradients (captum) on the input embeddings, each token's attribution given to the line its
+    text starts on (token offsets of the processed record; special tokens carry none)."""
+    from captum.attr import LayerIntegratedGradients
+    model, head = loaded_export(model_dir)  # the scan's copy: captum removes the hooks it adds
+    pad = int(ProcessedDir(prep_dir).tokenizer_meta["pad_id"])
+    max_len = int(head["max_length"])
+
+    def margin(input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = model(input_ids=input_ids, attention_mask=mask)
+        return logits[:, 1] - logits[:, 0]
+
+    lig = LayerIntegratedGradients(margin, model.encoder.get_input_embeddings())
+    results = []
+    for code, rec in zip(codes, processed_records(prep_dir, codes)):
+        lines = line_of(code)
+        scores = np.zeros(int(lines[-1]) + 1)
+        if rec is not None:
+            toks, offs = rec["tokens"], rec["token_offsets"]
+            if len(toks) > max_len:  # as TokenDataset truncates: keep CLS ... SEP
+                toks, offs = toks[:max_len - 1] + toks[-1:], offs[:max_len - 1] + offs[-1:]
+            ids = torch.tensor([toks])
+            base = ids.clone()
+            base[0, 1:-1] = pad
+            mask = torch.ones_like(ids)
+            attr = lig.attribute(ids, baselines=base, additional_forward_args=(mask,), n_steps=IG_STEPS)
+            per_tok = attr.sum(-1)[0].detach().numpy()
+            first = rec["metadata"]["trim_span"][0]
+            for a, (s, e) in zip(per_tok, offs):
+                if e > s:
+                    scores[lines[min(first + s, len(code))]] += float(a)
+        results.append(scores)
+    return results
