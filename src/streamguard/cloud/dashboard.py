@@ -24,7 +24,7 @@ JOB_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # a TrainingJobName
 
 
 def dashboard_name(job: str) -> str:
-    name = f"streamguard-{job}"[:255]
+    name = (job if job.startswith("streamguard") else f"streamguard-{job}")[:255]
     if not NAME_RE.match(name):
         raise UserError(f"no dashboard name can be made from {job!r}")
     return name
