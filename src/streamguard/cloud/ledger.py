@@ -45,6 +45,9 @@ def load(path: Path) -> dict[str, Any]:
         raise UserError(f"ledger {path} is not readable JSON ({type(exc).__name__}); fix or move it") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise UserError(f"ledger {path} has no 'jobs' list; fix or move it")
+    for i, job in enumerate(data["jobs"]):
+        if not isinstance(job, dict) or not isinstance(job.get("job"), str):
+            raise UserError(f"ledger {path}: entry {i} names no job; fix or move it")
     return data
 
 
@@ -116,9 +119,13 @@ def storage_usd(entry: dict[str, Any]) -> float:
     """Checkpoints kept in S3 since the launch, at the listed rate: the size last seen held for the whole time
     (an upper bound: the checkpoints grew during the job)."""
     size = int(entry.get("checkpoint_bytes") or 0)
-    if not size or not entry.get("launched"):
+    try:
+        launched = dt.datetime.fromisoformat(str(entry.get("launched")))
+    except ValueError:
         return 0.0
-    held_h = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(entry["launched"])).total_seconds() / 3600
+    if not size or launched.tzinfo is None:
+        return 0.0
+    held_h = (dt.datetime.now(dt.UTC) - launched).total_seconds() / 3600
     return round(size / 2**30 * S3_USD_PER_GB_MONTH * max(held_h, 0) / HOURS_PER_MONTH, 4)
 
 

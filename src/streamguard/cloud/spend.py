@@ -136,12 +136,16 @@ def run_status(args: argparse.Namespace) -> None:
 
 def refresh(path: Path) -> None:
     """Ask AWS about every unfinished job and the size of every job's checkpoints; record the answers."""
+    from streamguard.cloud.awsinput import check_region
+
     for entry in ledger.load(path)["jobs"]:
         fields: dict[str, Any] = {}
         if entry.get("status") not in ledger.FINISHED:
-            fields.update(ledger.finished_costs(entry, _describe(entry["job"], entry["region"])))
+            region = check_region(entry.get("region"))
+            fields.update(ledger.finished_costs(entry, _describe(entry["job"], region)))
         if entry.get("checkpoint_uri"):
-            fields["checkpoint_bytes"] = _checkpoint_bytes(entry["checkpoint_uri"], entry["region"])
+            region = check_region(entry.get("region"))
+            fields["checkpoint_bytes"] = _checkpoint_bytes(entry["checkpoint_uri"], region)
         _merge(path, entry["job"], fields)
 
 
