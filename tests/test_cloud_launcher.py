@@ -124,7 +124,7 @@ def test_devign_and_init_channels_belong_to_pretrain_only() -> None:
     (["--data", "s3://b/d", "--output", "s3://b/o", "--role", "admin", "--region", "us-east-1"],
      "--role must be an IAM role ARN"),
     (["--data", "s3://b/d", "--output", "s3://b/o", "--role", ROLE, "--region", "moon-1"],
-     "no AWS PyTorch training image for --region moon-1"),
+     "unknown AWS region 'moon-1'"),
 ])
 def test_bad_input_ends_in_one_clear_line(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["cloud", "sagemaker", "train", "gnn", *args, "--dry-run"]) == 2

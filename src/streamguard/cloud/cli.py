@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from streamguard.cloud import spend
 from streamguard.train import registry
 
 
@@ -39,9 +40,12 @@ def _add_cloud(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", default=None, help="S3 prefix of an exported encoder to continue from")
     _add_job_options(p, default_instance)
     p.set_defaults(func=_run_sagemaker_train, kind="pretrain", instance_count=1, register=None)
+    spend.add_parsers(cloud, sm)  # sagemaker dashboard|status, cloud budget
     e = cloud.add_parser("estimate", help="hours and dollars of a job, from measured throughput")
-    e.add_argument("kind", choices=registry.known_kinds(), help="the model kind to price")
-    e.add_argument("--data", required=True, type=Path, help="processed dataset dir (its train split is counted)")
+    e.add_argument("kind", choices=[*registry.known_kinds(), "pretrain"], help="the model kind to price")
+    e.add_argument("--data", type=Path, default=None, help="processed dataset dir (its train split is counted); "
+                   "pretrain needs none")
+    e.add_argument("--instance-count", type=int, default=1, help="instances of a DDP job (default 1)")
     e.add_argument("--config", type=Path, default=None, help="the YAML config the job would train with")
     e.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     e.add_argument("--instance-type", nargs="*", default=None, help="default: every priced instance type")
@@ -64,25 +68,28 @@ def _add_job_options(p: argparse.ArgumentParser, default_instance: str) -> None:
     p.add_argument("--name", default=None, help="job name prefix; the same name resumes its checkpoints")
     p.add_argument("--allow-dirty", action="store_true", help="package a tree with uncommitted changes")
     p.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request; send nothing")
+    spend.add_launch_options(p)  # --phase, --budget-usd, --over-budget, --dashboard, --ledger
 
 
 def _run_sagemaker_train(args: argparse.Namespace) -> None:
-    from streamguard.cloud.sagemaker import JobOptions, launch
+    from streamguard.cloud.sagemaker import JobOptions
+    from streamguard.cloud.spend import launch
 
     opts = JobOptions(kind=args.kind, data=args.data, output=args.output, role=args.role, region=args.region,
                       config=args.config, sets=tuple(args.set), spot=args.spot, instance_type=args.instance_type,
                       instance_count=args.instance_count, max_run=args.max_run, max_wait=args.max_wait,
                       image=args.image, name=args.name, register=args.register, allow_dirty=args.allow_dirty,
                       dry_run=args.dry_run, devign=args.devign, init=args.init)
-    print(json.dumps(launch(opts), indent=2))
+    print(json.dumps(launch(opts, args), indent=2))
 
 
 def _run_estimate(args: argparse.Namespace) -> None:
     from streamguard.cloud.estimate import as_json, estimate, render
+    from streamguard.cloud.jobspec import config_class
     from streamguard.config import load_config
 
-    cfg = load_config(registry.config_class(args.kind), args.config, None, args.set)
-    result = estimate(args.kind, args.data, cfg, args.instance_type)
+    cfg = load_config(config_class(args.kind), args.config, None, args.set)
+    result = estimate(args.kind, args.data, cfg, args.instance_type, args.instance_count)
     print(as_json(result) if args.json else render(result))
 
 

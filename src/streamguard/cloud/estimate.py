@@ -106,8 +106,18 @@ def passes(kind: str, cfg: Any) -> list[tuple[str, Any, float]]:
     return out
 
 
-def estimate(kind: str, data_dir: Path, cfg: Any, instance_types: list[str] | None = None) -> dict[str, Any]:
-    """One row per instance type: hours (an upper bound), on-demand and spot dollars, and the sources."""
+def estimate(kind: str, data_dir: Path | None, cfg: Any, instance_types: list[str] | None = None,
+             instance_count: int = 1) -> dict[str, Any]:
+    """One row per instance type: hours (an upper bound), on-demand and spot dollars, and the sources.
+    ``instance_count`` > 1: a DDP job whose instances split the samples evenly (linear: gradient exchange
+    between instances is not measured, so optimistic), billed for every instance."""
+    if instance_count < 1:
+        raise UserError(f"--instance-count must be at least 1, got {instance_count}")
+    if kind == "pretrain":
+        from streamguard.cloud.pretrain_cost import estimate_pretrain
+        return estimate_pretrain(cfg, instance_types, instance_count)
+    if data_dir is None:
+        raise UserError(f"--data is required to price {kind}: the processed dataset whose train split is counted")
     n = count_train(data_dir)
     plan = passes(kind, cfg)
     rows = []
@@ -127,22 +137,30 @@ def estimate(kind: str, data_dir: Path, cfg: Any, instance_types: list[str] | No
             rows.append({"instance": name, "hours": None, "note": f"no throughput measured for {', '.join(missing)}"
                          " on this kind of device"})
             continue
-        hours = seconds / 3600 + START_OVERHEAD_H
-        rows.append({"instance": name, "items_per_s": round(n * sum(p[2] for p in plan) / seconds, 1),
-                     "hours": round(hours, 2), "on_demand_usd": round(hours * inst.on_demand_usd_h, 2),
-                     "spot_usd": round(hours * inst.on_demand_usd_h * (1 - SPOT_DISCOUNT), 2),
-                     "sources": cites})
-    return {"kind": kind, "train_items": n, "passes": {b: c for b, _, c in plan}, "rows": rows}
+        hours = seconds / instance_count / 3600 + START_OVERHEAD_H
+        usd = hours * inst.on_demand_usd_h * instance_count
+        rows.append({"instance": name, "items_per_s": round(n * sum(p[2] for p in plan) / seconds * instance_count, 1),
+                     "hours": round(hours, 2), "on_demand_usd": round(usd, 2),
+                     "spot_usd": round(usd * (1 - SPOT_DISCOUNT), 2), "sources": cites})
+    return {"kind": kind, "train_items": n, "instance_count": instance_count,
+            "passes": {b: c for b, _, c in plan}, "rows": rows}
 
 
 def render(result: dict[str, Any]) -> str:
     plan = ", ".join(f"{k} {v:g}" for k, v in result["passes"].items())
-    lines = [f"{result['kind']}: {result['train_items']} train items; passes over them: {plan} "
-             "(an upper bound: early stopping ends sooner)",
-             f"{'instance':<18}{'items/s':>10}{'hours':>8}{'on-demand $':>13}{'spot $':>9}"]
+    count = result.get("instance_count", 1)
+    head = (f"pretrain: {result['passes']['pretrain steps']:g} steps of {result['train_items']} sequences in all "
+            "(the config's epochs x steps_per_epoch; max_minutes bounds it)") if result["kind"] == "pretrain" else (
+        f"{result['kind']}: {result['train_items']} train items; passes over them: {plan} "
+        "(an upper bound: early stopping ends sooner)")
+    if count > 1:
+        head += f"; {count} instances, linear speed-up assumed, dollars for all of them"
+    lines = [head, f"{'instance':<18}{'items/s':>10}{'hours':>8}{'on-demand $':>13}{'spot $':>9}"]
     for r in result["rows"]:
         if r["hours"] is None:
             lines.append(f"{r['instance']:<18}{'-':>10}  {r['note']}")
+        elif r["items_per_s"] is None:
+            lines.append(f"{r['instance']:<18}{'-':>10}{r['hours']:>8}{r['on_demand_usd']:>13}{r['spot_usd']:>9}")
         else:
             lines.append(f"{r['instance']:<18}{r['items_per_s']:>10}{r['hours']:>8}{r['on_demand_usd']:>13}"
                          f"{r['spot_usd']:>9}")

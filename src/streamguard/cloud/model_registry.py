@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,20 +19,15 @@ SKIP_NAMES = {"mlflow.db", "mlflow_run_id"}
 
 
 def tracking_uri(explicit: str | None = None, run_dir: Path | None = None) -> str:
-    """The store to use: explicit > MLFLOW_TRACKING_URI > the project's default (streamguard.train.tracking)
-    > a run's own sqlite file > ``sqlite:///mlflow.db`` in the working directory."""
-    if explicit and explicit.lower() != "off":
-        return explicit
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    from streamguard.train import tracking
+    """The workspace's store, the one training logs to (``mlflow_store.store_uri``): explicit >
+    MLFLOW_TRACKING_URI > ``sqlite:///<cwd>/mlflow.db``. Never a run dir's own ``mlflow.db``: ``models
+    register`` must write where ``models list`` and ``models load`` read, or a new version lands in a store
+    nobody lists and the listing shows an older one as the latest. ``run_dir`` is accepted for callers."""
+    from streamguard.train.mlflow_store import store_uri
 
-    default = getattr(tracking, "default_tracking_uri", None)  # the workspace store, where tracking has one
-    if callable(default):
-        return str(default())
-    if run_dir is not None and (Path(run_dir) / "mlflow.db").is_file():
-        return f"sqlite:///{(Path(run_dir) / 'mlflow.db').resolve()}"
-    return f"sqlite:///{Path('mlflow.db').resolve()}"
+    if explicit and explicit.lower() == "off":
+        explicit = None
+    return store_uri(explicit) or f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
 def _client(uri: str) -> Any:
@@ -77,8 +71,11 @@ def register_run(run_dir: Path, name: str, uri: str | None = None, bundle: Path 
 
     run_dir = Path(run_dir)
     exp = RunDir(run_dir).read_exp()
-    if bundle is not None and not Path(bundle).exists():
+    if bundle is not None and not Path(bundle).is_dir():
         raise UserError(f"bundle {bundle} not found (make it with `streamguard export RUN --out BUNDLE`)")
+    if bundle is not None:  # a bundle whose files differ from its manifest is refused before anything is logged
+        from streamguard.scan.bundle import verify
+        verify(Path(bundle))
     store = tracking_uri(uri, run_dir)
     client = _client(store)
     experiment = client.get_experiment_by_name("streamguard-registry")

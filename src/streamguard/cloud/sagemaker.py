@@ -17,10 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from streamguard.cloud import jobspec
+from streamguard.cloud import awsinput, jobspec
 from streamguard.cloud.package import ENTRY, package_source
 from streamguard.config import load_config
 from streamguard.errors import UserError
+from streamguard.redact import redact
 
 DEFAULT_INSTANCE = "ml.g4dn.xlarge"
 # The AWS PyTorch training image used when no --image is given (its torch, the project's other pins).
@@ -76,7 +77,7 @@ def parse_duration(text: str, what: str) -> int:
 def split_s3(uri: str, what: str) -> tuple[str, str]:
     match = S3_RE.match(uri or "")
     if not match or ".." in match.group("bucket"):
-        raise UserError(f"{what} must be an S3 URI such as s3://bucket/prefix, got {uri!r}")
+        raise UserError(f"{what} must be an S3 URI such as s3://bucket/prefix, got {redact(uri)!r}")
     return match.group("bucket"), (match.group("key") or "").strip("/")
 
 
@@ -89,16 +90,15 @@ def validate(opts: JobOptions) -> tuple[int, int | None, str]:
                         "arn:aws:iam::<account>:role/<name> (see docs/cloud-sagemaker.md)")
     if not ROLE_RE.match(opts.role):
         raise UserError(f"--role must be an IAM role ARN such as arn:aws:iam::123456789012:role/Name, "
-                        f"got {opts.role!r}")
+                        f"got {redact(opts.role)!r}")
     _validate_inputs(opts)
     split_s3(opts.output, "--output")
-    region = opts.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not region:
-        raise UserError("--region is required (or set AWS_DEFAULT_REGION)")
+    region = awsinput.check_region(opts.region)
+    awsinput.check_instance_type(opts.instance_type)
     if opts.instance_count < 1:
         raise UserError(f"--instance-count must be at least 1, got {opts.instance_count}")
     if opts.name and not NAME_RE.match(opts.name):
-        raise UserError(f"--name must be 1-32 letters, digits or hyphens, got {opts.name!r}")
+        raise UserError(f"--name must be 1-32 letters, digits or hyphens, got {redact(opts.name)!r}")
     max_run = parse_duration(opts.max_run, "--max-run")
     max_wait = parse_duration(opts.max_wait, "--max-wait") if opts.spot and opts.max_wait else None
     if opts.spot and max_wait is None:
@@ -133,7 +133,10 @@ def checkpoint_uri(opts: JobOptions) -> str:
 
 def resolve_config(opts: JobOptions) -> Any:
     """The kind's config from defaults, --config and --set, with the engine's mirror on the job's URI."""
-    cfg = load_config(jobspec.config_class(opts.kind), opts.config, None, list(opts.sets))
+    try:
+        cfg = load_config(jobspec.config_class(opts.kind), opts.config, None, list(opts.sets))
+    except UserError as exc:  # a config error may quote the value given: never a credential in it
+        raise UserError(redact(str(exc))) from None
     fields = {f.name for f in dataclasses.fields(cfg)}
     changes: dict[str, Any] = {}
     if opts.kind == jobspec.PRETRAIN:  # where the inputs come from, for the record: the container reads channels
@@ -148,7 +151,9 @@ def resolve_config(opts: JobOptions) -> Any:
         changes["strategy"] = "ddp"
     if opts.instance_count > 1 and "strategy" not in fields:
         raise UserError(f"kind '{opts.kind}' does not train with the engine; it runs on one instance only")
-    return dataclasses.replace(cfg, **changes)
+    cfg = dataclasses.replace(cfg, **changes)
+    awsinput.refuse_credentials(dataclasses.asdict(cfg), "setting")
+    return cfg
 
 
 def default_image(region: str, instance_type: str) -> str:
@@ -250,7 +255,7 @@ def launch(opts: JobOptions) -> dict[str, Any]:
             trainer.train(input_data_config=channels, wait=False, logs=False)
         except Exception as exc:  # botocore ClientError, NoCredentialsError...: one line, not a traceback
             if type(exc).__module__.startswith(("botocore", "boto3")):
-                raise UserError(f"SageMaker refused the job: {exc}") from None
+                raise UserError(f"SageMaker refused the job: {redact(str(exc))}") from None
             raise
         job = trainer._latest_training_job
         return {"TrainingJobName": job.training_job_name, "TrainingJobArn": job.training_job_arn,
