@@ -117,12 +117,15 @@ def test_scan_json_accounts_for_every_file(model, tree, tmp_path):
 
 def test_exit_codes(model, tree):
     _, bundle = model
-    base = ["scan", str(tree / "a.c"), "--model", str(bundle), "--format", "json", "--out", "/dev/null"]
+    base = ["scan", str(tree / "a.c"), "--model", str(bundle), "--format", "json", "--out", str(tree / "r.json")]
     assert main([*base, "--fail-on", "0"]) == 1
     assert main([*base, "--fail-on", "none"]) == 0
-    assert main([*base, "--fail-on", "1.01"]) == 0
+    assert main([*base, "--fail-on", "1"]) == 0
     assert main(["scan", str(tree / "nope.c"), "--model", str(bundle)]) == 2
-    assert main([*base, "--threshold", "7"]) == 2
+    for bad in (["--threshold", "7"], ["--fail-on", "1.01"]):  # out of [0, 1]: a usage error (argparse)
+        with pytest.raises(SystemExit) as exc:
+            main([*base, *bad])
+        assert exc.value.code == 2
     assert main(["scan", str(tree), "--model", str(tree)]) == 2  # not a model
 
 

@@ -6,7 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from streamguard.atomic import write_text
+from streamguard import argtypes
+from streamguard.atomic import STDOUT, atomic_open
 from streamguard.errors import UserError
 from streamguard.scan import PRECISIONS
 
@@ -23,21 +24,27 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, default=None, help="a run directory's processed data (if moved)")
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table (terminal), json, sarif (code scanning) or html (default %(default)s)")
-    p.add_argument("--out", type=Path, default=None, help="write the report here (default: stdout)")
-    p.add_argument("--threshold", type=float, default=None, help="verdict cut (default: the model's)")
-    p.add_argument("--top", type=int, default=None, help="show/report only the K highest-scored functions")
-    p.add_argument("--fail-on", default=None, metavar="SCORE|none",
+    p.add_argument("--out", type=Path, default=None,
+                   help="write the report here ('-' or default: stdout; a pipe or device is written in place)")
+    p.add_argument("--threshold", type=argtypes.probability, default=None, help="verdict cut (default: the model's)")
+    p.add_argument("--top", type=argtypes.positive_int, default=None,
+                   help="show/report only the K highest-scored functions")
+    p.add_argument("--fail-on", default=None, type=argtypes.probability_or_none, metavar="SCORE|none",
                    help="exit 1 when a function scores at or above SCORE (default: the threshold; 'none': never)")
     p.add_argument("--include", action="append", default=None, metavar="GLOB", help="files to scan (*.c, *.h)")
     p.add_argument("--exclude", action="append", default=None, metavar="GLOB", help="files or folders to skip")
     p.add_argument("--diff", default=None, metavar="REV", help="only functions a git diff against REV touches")
-    p.add_argument("--evidence", type=int, default=3, help="evidence lines per finding (0: none)")
-    p.add_argument("--evidence-for", type=int, default=20, help="findings that get evidence, highest first")
-    p.add_argument("--max-file-size", type=int, default=2 * 1024 * 1024, help="bytes; larger files are skipped")
-    p.add_argument("--workers", type=int, default=0, help="featurizing processes (0: all cores)")
+    p.add_argument("--evidence", type=argtypes.non_negative_int, default=3, help="evidence lines per finding (0: none)")
+    p.add_argument("--evidence-for", type=argtypes.non_negative_int, default=20,
+                   help="findings that get evidence, highest first")
+    p.add_argument("--max-file-size", type=argtypes.positive_int, default=2 * 1024 * 1024,
+                   help="bytes; larger files are skipped")
+    p.add_argument("--workers", type=argtypes.non_negative_int, default=0, help="featurizing processes (0: all cores)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="neural forward passes: auto (bf16 where the CPU has it in hardware, else fp32; the "
                         "default), fp32 (the run's own scores, exactly) or bf16")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="read file links that point out of the scanned folders (default: skipped, with the reason)")
     p.add_argument("--root", type=Path, default=None, help="paths in reports are relative to it (default: .)")
     p.set_defaults(func=run_scan)
     e = sub.add_parser("export", help="write a self-contained, pickle-free model bundle of a run")
@@ -54,29 +61,40 @@ def run_export(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-def _fail_on(value: str | None, threshold: float) -> float | None:
+def _fail_on(value: float | str | None, threshold: float) -> float | None:
+    """--fail-on, range-checked by argparse: absent -> the threshold, 'none' -> never."""
     if value is None:
         return threshold
-    if value.lower() == "none":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise UserError(f"--fail-on takes a score in [0, 1] or 'none', got {value!r}") from None
+    return None if value == argtypes.NEVER else float(value)
+
+
+def _to_stdout(out: Path | None) -> bool:
+    return out is None or str(out) == STDOUT
 
 
 def _write(text: str, out: Path | None) -> None:
-    if out is None:
-        sys.stdout.write(text)
-        return
-    if out.is_dir():
-        raise UserError(f"--out {out} is a directory")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    """The report to stdout, to a special file in place, or atomically to a file in an existing folder."""
+    if not _to_stdout(out):
+        if out.is_dir():
+            raise UserError(f"--out {out} is a directory")
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: folder {out.parent} does not exist")
     try:
-        write_text(out, text)
+        with atomic_open(STDOUT if out is None else out) as fh:
+            fh.write(text)
     except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror}") from None
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _table_text(report: object, top: int) -> str:
+    import io
+
+    from rich.console import Console
+
+    from streamguard.scan import formats
+    buf = io.StringIO()
+    formats.print_table(report, Console(file=buf, width=160), top)
+    return buf.getvalue()
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -87,20 +105,16 @@ def run_scan(args: argparse.Namespace) -> int:
     for p in args.paths:
         if not p.exists():
             raise UserError(f"{p}: no such file or directory")
-    if args.top is not None and args.top < 1:
-        raise UserError("--top must be at least 1")
-    console = Console(stderr=args.format != "table" or args.out is not None)
+    console = Console(stderr=args.format != "table" or not _to_stdout(args.out))
     workers = args.workers or os.cpu_count() or 1
     detector = load(args.model, args.threshold, args.data, workers, args.precision)
     with detector, _progress(console) as progress:
         report = detector.scan(args.paths, args.include, args.exclude, args.root, args.diff, args.evidence,
-                               args.evidence_for, args.max_file_size, progress)
+                               args.evidence_for, args.max_file_size, progress, args.follow_symlinks)
     cut = _fail_on(args.fail_on, report.threshold)
     if args.format == "table":
-        if args.out is not None:
-            file_console = Console(file=open(args.out, "w", encoding="utf-8"), width=160)  # noqa: SIM115
-            formats.print_table(report, file_console, args.top or 20)
-            file_console.file.close()
+        if not _to_stdout(args.out):
+            _write(_table_text(report, args.top or 20), args.out)
         else:
             formats.print_table(report, console, args.top or 20)
     elif args.format == "html":
@@ -109,7 +123,7 @@ def run_scan(args: argparse.Namespace) -> int:
     else:
         obj = formats.to_json(report, args.top) if args.format == "json" else formats.to_sarif(report, args.top)
         _write(formats.dumps(obj), args.out)
-    if args.format != "table" or args.out is not None:
+    if args.format != "table" or not _to_stdout(args.out):
         s = report.summary()
         console.print(f"{s['functions_scored']} functions in {s['files_scanned']} files, {s['vulnerable']} at or "
                       f"above {report.threshold:.3f}, {s['files_skipped']} files skipped "
