@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from streamguard.atomic import make_dir
 from streamguard.data.csv_records import csv_rows
 from streamguard.data.ingest import Entry, validate_entries
 from streamguard.data.records import RecordError, read_jsonl_lines, validate_raw, write_jsonl
@@ -191,7 +192,7 @@ def import_collected(fmt: str, source: Path, out: Path, name: str | None = None,
                for ln, o in _entries(fmt, source, parse_map(mapping), labels))
     rejects: list[dict] = []
     kept, read = validate_entries(entries, "pool", rejects, lambda o: collected_row(name, o["_line"], o))
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, "--out")  # a file in the way is one line, not a traceback
     if not kept:  # an empty import is an error, not a dataset (docs/reliability.md)
         write_jsonl(out / "rejects.jsonl", rejects)
         raise UserError(f"nothing to import from {source}: {read} row(s) read, none usable"
