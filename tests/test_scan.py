@@ -121,9 +121,12 @@ def test_exit_codes(model, tree):
     base = ["scan", str(tree / "a.c"), "--model", str(bundle), "--format", "json", "--out", str(tree / "r.json")]
     assert main([*base, "--fail-on", "0"]) == 1
     assert main([*base, "--fail-on", "none"]) == 0
-    assert main([*base, "--fail-on", "1.01"]) == 0
+    assert main([*base, "--fail-on", "1"]) == 0
     assert main(["scan", str(tree / "nope.c"), "--model", str(bundle)]) == 2
-    assert main([*base, "--threshold", "7"]) == 2
+    for bad in (["--threshold", "7"], ["--fail-on", "1.01"]):  # out of [0, 1]: a usage error (argparse)
+        with pytest.raises(SystemExit) as exc:
+            main([*base, *bad])
+        assert exc.value.code == 2
     assert main(["scan", str(tree), "--model", str(tree)]) == 2  # not a model
 
 

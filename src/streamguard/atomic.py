@@ -2,6 +2,12 @@
 renamed over the target with ``os.replace``. A kill at any moment leaves either the old file or the new one,
 never a torn mix; at worst a stray ``.NAME.PID.tmp`` file that the next write replaces.
 
+Only a regular file (or a new path) is replaced that way. A target that exists and is anything else (a named
+pipe, ``/dev/null``, ``/dev/stdout``, a terminal) is opened and written as it is, in place: renaming over it
+would turn the device or pipe into a regular file (run as root, ``--out /dev/null`` used to replace the
+machine's ``/dev/null``). The path ``-`` is standard output. Every command that takes ``--out FILE`` (scan,
+predict) writes through ``atomic_open``.
+
 One helper for every stage, so that "written atomically" means the same thing everywhere.
 """
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +42,8 @@ def _fsync_dir(folder: Path) -> None:
 def check_writable_file(path: Path) -> None:
     """Refuse, in one line, an output path that is a directory or whose folder cannot be made."""
     path = Path(path)
+    if str(path) == STDOUT or is_special(path):
+        return
     if path.is_dir():
         raise UserError(f"output {path} is a directory, not a file")
     try:
@@ -55,11 +65,45 @@ def make_dir(path: Path, what: str = "output folder") -> Path:
     return Path(path)
 
 
+STDOUT = "-"
+
+
+def is_special(path: str | Path) -> bool:
+    """An existing path that is neither a regular file nor a directory (a FIFO, a device, a socket)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+@contextlib.contextmanager
+def _stream(path: Path, mode: str, encoding: str | None, newline: str | None) -> Iterator[IO[Any]]:
+    """Write a special file in place (a pipe blocks until its reader comes, as with ``cat > fifo``)."""
+    binary = "b" in mode
+    try:
+        fh = open(path, mode, encoding=None if binary else encoding, newline=None if binary else newline)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with fh:
+        yield fh
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
                 newline: str | None = None, fsync: bool = True) -> Iterator[IO[Any]]:
-    """``open(path, mode)`` whose content appears at ``path`` only when the block ends without an error."""
+    """``open(path, mode)`` whose content appears at ``path`` only when the block ends without an error; an
+    existing special file (FIFO, device) is written in place instead, never replaced."""
+    if str(path) == STDOUT:
+        stream = sys.stdout.buffer if "b" in mode else sys.stdout
+        yield stream
+        stream.flush()
+        return
     path = Path(path)
+    if is_special(path):
+        with _stream(path, mode, encoding, newline) as fh:
+            yield fh
+        return
     check_writable_file(path)
     tmp = _tmp_path(path)
     binary = "b" in mode

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from streamguard import logs
+from streamguard import argtypes, logs
 from streamguard.data.data_cli import COLLECT_FORMATS, add_collect_commands, run_collect_import
 from streamguard.errors import UserError
 
@@ -28,7 +28,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     dl.add_argument("source_kind", choices=["codexglue"], help="the dataset to fetch")
     dl.add_argument("--out", required=True, type=Path, help="folder for the downloaded files")
     dl.add_argument("--url", default=None, help="base URL of the copy (default: the public one)")
-    dl.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default %(default)s)")
+    dl.add_argument("--timeout", type=argtypes.positive_float, default=30.0,
+                    help="seconds per request (default %(default)s)")
     dl.set_defaults(func=_run_download)
 
 
@@ -62,9 +63,9 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="processed dataset dir to write")
     p.add_argument("--config", type=Path, default=None, help="YAML preprocessing config (see configs/)")
     p.add_argument("--tokenizer", default=None, help="hub name, local directory, or 'bpe' (trained on train)")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--max-tokens", type=argtypes.positive_int, default=None,
                    help="token budget per function, special tokens included; risky lines are kept (default 512)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default 0: all cores)")
+    p.add_argument("--workers", type=argtypes.non_negative_int, default=None, help="processes (default 0: all cores)")
     p.add_argument("--quick-test", action="store_true", default=None,
                    help="only the first 100 functions of each split (a smoke test)")
     p.add_argument("--reuse-from", default=None, help="processed dir whose tokenizer and node vocabulary to use")
@@ -167,7 +168,8 @@ def _add_fuse(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", default=None, help="comma-separated base kinds, e.g. gnn,lexical")
     p.add_argument("--data", required=True, type=Path, help="processed dataset dir")
     p.add_argument("--out", required=True, type=Path, help="fusion run dir to write (a rerun resumes it)")
-    p.add_argument("--folds", type=int, default=None, help="folds of the out-of-fold logits (default 5)")
+    p.add_argument("--folds", type=argtypes.int_at_least(2), default=None,
+                   help="folds of the out-of-fold logits (default 5)")
     p.add_argument("--method", choices=["weighted", "stacker"], default=None,
                    help="weighted: non-negative weights over the bases' log-odds (default); stacker: a logistic "
                         "regression on them (weights may be negative)")
@@ -191,8 +193,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, type=Path, help="a trained run dir")
     p.add_argument("--data", required=True, type=Path, help="processed with the run's tokenizer (--reuse-from)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="default %(default)s")
-    p.add_argument("--out", required=True, type=Path, help="predictions jsonl to write")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--out", required=True, type=Path, help="predictions jsonl to write ('-': stdout)")
+    p.add_argument("--threshold", type=argtypes.probability, default=None,
                    help="probability cut for the verdict (default: the run's, chosen on valid)")
     p.set_defaults(func=_run_predict)
 

@@ -22,11 +22,11 @@ _locks: dict[str, FileLock] = {}
 _guard = threading.Lock()
 
 
-def _lock_for(folder: Path) -> FileLock:
-    key = str(folder.resolve())
-    with _guard:  # one object per folder: a stage nested in another (fusion folds) re-enters, not deadlocks
+def _lock_for(lock_file: Path) -> FileLock:
+    key = str(lock_file.resolve())
+    with _guard:  # one object per lock: a stage nested in another (fusion folds) re-enters, not deadlocks
         if key not in _locks:
-            _locks[key] = FileLock(str(folder / LOCK_NAME), timeout=0, thread_local=False)
+            _locks[key] = FileLock(key, timeout=0, thread_local=False)
         return _locks[key]
 
 
@@ -34,15 +34,23 @@ def _lock_for(folder: Path) -> FileLock:
 def locked(folder: str | Path, what: str = "output folder") -> Iterator[Path]:
     """Hold the folder's lock for the block (making the folder first); refuse if another process holds it."""
     folder = make_dir(Path(folder), what)
-    lock = _lock_for(folder)
+    with locked_file(folder / LOCK_NAME, folder):
+        yield folder
+
+
+@contextlib.contextmanager
+def locked_file(lock_file: Path, target: Path) -> Iterator[None]:
+    """Hold ``lock_file`` (its folder must exist) while writing ``target``, which may not exist yet (export
+    writes a new folder: its lock lies beside it, ``.NAME.export.lock``)."""
+    lock = _lock_for(Path(lock_file))
     try:
         lock.acquire()
     except Timeout:
-        raise UserError(f"{folder} is in use by another streamguard process (lock {folder / LOCK_NAME}); "
+        raise UserError(f"{target} is in use by another streamguard process (lock {lock_file}); "
                         "wait for it to finish or choose another output") from None
     except OSError as exc:
-        raise UserError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot lock {target}: {exc.strerror or exc}") from None
     try:
-        yield folder
+        yield
     finally:
         lock.release()

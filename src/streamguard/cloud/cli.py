@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from streamguard import argtypes
 from streamguard.cloud import spend
 from streamguard.train import registry
 
@@ -29,7 +30,8 @@ def _add_cloud(sub: argparse._SubParsersAction) -> None:
     p.add_argument("kind", choices=registry.known_kinds(), help="the model kind to train")
     p.add_argument("--data", required=True, help="S3 prefix of the processed dataset, s3://bucket/prefix")
     _add_job_options(p, default_instance)
-    p.add_argument("--instance-count", type=int, default=1, help=">1: DDP across instances (torchrun)")
+    p.add_argument("--instance-count", type=argtypes.positive_int, default=1,
+                   help=">1: DDP across instances (torchrun)")
     p.add_argument("--register", default=None, metavar="NAME", help="register the best model under NAME")
     p.set_defaults(func=_run_sagemaker_train, devign=None, init=None)
     p = sm.add_parser("pretrain", help="pre-train the C encoder as a SageMaker job (spot, S3 checkpoints, resume)")

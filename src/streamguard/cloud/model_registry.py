@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +17,15 @@ from streamguard.errors import UserError
 
 # What of a run dir a registered version carries: everything but the per-epoch checkpoints and stores.
 SKIP_NAMES = {"mlflow.db", "mlflow_run_id"}
+# A registered name goes into MLflow search filters (quoted) and artifact paths: letters, digits, . _ - only.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(name: str) -> str:
+    if not _MODEL_NAME.fullmatch(name):
+        raise UserError(f"model name {name!r}: use 1-100 letters, digits, '.', '_' or '-' (starting with a letter "
+                        "or digit)")
+    return name
 
 
 def tracking_uri(explicit: str | None = None, run_dir: Path | None = None) -> str:
@@ -69,6 +79,7 @@ def register_run(run_dir: Path, name: str, uri: str | None = None, bundle: Path 
     ``name``; return the version."""
     from streamguard.rundir import RunDir
 
+    check_name(name)
     run_dir = Path(run_dir)
     exp = RunDir(run_dir).read_exp()
     if bundle is not None and not Path(bundle).is_dir():
@@ -124,6 +135,12 @@ def load_version(name: str, version: str | None, out: Path, uri: str | None = No
     """Download a registered version's model files to ``out`` (a run dir ``streamguard predict`` reads)."""
     import mlflow.artifacts
 
+    check_name(name)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory (a run dir is written there)")
+    if version not in (None, "latest") and not str(version).isdigit():
+        raise UserError(f"--version takes a version number or 'latest', got {version!r}")
     client = _client(tracking_uri(uri))
     versions = [int(mv.version) for mv in client.search_model_versions(f"name='{name}'")]
     if not versions:

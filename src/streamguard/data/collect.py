@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from streamguard.atomic import make_dir
 from streamguard.data.csv_records import csv_rows
 from streamguard.data.ingest import Entry, validate_entries
 from streamguard.data.neardup import text_key
@@ -186,6 +187,7 @@ def import_collected(fmt: str, source: Path, out: Path, name: str | None = None,
         raise UserError(f"source {'folder' if fmt == 'cdir' else 'file'} not found: {source}")
     if fmt == "cdir" and labels is not None and not labels.is_file():
         raise UserError(f"labels file not found: {labels}")
+    make_dir(out, "--out")  # a file in the way is one line, not a traceback
     with RawDir.writing(out) as raw:  # one writer per folder, as every stage
         return _import(fmt, source, raw, name, mapping, labels)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from streamguard import argtypes
+
 COLLECT_FORMATS = ("jsonl", "csv", "bigvul", "primevul", "cdir")  # streamguard.data.collect.FORMATS
 
 
@@ -20,8 +22,9 @@ def add_collect_commands(data: argparse._SubParsersAction, imp: argparse.Argumen
     m.add_argument("--out", required=True, type=Path, help="merged raw dataset dir (+ rejects and a report)")
     m.add_argument("--holdout", default="", metavar="SOURCE=SHARE,...",
                    help="hold out a share of an added source's CVE/pair groups as OUT/heldout (never trained on)")
-    m.add_argument("--threshold", type=float, default=None, help="MinHash/LSH Jaccard threshold (default 0.8)")
-    m.add_argument("--seed", type=int, default=0, help="seed of the held-out group draw")
+    m.add_argument("--threshold", type=argtypes.probability, default=None,
+                   help="MinHash/LSH Jaccard threshold (default 0.8)")
+    m.add_argument("--seed", type=argtypes.non_negative_int, default=0, help="seed of the held-out group draw")
     m.set_defaults(func=_run_merge)
     b = data.add_parser("by-project", help="a cross-project split of processed data: train and valid from one "
                                            "project, test from another's test split")

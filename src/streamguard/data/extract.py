@@ -14,6 +14,7 @@ import dataclasses
 import fnmatch
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -31,6 +32,8 @@ NOT_FOUND = "not found"
 UNREADABLE = "unreadable"
 BINARY = "binary"
 TOO_LARGE = "size cap"
+SPECIAL = "not a regular file"          # a FIFO, device or socket: reading one could block forever
+OUTSIDE = "symlink out of the tree"     # a file link leaving the scanned folder (unless follow_symlinks)
 
 # A macro-made function header: a macro call starting a line, its arguments with no nested parentheses.
 _MACRO_HEAD = re.compile(rb"^([A-Za-z_]\w*)[ \t]*\(([^()]*)\)\s*\Z", re.MULTILINE)
@@ -61,7 +64,7 @@ class CFile:
     path: str                   # relative to the root when under it, else as found; POSIX separators
     abspath: Path
     data: bytes | None = None
-    skip: str | None = None     # NOT_FOUND | UNREADABLE | BINARY | TOO_LARGE
+    skip: str | None = None     # NOT_FOUND | UNREADABLE | BINARY | TOO_LARGE | SPECIAL | OUTSIDE
     detail: str = ""
     non_utf8: bool = False      # read, but not valid UTF-8: decoded with replacement
 
@@ -162,15 +165,24 @@ def relative_path(path: Path, root: Path) -> str:
 
 
 def read_c_file(path: Path, rel: str, max_bytes: int = DEFAULT_MAX_BYTES) -> CFile:
-    """Read one file, or say why not: unreadable, over the size cap, binary (a NUL in its first 8 KiB)."""
+    """Read one regular file, or say why not: not a regular file (a named pipe would block the read forever),
+    unreadable, over the size cap, binary (a NUL in its first 8 KiB)."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return CFile(rel, path, skip=TOO_LARGE, detail=f"{size} bytes > {max_bytes}")
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+        # O_NONBLOCK: opening a FIFO without a writer returns at once; fstat then says what was opened, so a
+        # file swapped for a pipe after a check is still caught.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
         return CFile(rel, path, skip=UNREADABLE, detail=exc.strerror or type(exc).__name__)
+    with open(fd, "rb", closefd=True) as fh:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return CFile(rel, path, skip=SPECIAL, detail=_file_type(st.st_mode))
+            if st.st_size > max_bytes:
+                return CFile(rel, path, skip=TOO_LARGE, detail=f"{st.st_size} bytes > {max_bytes}")
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            return CFile(rel, path, skip=UNREADABLE, detail=exc.strerror or type(exc).__name__)
     if len(data) > max_bytes:  # grew since stat
         return CFile(rel, path, skip=TOO_LARGE, detail=f"over {max_bytes} bytes")
     if b"\x00" in data[:BINARY_SNIFF]:
@@ -181,6 +193,14 @@ def read_c_file(path: Path, rel: str, max_bytes: int = DEFAULT_MAX_BYTES) -> CFi
     except UnicodeDecodeError:
         non_utf8 = True
     return CFile(rel, path, data=data, non_utf8=non_utf8)
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "named pipe"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "directory")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _walk(top: Path, root: Path, include: list[str], exclude: list[str]) -> Iterator[Path]:
@@ -197,12 +217,14 @@ def _walk(top: Path, root: Path, include: list[str], exclude: list[str]) -> Iter
 
 def iter_c_files(paths: Iterable[str | os.PathLike], include: list[str] | None = None,
                  exclude: list[str] | None = None, root: str | os.PathLike | None = None,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[CFile]:
+                 max_bytes: int = DEFAULT_MAX_BYTES, follow_symlinks: bool = False) -> Iterator[CFile]:
     """Each C file under ``paths`` once, read or skipped with a reason.
 
     Directories are walked for ``include`` (default ``*.c``, ``*.h``) minus ``exclude``; a file named directly
     is taken whatever its extension (as grep and linters do) unless excluded. Paths are reported relative to
-    ``root`` (default: the current directory) when under it.
+    ``root`` (default: the current directory) when under it. A file link met in a walked folder whose target
+    lies outside that folder is skipped (``OUTSIDE``) unless ``follow_symlinks``: a tree must not pull in
+    ``/etc/passwd`` through ``x.c -> /etc/passwd``. Only regular files are read.
     """
     include = list(include) if include else list(DEFAULT_INCLUDE)
     exclude = list(exclude or [])
@@ -211,7 +233,8 @@ def iter_c_files(paths: Iterable[str | os.PathLike], include: list[str] | None =
     for given in paths:
         p = Path(given)
         top = p if p.is_absolute() else Path(os.path.abspath(p))
-        if p.is_dir():
+        walked = p.is_dir()
+        if walked:
             candidates: Iterable[Path] = _walk(top, base, include, exclude)
         elif p.exists() or p.is_symlink():
             candidates = [] if exclude and matches_any(relative_path(top, base), exclude) else [top]
@@ -227,4 +250,7 @@ def iter_c_files(paths: Iterable[str | os.PathLike], include: list[str] | None =
             if real in seen:
                 continue
             seen.add(real)
+            if walked and not follow_symlinks and not real.is_relative_to(top.resolve()):
+                yield CFile(relative_path(path, base), path, skip=OUTSIDE, detail=f"points to {real}")
+                continue
             yield read_c_file(path, relative_path(path, base), max_bytes)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from streamguard import argtypes
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("corpus", help="extract, normalise and deduplicate C functions of a source tree for "
@@ -20,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--subdirs", default=None, help="comma-separated folders of the source to take (default: all)")
     c.add_argument("--include", nargs="*", default=None, help="file patterns (default *.c)")
     c.add_argument("--exclude", nargs="*", default=None, help="file or folder patterns to skip")
-    c.add_argument("--min-tokens", type=int, default=10, help="drop shorter functions (default %(default)s)")
+    c.add_argument("--min-tokens", type=argtypes.non_negative_int, default=10,
+                   help="drop shorter functions (default %(default)s)")
     c.set_defaults(func=_run_corpus)
     p = sub.add_parser("pretrain", help="masked-language-model pre-training of a C encoder on a corpus")
     p.add_argument("--corpus", required=True, type=Path, help="a folder made by `streamguard corpus`")

@@ -19,12 +19,15 @@ import datetime as dt
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from streamguard import thresholds
+from streamguard.atomic import make_dir
 from streamguard.errors import UserError
 from streamguard.provenance import git_state, package_versions, sha256_file
+from streamguard.runlock import locked_file
+from streamguard.scan import bundle_check
 from streamguard.scan.model import PREP_FILES, ModelSource, open_model
 from streamguard.train import kinds
 
@@ -39,16 +42,26 @@ def _manifest(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def export_run(run: Path, out: Path, data: Path | None = None) -> Path:
-    """Write the bundle of ``run`` to ``out`` (which must not exist), atomically."""
-    from streamguard.scan.card import model_card
+    """Write the bundle of ``run`` to ``out`` (which must not exist), atomically; one writer per ``out``."""
     src = open_model(run, data)
     if src.is_bundle:
         raise UserError(f"{run} is already a bundle")
     out = Path(out)
     if out.exists():
         raise UserError(f"export: {out} exists; give a new directory")
-    tmp = out.with_name(out.name + ".tmp-export")
-    shutil.rmtree(tmp, ignore_errors=True)
+    make_dir(out.parent, "export folder")
+    with locked_file(out.parent / f".{out.name}.export.lock", out):  # a second export to `out` stops here
+        if out.exists():
+            raise UserError(f"export: {out} exists; give a new directory")
+        # A temp folder of its own, beside `out` (same filesystem, so the final rename is atomic).
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-export-", dir=out.parent))
+        tmp.chmod(0o755)  # mkdtemp's 0700 would make the bundle unreadable to others
+        _write_bundle(Path(run), src, tmp, out)
+    return out
+
+
+def _write_bundle(run: Path, src: ModelSource, tmp: Path, out: Path) -> None:
+    from streamguard.scan.card import model_card
     try:
         kinds.export_model(Path(run), tmp / "model", src.kind)  # what the kind's predict needs, nothing more
         (tmp / "preprocess").mkdir()
@@ -68,15 +81,13 @@ def export_run(run: Path, out: Path, data: Path | None = None) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
 
 
 def verify(root: Path) -> None:
-    """Refuse a bundle whose files differ from its manifest: changed, missing or added."""
-    try:
-        listed = json.loads((root / MANIFEST).read_text())["files"]
-    except (OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{root}: no readable {MANIFEST} ({type(exc).__name__}); not a complete bundle") from None
+    """Refuse a bundle whose files differ from its manifest (changed, missing or added), or whose files are of a
+    kind or shape that must not load (``bundle_check``)."""
+    doc = bundle_check.load_json(root / MANIFEST, f"{root}/{MANIFEST}")
+    listed = bundle_check.check_manifest(doc.get("files") if isinstance(doc, dict) else None, root)
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()}
     present.discard(MANIFEST)
     # Graph caches written beside the data are not in bundles (they go to the scanned data's temp dir).
@@ -90,13 +101,13 @@ def verify(root: Path) -> None:
             raise UserError(f"{root}: {rel} is a link; refused")
         if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
             raise UserError(f"{root}: {rel} does not match its sha256 in {MANIFEST} (corrupt or changed); refused")
+        bundle_check.check_file(root, rel)
 
 
 def open_bundle(root: Path) -> ModelSource:
     verify(root)
-    info = json.loads((root / BUNDLE_FILE).read_text())
-    if info.get("format") != FORMAT:
-        raise UserError(f"{root}: bundle format {info.get('format')!r} is not supported (expected {FORMAT})")
-    return ModelSource(info["kind"], root / "model", root / "preprocess",
-                       thresholds.check(float(info["threshold"]), f"{root}/{BUNDLE_FILE}"),
-                       info.get("name") or root.name, True, info)
+    info = bundle_check.check_info(bundle_check.load_json(root / BUNDLE_FILE, f"{root}/{BUNDLE_FILE}"), root,
+                                   FORMAT)
+    bundle_check.check_model(root / "model", info["kind"])
+    return ModelSource(info["kind"], root / "model", root / "preprocess", float(info["threshold"]),
+                       str(info.get("name") or root.name), True, info)

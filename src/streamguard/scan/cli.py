@@ -6,7 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from streamguard.atomic import write_text
+from streamguard import argtypes
+from streamguard.atomic import STDOUT, atomic_open
 from streamguard.errors import UserError
 from streamguard.scan import PRECISIONS
 
@@ -23,27 +24,32 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, default=None, help="a run directory's processed data (if moved)")
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table (terminal), json, sarif (code scanning) or html (default %(default)s)")
-    p.add_argument("--out", type=Path, default=None, help="write the report here (default: stdout)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="write the report here ('-' or default: stdout; a pipe or device is written in place)")
     p.add_argument("--threshold", default=None, metavar="accuracy|fpr:RATE|P",
                    help="verdict cut: fpr:RATE (at most RATE of the clean validation functions flagged; default "
                         "fpr:0.02), accuracy (the cut that maximised accuracy on validation) or a probability")
-    p.add_argument("--max-findings", type=int, default=None, metavar="N",
+    p.add_argument("--max-findings", type=argtypes.positive_int, default=None, metavar="N",
                    help="flag at most the N highest-scored functions (of those at or above --threshold, if given)")
-    p.add_argument("--top", type=int, default=None,
+    p.add_argument("--top", type=argtypes.positive_int, default=None,
                    help="show/report only the K highest-scored functions (default: table 20, html 50, others all)")
-    p.add_argument("--fail-on", default=None, metavar="SCORE|none",
+    p.add_argument("--fail-on", default=None, type=argtypes.probability_or_none, metavar="SCORE|none",
                    help="exit 1 when a function scores at or above SCORE (default: the threshold; 'none': never)")
     p.add_argument("--include", action="append", default=None, metavar="GLOB", help="files to scan (*.c, *.h)")
     p.add_argument("--exclude", action="append", default=None, metavar="GLOB", help="files or folders to skip")
     p.add_argument("--diff", default=None, metavar="REV", help="only functions a git diff against REV touches")
-    p.add_argument("--evidence", type=int, nargs="?", const=3, default=None, metavar="N",
+    p.add_argument("--evidence", type=argtypes.non_negative_int, nargs="?", const=3, default=None, metavar="N",
                    help="evidence lines per finding (default 3; 0: none); given, the table prints them too")
-    p.add_argument("--evidence-for", type=int, default=20, help="findings that get evidence, highest first")
-    p.add_argument("--max-file-size", type=int, default=2 * 1024 * 1024, help="bytes; larger files are skipped")
-    p.add_argument("--workers", type=int, default=0, help="featurizing processes (0: all cores)")
+    p.add_argument("--evidence-for", type=argtypes.non_negative_int, default=20,
+                   help="findings that get evidence, highest first")
+    p.add_argument("--max-file-size", type=argtypes.positive_int, default=2 * 1024 * 1024,
+                   help="bytes; larger files are skipped")
+    p.add_argument("--workers", type=argtypes.non_negative_int, default=0, help="featurizing processes (0: all cores)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="neural forward passes: auto (bf16 where the CPU has it in hardware, else fp32; the "
                         "default), fp32 (the run's own scores, exactly) or bf16")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="read file links that point out of the scanned folders (default: skipped, with the reason)")
     p.add_argument("--root", type=Path, default=None, help="paths in reports are relative to it (default: .)")
     p.set_defaults(func=run_scan)
     e = sub.add_parser("export", help="write a self-contained, pickle-free model bundle of a run")
@@ -60,29 +66,29 @@ def run_export(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-def _fail_on(value: str | None, threshold: float) -> float | None:
+def _fail_on(value: float | str | None, threshold: float) -> float | None:
+    """--fail-on, range-checked by argparse: absent -> the threshold, 'none' -> never."""
     if value is None:
         return threshold
-    if value.lower() == "none":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise UserError(f"--fail-on takes a score in [0, 1] or 'none', got {value!r}") from None
+    return None if value == argtypes.NEVER else float(value)
+
+
+def _to_stdout(out: Path | None) -> bool:
+    return out is None or str(out) == STDOUT
 
 
 def _write(text: str, out: Path | None) -> None:
-    if out is None:
-        sys.stdout.write(text)
-        return
-    if out.is_dir():
-        raise UserError(f"--out {out} is a directory")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    """The report to stdout, to a special file in place, or atomically to a file in an existing folder."""
+    if not _to_stdout(out):
+        if out.is_dir():
+            raise UserError(f"--out {out} is a directory")
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: folder {out.parent} does not exist")
     try:
-        write_text(out, text)
+        with atomic_open(STDOUT if out is None else out) as fh:
+            fh.write(text)
     except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror}") from None
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -94,8 +100,6 @@ def run_scan(args: argparse.Namespace) -> int:
     for p in args.paths:
         if not p.exists():
             raise UserError(f"{p}: no such file or directory")
-    if args.top is not None and args.top < 1:
-        raise UserError("--top must be at least 1")
     console = Console(stderr=True)
     workers = args.workers or os.cpu_count() or 1
     root = args.root or results.default_root(args.paths, args.diff)
@@ -106,11 +110,11 @@ def run_scan(args: argparse.Namespace) -> int:
     with detector, _progress(console) as progress:
         report = detector.scan(args.paths, args.include, args.exclude, root, args.diff,
                                3 if args.evidence is None else args.evidence, args.evidence_for, args.max_file_size,
-                               progress)
+                               progress, args.follow_symlinks)
     report.recut(point.threshold, point.to_dict(), args.max_findings)
     cut = _fail_on(args.fail_on, report.threshold)
     _write(formats.write(args.format, report, args.top, args.evidence is not None), args.out)
-    if args.format != "table" or args.out is not None:
+    if args.format != "table" or not _to_stdout(args.out):
         console.print(report.header(), markup=False, highlight=False, soft_wrap=True)
     if point.note:
         console.print(f"note: {point.note}", markup=False, highlight=False, soft_wrap=True)

@@ -57,6 +57,8 @@ class Detector:
         from streamguard import explain
         first_lines = first_lines or [1] * len(codes)
         keep = [i for i, p in enumerate(probs) if not math.isnan(p)]
+        if not keep:  # nothing scored: no evidence to explain (an error result carries none)
+            return [()] * len(codes)
         per = explain.explain(self.source, [codes[i] for i in keep], k)
         out: list[tuple[LineEvidence, ...]] = [()] * len(codes)
         for i, lines in zip(keep, per):
@@ -68,17 +70,19 @@ class Detector:
     def scan(self, paths: Iterable[str | os.PathLike], include: list[str] | None = None,
              exclude: list[str] | None = None, root: str | os.PathLike | None = None, diff: str | None = None,
              evidence: int = 3, evidence_for: int = 20, max_bytes: int = 2 * 1024 * 1024,
-             progress: Progress | None = None) -> ScanReport:
+             progress: Progress | None = None, follow_symlinks: bool = False) -> ScanReport:
         """Score every function under ``paths`` (only those a git diff against ``diff`` touches, when given);
-        evidence (``evidence`` lines) for the ``evidence_for`` highest-scored functions at/above threshold."""
+        evidence (``evidence`` lines) for the ``evidence_for`` highest-scored functions at/above threshold.
+        File links leaving a scanned folder are skipped unless ``follow_symlinks``."""
         t0 = time.perf_counter()
         root_path = Path(root or Path.cwd()).resolve()
         paths = [Path(p) for p in paths] or [Path(".")]
         changed = None
         if diff is not None:
-            _, changed = diffs.changed_ranges(diff, root_path)
+            changed = diffs.changed_in(diff, paths)
             paths = _changed_files(paths, changed, include, exclude, root_path)
-        files, funcs = self._collect(paths, include, exclude, root_path, max_bytes, changed, progress)
+        files, funcs = self._collect(paths, include, exclude, root_path, max_bytes, changed, progress,
+                                     follow_symlinks)
         report = ScanReport([], files, self.info(), self.threshold, str(root_path))
         scorable = []
         for fn in funcs:
@@ -116,10 +120,10 @@ class Detector:
 
     def _collect(self, paths: list[Path], include: list[str] | None, exclude: list[str] | None, root: Path,
                  max_bytes: int, changed: dict[str, list[tuple[int, int]]] | None, progress: Progress | None,
-                 ) -> tuple[list[FileResult], list[CFunction]]:
+                 follow_symlinks: bool = False) -> tuple[list[FileResult], list[CFunction]]:
         files: list[FileResult] = []
         funcs: list[CFunction] = []
-        for cf in iter_c_files(paths, include, exclude, root, max_bytes):
+        for cf in iter_c_files(paths, include, exclude, root, max_bytes, follow_symlinks):
             if cf.skip:
                 files.append(FileResult(cf.path, "skipped", cf.skip, cf.detail))
                 continue

@@ -181,6 +181,9 @@ class Scorer:
         by_id = {r["id"]: r["prob_vulnerable"] for r in rows}
         for pos, i in enumerate(keep):
             probs[i] = by_id[f"{SOURCE.upper()}-TEST-{pos}"]
+        if not np.isfinite(probs[keep]).all():  # NaN here means "not scored", which would hide a broken model
+            raise UserError(f"model {self.source.name}: {int((~np.isfinite(probs[keep])).sum())} of {len(keep)} "
+                            "functions got a non-finite score (NaN or inf); the model is broken")
         return probs, reasons
 
     def _dataset(self, root: Path, recs: list[dict[str, Any]], codes: list[str]) -> Path:

@@ -13,6 +13,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+from streamguard import argtypes
 from streamguard.errors import UserError
 from streamguard.train import kinds
 
@@ -40,14 +41,14 @@ class Kind:
 
 # The engine's settings every neural kind shares on the command line.
 ENGINE_OPTIONS = (
-    Option("--seed", "seed", "random seed", int),
-    Option("--epochs", "epochs", "maximum epochs", int),
-    Option("--batch-size", "batch_size", "training batch size", int),
+    Option("--seed", "seed", "random seed", argtypes.non_negative_int),
+    Option("--epochs", "epochs", "maximum epochs", argtypes.positive_int),
+    Option("--batch-size", "batch_size", "training batch size", argtypes.positive_int),
     Option("--monitor", "monitor", "early-stopping and best-checkpoint metric (default val_roc_auc)",
            choices=("val_roc_auc", "val_f1_vulnerable", "val_accuracy")),
     Option("--checkpoint-uri", "checkpoint_uri", "fsspec URL to mirror checkpoints to, e.g. s3://b/run"),
     Option("--sample-weights", "sample_weights", "json {id: weight} or jsonl of {id, weight}"),
-    Option("--devices", "devices", "number of devices (processes)", int),
+    Option("--devices", "devices", "number of devices (processes)", argtypes.positive_int),
     Option("--strategy", "strategy", "auto, ddp (gloo on CPU), ..."),
     Option("--precision", "precision", "32-true, bf16-mixed (CPU), 16-mixed (CUDA)"),
     Option("--deterministic", "deterministic", "deterministic algorithms", bool),
@@ -65,7 +66,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          "Hugging Face encoder + attention pooling, on the processed tokens", neural=True,
          options=(Option("--model", "model", "hub name (default microsoft/codebert-base), a local saved model "
                          "dir, or 'tiny'"),
-                  Option("--accumulate", "accumulate", "gradient accumulation steps", int))),
+                  Option("--accumulate", "accumulate", "gradient accumulation steps", argtypes.positive_int))),
     Kind("fusion", "streamguard.train.fuse", "FuseConfig", "out-of-fold stacking of base models",
          trainable=False),
 )}
