@@ -89,7 +89,8 @@ def _patch_counts(results: list[dict[str, Any]], rejects: list[dict]) -> dict[st
     return {k: c[k] for k in ("found", "applied", "failed", "skipped", "not_cve")}
 
 
-def assemble(results: list[dict[str, Any]], out: Path, suites: list[str], dates: dict[str, str]) -> dict[str, Any]:
+def assemble(results: list[dict[str, Any]], out: Path, suites: list[str], dates: dict[str, str],
+             pending: int = 0) -> dict[str, Any]:
     """Write the pool, rejects and manifest of ``results`` (in the run's fixed order) into ``out``."""
     rejects: list[dict] = []
     counts: Counter = Counter()
@@ -119,7 +120,7 @@ def assemble(results: list[dict[str, Any]], out: Path, suites: list[str], dates:
             "packages": {"scanned": len(results), "ok": sum(r["status"] == "ok" for r in results),
                          "skipped": sum(r["status"].startswith("skipped") for r in results),
                          "failed": sum(r["status"].startswith("failed") for r in results),
-                         "with_cve_pairs": len({(r["suite"], r["package"]) for r in pairs})},
+                         "with_cve_pairs": len({(r["suite"], r["package"]) for r in pairs}), "pending": pending},
             "cve_patches": patches, "functions": dict(sorted(counts.items())),
             "rows_extracted": extracted, "rows_written": len(rows), "rows_dropped": row_drops,
             "pairs": len(pairs), "context_rows": sum(r["kind"] == "context" for r in rows),

@@ -49,13 +49,24 @@ def read_gz_json(path: Path) -> Any:
 
 
 def select(index: dict[str, dict[str, SourcePackage]], packages: list[str] | None) -> list[SourcePackage]:
-    """The packages to read, suite by suite in the order given, names sorted; unknown names are an error."""
+    """The packages to read, suite by suite in the order given, names sorted; unknown names are an error.
+    Without a list (``--all``): every package of the security suites, and of the other suites those that also
+    had a security upload (a main suite's other ~30,000 packages carry few CVE patches and would cost hours)."""
     if packages is not None:
         known = {name for pkgs in index.values() for name in pkgs}
         unknown = sorted(set(packages) - known)
         if unknown:
             raise UserError(f"unknown source package(s) in {', '.join(index)}: {', '.join(unknown)}")
-    return [pkgs[n] for pkgs in index.values() for n in sorted(pkgs) if packages is None or n in packages]
+    security = {n for suite, pkgs in index.items() if suite.endswith("-security") for n in pkgs}
+    out = []
+    for suite, pkgs in index.items():
+        for name in sorted(pkgs):
+            if packages is not None and name not in packages:
+                continue
+            if packages is None and security and not suite.endswith("-security") and name not in security:
+                continue
+            out.append(pkgs[name])
+    return out
 
 
 def _run_one(task: tuple[SourcePackage, str, str]) -> str:
@@ -70,18 +81,25 @@ def _run_one(task: tuple[SourcePackage, str, str]) -> str:
     return pkg.name
 
 
-def _results(todo: list[tuple[SourcePackage, str, str]], jobs: int) -> Iterator[str]:
+def _results(todo: list[tuple[SourcePackage, str, str]], jobs: int, deadline: float | None) -> Iterator[str]:
     if jobs <= 1:
         for task in todo:
+            if deadline and time.time() > deadline:
+                return
             yield _run_one(task)
         return
     with get_context("spawn").Pool(jobs) as pool:
-        yield from pool.imap_unordered(_run_one, todo)
+        for name in pool.imap_unordered(_run_one, todo):
+            yield name
+            if deadline and time.time() > deadline:
+                pool.terminate()  # a package cut off mid-way leaves no done marker: the next run redoes it
+                return
 
 
 def collect_debian(out: Path, suites: list[str], packages: list[str] | None, cache: Path, jobs: int = 1,
-                   mirror: str | None = None) -> dict[str, Any]:
-    """Collect the chosen packages of ``suites`` into ``out``; return the manifest."""
+                   mirror: str | None = None, max_minutes: float | None = None) -> dict[str, Any]:
+    """Collect the chosen packages of ``suites`` into ``out``; return the manifest. With ``max_minutes`` no
+    package is started after that time: the dataset is written from the packages done (a later run goes on)."""
     started = time.time()
     if jobs < 1:
         raise UserError("--jobs must be at least 1")
@@ -95,12 +113,14 @@ def collect_debian(out: Path, suites: list[str], packages: list[str] | None, cac
         display.start("collect debian")
         done = len(chosen) - len(todo)
         display.update(completed=done, total=len(chosen), detail=f"{done} done before")
-        for name in _results(todo, jobs):
+        deadline = started + max_minutes * 60 if max_minutes else None
+        for name in _results(todo, jobs, deadline):
             done += 1
             display.update(completed=done, total=len(chosen), detail=name)
         display.end()
-    results = [read_gz_json(_work_file(out, p)) for p in chosen]
-    manifest = assemble(results, out, suites, dates)
+    ready = [p for p in chosen if _work_file(out, p).exists()]
+    results = [read_gz_json(_work_file(out, p)) for p in ready]
+    manifest = assemble(results, out, suites, dates, pending=len(chosen) - len(ready))
     files = (cache / "files").glob("*") if (cache / "files").exists() else []
     disk = sum(f.stat().st_size for f in files if f.is_file())
     (out / "run.json").write_text(json.dumps({"seconds": round(time.time() - started, 1), "packages": len(chosen),
@@ -109,6 +129,8 @@ def collect_debian(out: Path, suites: list[str], packages: list[str] | None, cac
     print(f"collected {c['pairs']} function pairs and {c['context_rows']} context rows from "
           f"{c['packages']['with_cve_pairs']}/{c['packages']['scanned']} packages ({c['projects_with_pairs']} "
           f"upstream projects); CVE patches {c['cve_patches']['found']} found, {c['cve_patches']['applied']} "
-          f"applied, {c['cve_patches']['failed']} failed, {c['cve_patches']['skipped']} skipped -> {out}",
+          f"applied, {c['cve_patches']['failed']} failed, {c['cve_patches']['skipped']} skipped"
+          + (f"; {c['packages']['pending']} packages left for a later run" if c["packages"]["pending"] else "")
+          + f" -> {out}",
           file=sys.stdout)
     return manifest

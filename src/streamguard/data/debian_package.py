@@ -98,8 +98,10 @@ def _patch_records(series, deb: Unpacked, changelog) -> list[dict[str, Any]]:
 
 
 def _apply_series(records, files: dict[str, list[str] | None], needed: set[str]) -> None:
-    """Walk the series over the followed files; a CVE patch gets ``states`` {path: (before, after, change)}."""
-    broken: dict[str, str] = {}
+    """Walk the series over the followed files; a CVE patch gets ``states`` {path: (before, after, change)}.
+    A patch that fails leaves the file as it was (later patches still try, exact context decides) and the later
+    CVE patches on that file are flagged ``after_a_failed_patch``."""
+    failed_on: dict[str, str] = {}
     for rec in records:
         cve = rec["cves"] and rec.get("status") is None
         states: dict[str, tuple[list[str] | None, list[str] | None, Change]] = {}
@@ -107,14 +109,12 @@ def _apply_series(records, files: dict[str, list[str] | None], needed: set[str])
             path = diff.path(rec["strip"])
             if path not in needed:
                 continue
-            if path in broken:
-                if cve:
-                    rec.update(status="failed", reason=f"{path}: an earlier patch failed ({broken[path]})")
-                continue
+            if path in failed_on and cve:
+                rec["after_failed"] = failed_on[path]
             try:
                 new, change = apply(files.get(path), diff)
             except PatchError as exc:
-                broken[path] = f"{rec['patch']}: {exc}"
+                failed_on[path] = rec["patch"]
                 if cve and rec.get("status") is None:
                     rec.update(status="failed", reason=f"{path}: {exc}")
                 continue
@@ -178,7 +178,8 @@ def _patch_rows(rec, pkg: SourcePackage, out: dict, changelog, copyright_text: s
         inside += cov["inside_paired_functions"]
     n_pairs = len(pairs) // 2
     flags = (["many_functions"] if n_pairs > MANY_FUNCTIONS else []) + \
-        (["only_adds_functions"] if not n_pairs and local["functions_added"] else [])
+        (["only_adds_functions"] if not n_pairs and local["functions_added"] else []) + \
+        (["after_a_failed_patch"] if rec.get("after_failed") else [])
     counts.update(local)
     for row in pairs + context:
         row["flags"] = flags

@@ -88,7 +88,9 @@ def _mentions(bullet: str, patch: str) -> bool:
 def patch_cves(patch: str, text: str, changelog: list[ChangelogEntry]) -> tuple[list[str], list[str]]:
     """(CVE ids the patch fixes, where they were found: 'name', 'header', 'changelog')."""
     found: dict[str, list[str]] = {"name": cves_in(patch.rsplit("/", 1)[-1]), "header": cves_in(header(text))}
-    found["changelog"] = cves_in("\n".join(b for e in changelog for b in e.bullets if _mentions(b, patch)))
+    if not found["name"] and not found["header"]:  # a changelog bullet often lists several fixes: the patch's
+        # own name or header is the more precise source, so the changelog is read only when both are silent
+        found["changelog"] = cves_in("\n".join(b for e in changelog for b in e.bullets if _mentions(b, patch)))
     ids = sorted({c for v in found.values() for c in v})
     return ids, [k for k, v in found.items() if v]
 

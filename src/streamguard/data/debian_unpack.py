@@ -28,9 +28,23 @@ class Unpacked:
 
 
 def _strip_top(names: list[str]) -> bool:
-    """Source tarballs hold one top folder (``pkg-1.0/``); strip it when every member is under one."""
-    tops = {n.lstrip("./").split("/", 1)[0] for n in names if n.lstrip("./")}
-    return len(tops) == 1 and any("/" in n.lstrip("./") for n in names)
+    """Source tarballs hold one top folder (``pkg-1.0/``); strip it when every file is under one."""
+    names = [n[2:] if n.startswith("./") else n for n in names]
+    tops = {n.split("/", 1)[0] for n in names if n}
+    return len(tops) == 1 and all("/" in n for n in names if n)
+
+
+def _refusal(member: tarfile.TarInfo) -> str:
+    """Why a member is refused ('' if it is not): stricter than the data filter, which would only strip a
+    leading '/', an absolute or '..' path is refused outright."""
+    parts = member.name.split("/")
+    if member.name.startswith("/") or ".." in parts:
+        return "absolute path or '..' component"
+    try:
+        tarfile.data_filter(member, _DEST)
+    except tarfile.FilterError as exc:
+        return type(exc).__name__
+    return ""
 
 
 def read_members(archive: Path, want: Callable[[str], bool], prefix: str = "", strip_top: bool = True,
@@ -41,26 +55,25 @@ def read_members(archive: Path, want: Callable[[str], bool], prefix: str = "", s
     out = into if into is not None else Unpacked()
     try:
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            strip = strip_top and _strip_top([m.name for m in members])
-            for member in members:
-                try:
-                    safe = tarfile.data_filter(member, _DEST)
-                except tarfile.FilterError as exc:
-                    out.refused.append((member.name, type(exc).__name__))
-                    continue
-                if not safe.isreg():
-                    continue
-                name = safe.name.lstrip("./")
+            safe = []
+            for member in tar.getmembers():
+                why = _refusal(member)
+                if why:
+                    out.refused.append((member.name, why))
+                elif member.isreg():
+                    safe.append(member)
+            strip = strip_top and _strip_top([m.name for m in safe])
+            for member in safe:
+                name = member.name[2:] if member.name.startswith("./") else member.name
                 if strip:
                     name = name.split("/", 1)[1] if "/" in name else ""
                 path = prefix + name
                 if not name or not want(path):
                     continue
-                if safe.size > member_cap:
-                    out.refused.append((member.name, f"over the member cap ({safe.size} > {member_cap} bytes)"))
+                if member.size > member_cap:
+                    out.refused.append((member.name, f"over the member cap ({member.size} > {member_cap} bytes)"))
                     continue
-                out.read_bytes += safe.size
+                out.read_bytes += member.size
                 if out.read_bytes > package_cap:
                     raise UnpackError(f"package over the size cap ({package_cap} bytes read)")
                 fh = tar.extractfile(member)
