@@ -173,3 +173,17 @@ def test_small_parsers():
     assert patch_cves("fix-oob.patch", "no header\n", changelog) == (["CVE-2023-12345"], ["changelog"])
     assert patch_cves("x/CVE_2021_3156-1.patch", "CVE: CVE-2021-0001\n---\n", []) == \
         (["CVE-2021-0001", "CVE-2021-3156"], ["name", "header"])
+
+
+def test_merge_keeps_held_out_groups_out_of_train(collected, tmp_path):
+    base = ROOT / "tests" / "fixtures" / "collected" / "devign_base"
+    out = tmp_path / "m"
+    assert main(["data", "merge", "--base", str(base), "--add", str(collected / "out"), "--out", str(out)]) == 0
+    pool = {r["idx"]: r for r in _rows(collected / "out" / "pool.jsonl")}
+    held = [r for r in pool.values() if r["holdout"]]
+    assert held  # the 2025 fix at least (the time split)
+    train = {r["idx"] for r in _rows(out / "train.jsonl")}
+    heldout = {r["idx"] for r in _rows(out / "heldout" / "test.jsonl")}
+    assert not {r["idx"] for r in held} & train
+    assert {r["idx"] for r in held} <= heldout | {d["uid"] for d in _rows(out / "dropped.jsonl")}
+    assert json.loads((out / "manifest.json").read_text())["leakage_check"]["train_rows_equal_or_near_evaluation"] == 0
