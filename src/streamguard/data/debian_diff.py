@@ -15,6 +15,12 @@ _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 DEV_NULL = "/dev/null"
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines with their endings, split at '\n' only (``str.splitlines`` also splits at form feeds and other
+    separators that C files and latin-1 text contain: ImageMagick's sources have form feeds)."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+
+
 class PatchError(ValueError):
     """A patch that cannot be parsed or applied; the message is the reason counted in the manifest."""
 
@@ -59,7 +65,7 @@ def _path(line: str) -> str:
 def header(text: str) -> str:
     """The patch's text before its first diff (the DEP-3 header, a git mail header or free text)."""
     out = []
-    for line in text.splitlines():
+    for line in text.split("\n"):
         if line.startswith(("--- ", "diff ", "Index: ", "===")):
             break
         out.append(line)
@@ -68,7 +74,7 @@ def header(text: str) -> str:
 
 def parse(text: str) -> list[FileDiff]:
     """Every file diff of a unified-diff text; text around them (headers, git stats) is ignored."""
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)
     out: list[FileDiff] = []
     i = 0
     while i < len(lines):

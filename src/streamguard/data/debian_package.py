@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from streamguard.data.debian_diff import Change, PatchError, apply, parse
+from streamguard.data.debian_diff import Change, PatchError, apply, parse, split_lines
 from streamguard.data.debian_fetch import FetchError, fetch
 from streamguard.data.debian_index import SourcePackage
 from streamguard.data.debian_pairs import file_rows
@@ -34,7 +34,7 @@ _ORIG_TAR = re.compile(r"\.orig(?:-([A-Za-z0-9][A-Za-z0-9-]*))?\.tar\.(xz|gz|bz2
 
 
 def _lines(data: bytes | None) -> list[str] | None:
-    return None if data is None else data.decode("latin-1").splitlines(keepends=True)
+    return None if data is None else split_lines(data.decode("latin-1"))
 
 
 def _bytes(lines: list[str] | None) -> bytes:
