@@ -159,6 +159,9 @@ def test_diff_applies_with_offset_and_refuses_changed_context():
     assert change.removed == [9] and change.added == [9, 10]
     with pytest.raises(debian_diff.PatchError, match="does not apply"):
         debian_diff.apply([x.upper() for x in old], diff)
+    # a form feed (ImageMagick's sources have them) is part of a line, not a line break
+    ff = debian_diff.parse("--- a/m.c\n+++ b/m.c\n@@ -1,2 +1,3 @@\n }\n+\x0c\n \x0c/*\n")[0]
+    assert debian_diff.apply(["}\n", "\x0c/*\n"], ff)[0] == ["}\n", "\x0c\n", "\x0c/*\n"]
 
 
 def test_small_parsers():
