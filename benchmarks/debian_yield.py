@@ -83,17 +83,35 @@ def _overlap(pool: list[dict], devign: Path, collected: Path | None) -> dict:
                                                          and text_key(r["func"]) in k})}
                            for s, k in keys.items()}}
     flat = [(s, r["func"]) for s, rows in dev.items() for r in rows]
+    pool = [r for r in pool if r["kind"] != "context"]  # near duplicates: the pairs (context rows: exact only)
     shingles = [shingle_hashes(f) for _, f in flat] + [shingle_hashes(r["func"]) for r in pool]
     near: dict[str, set] = defaultdict(set)
     for i, j, _ in near_pairs(shingles, 0.8):
         if i < len(flat) <= j:
             near[flat[i][0]].add(j - len(flat))
-    out["near_jaccard_0.8"] = {s: {"pool_rows": len(near[s]),
+    out["near_jaccard_0.8"] = {s: {"pair_rows": len(near[s]),
                                    "projects": sorted({pool[k]["project"] for k in near[s]})[:20]} for s in dev}
     if collected and collected.is_dir():
         ck = {text_key(r["func"]) for p in collected.rglob("*.jsonl") for r in _rows(p) if "func" in r}
         out["exact_shared_collected"] = sum(text_key(r["func"]) in ck for r in pool)
     return out
+
+
+def _table(rows: dict[str, dict], cols: list[str], first: str) -> list[str]:
+    out = [f"| {first} | " + " | ".join(c.replace("_", " ") for c in cols) + " |",
+           "|---" * (len(cols) + 1) + "|"]
+    for key, row in rows.items():
+        out.append(f"| {key} | " + " | ".join(str(row.get(c, 0)) for c in cols) + " |")
+    return out
+
+
+def markdown(report: dict) -> str:
+    """The yield tables (the prose around them is written by hand in the results file)."""
+    suite_cols = ["packages_scanned", "packages_unavailable_404", "packages_with_cve_patch", "cve_patches_found",
+                  "cve_patches_applied", "cve_patches_failed", "cve_patches_skipped", "pairs", "projects_with_pairs"]
+    lines = ["### By suite", "", *_table(report["by_suite"], suite_cols, "suite"), "", "### By year of the fix",
+             "", *_table(report["by_year"], ["cve_patches_applied", "pairs", "projects_with_pairs"], "year"), ""]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -102,6 +120,7 @@ def main() -> None:
     ap.add_argument("--devign", type=Path, required=True)
     ap.add_argument("--collected", type=Path, default=None)
     ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--md", type=Path, default=None, help="also write the yield tables as markdown here")
     args = ap.parse_args()
     results, pool = _results(args.data), _rows(args.data / "pool.jsonl")
     manifest = json.loads((args.data / "manifest.json").read_text())
@@ -113,6 +132,8 @@ def main() -> None:
               "label_sanity": _sanity(results, pool), "overlap": _overlap(pool, args.devign, args.collected),
               "top_projects": Counter(r["project"] for r in pairs).most_common(25)}
     args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if args.md:
+        args.md.write_text(markdown(report))
     print(json.dumps({k: report[k] for k in ("by_suite", "label_sanity")}, indent=1))
 
 

@@ -16,7 +16,7 @@ from debian_fixture import SUITE, build_mirror
 
 from streamguard.cli import main
 from streamguard.data import debian_diff
-from streamguard.data.debian_assemble import held_out_project
+from streamguard.data.debian_assemble import TEST_CODE, held_out_project
 from streamguard.data.debian_index import compare_versions
 from streamguard.data.debian_patches import parse_changelog, patch_cves, upstream_name
 
@@ -162,6 +162,12 @@ def test_diff_applies_with_offset_and_refuses_changed_context():
     # a form feed (ImageMagick's sources have them) is part of a line, not a line break
     ff = debian_diff.parse("--- a/m.c\n+++ b/m.c\n@@ -1,2 +1,3 @@\n }\n+\x0c\n \x0c/*\n")[0]
     assert debian_diff.apply(["}\n", "\x0c/*\n"], ff)[0] == ["}\n", "\x0c\n", "\x0c/*\n"]
+
+
+def test_test_code_is_recognised():
+    assert [bool(TEST_CODE.search(p)) for p in ("expat/tests/runtests.c", "src/test-url.c", "lib/url_test.c",
+                                                 "fuzz/fuzz_x509.c", "lib/contest.c", "src/attest.c")] == \
+        [True, True, True, True, False, False]
 
 
 def test_small_parsers():

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from streamguard.data.neardup import text_key
 from streamguard.data.records import write_jsonl
 from streamguard.provenance import sha256_file
 
+# Test code changed by a fix is not the vulnerable code: its rows are dropped and counted.
+TEST_CODE = re.compile(r"(^|/)(tests?|testsuite|unittests?|fuzz|fuzzing)/|(^|/)test[_-][^/]*$|_tests?\.c$")
 HOLDOUT_SHARE = 0.2
 TIME_CUTOFF = "2025-01-01"
 
@@ -36,7 +39,7 @@ def holdout_of(row: dict[str, Any]) -> str:
     return "time" if row.get("fix_date") and row["fix_date"] >= TIME_CUTOFF else ""
 
 
-def _dedup(results: list[dict[str, Any]], rejects: list[dict], counts: Counter) -> list[dict[str, Any]]:
+def _dedup(results: list[dict[str, Any]], rejects: list[dict], dropped: Counter) -> list[dict[str, Any]]:
     pair_rows: dict[str, list[dict]] = defaultdict(list)
     for res in results:
         for row in res["rows"]:
@@ -44,28 +47,37 @@ def _dedup(results: list[dict[str, Any]], rejects: list[dict], counts: Counter) 
                 pair_rows[row["pair_id"]].append(row)
     seen_pairs: dict[tuple[str, str], str] = {}
     paired_texts: set[str] = set()
+    seen_ids: set[str] = set()
     kept: list[dict[str, Any]] = []
     for res in results:
         for row in res["rows"]:
-            if not row["pair_id"] or row["kind"] != "before":
+            if not row["pair_id"] or row["kind"] != "before" or row["pair_id"] in seen_ids:
                 continue
-            before, after = pair_rows[row["pair_id"]]
-            key = (text_key(before["func"]), text_key(after["func"]))
-            if key in seen_pairs:
-                counts["pairs_duplicate_of_an_earlier_pair"] += 1
+            seen_ids.add(row["pair_id"])
+            rows = pair_rows[row["pair_id"]]
+            why = "pair in test code" if TEST_CODE.search(row["file"]) else \
+                "pair id not unique" if len(rows) != 2 else ""
+            key = (text_key(rows[0]["func"]), text_key(rows[-1]["func"]))
+            if not why and key in seen_pairs:
+                why = "pair equal to an earlier pair"
                 rejects.append({"kind": "duplicate pair", "pair_id": row["pair_id"], "match": seen_pairs[key]})
+            if why:
+                dropped[why] += len(rows)
                 continue
             seen_pairs[key] = row["pair_id"]
             paired_texts.update(key)
-            kept += [before, after]
+            kept += rows
     seen_context: set[tuple[str, str]] = set()
     for res in results:
         for row in res["rows"]:
             if row["kind"] != "context":
                 continue
             key = (row["project"], text_key(row["func"]))
-            if key[1] in paired_texts or key in seen_context:
-                counts["context_rows_duplicate_or_paired_text"] += 1
+            why = "context in test code" if TEST_CODE.search(row["file"]) else \
+                "context equal to a paired function" if key[1] in paired_texts else \
+                "context seen before in the project" if key in seen_context else ""
+            if why:
+                dropped[why] += 1
                 continue
             seen_context.add(key)
             kept.append(row)
@@ -103,7 +115,8 @@ def assemble(results: list[dict[str, Any]], out: Path, suites: list[str], dates:
                             "reason": why})
         counts.update(res["counts"])
     extracted = sum(len(r["rows"]) for r in results)
-    rows = _dedup(results, rejects, counts)
+    dropped: Counter = Counter()
+    rows = _dedup(results, rejects, dropped)
     for row in rows:
         row["holdout"] = holdout_of(row)
     patches = _patch_counts(results, rejects)
@@ -111,7 +124,7 @@ def assemble(results: list[dict[str, Any]], out: Path, suites: list[str], dates:
     write_jsonl(out / "pool.jsonl", rows)
     write_jsonl(out / "rejects.jsonl", rejects)
     pairs = [r for r in rows if r["kind"] == "before"]
-    row_drops = counts["pairs_duplicate_of_an_earlier_pair"] * 2 + counts["context_rows_duplicate_or_paired_text"]
+    row_drops = sum(dropped.values())
     assert extracted == len(rows) + row_drops, "every extracted row is written or counted as dropped"
     manifest = {
         "source": "debian", "source_form": "debian security patches", "suites": {s: {"release_date": dates.get(s, "")}
@@ -123,6 +136,7 @@ def assemble(results: list[dict[str, Any]], out: Path, suites: list[str], dates:
                          "with_cve_pairs": len({(r["suite"], r["package"]) for r in pairs}), "pending": pending},
             "cve_patches": patches, "functions": dict(sorted(counts.items())),
             "rows_extracted": extracted, "rows_written": len(rows), "rows_dropped": row_drops,
+            "rows_dropped_by_reason": dict(sorted(dropped.items())),
             "pairs": len(pairs), "context_rows": sum(r["kind"] == "context" for r in rows),
             "projects_with_pairs": len({r["project"] for r in pairs}),
             "holdout": dict(sorted(Counter(r["holdout"] or "train" for r in rows).items())),
