@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -25,7 +26,8 @@ from streamguard.data.debian_package import process_package
 from streamguard.errors import UserError
 from streamguard.progress import StageDisplay
 
-DEFAULT_SUITES = ("bullseye-security", "bookworm-security")
+DEFAULT_SUITES = ("bullseye-security", "bookworm-security", "trixie-security")
+_STABLE_UPDATE = re.compile(r"\+deb\d+u\d+")
 
 
 def _work_file(out: Path, pkg: SourcePackage) -> Path:
@@ -51,7 +53,8 @@ def read_gz_json(path: Path) -> Any:
 def select(index: dict[str, dict[str, SourcePackage]], packages: list[str] | None) -> list[SourcePackage]:
     """The packages to read, suite by suite in the order given, names sorted; unknown names are an error.
     Without a list (``--all``): every package of the security suites, and of the other suites those that also
-    had a security upload (a main suite's other ~30,000 packages carry few CVE patches and would cost hours)."""
+    had a security upload or a stable update (``+deb12u1``: point releases carry fixes of lesser CVEs); a main
+    suite's other ~30,000 packages carry few CVE patches and would cost hours."""
     if packages is not None:
         known = {name for pkgs in index.values() for name in pkgs}
         unknown = sorted(set(packages) - known)
@@ -63,7 +66,8 @@ def select(index: dict[str, dict[str, SourcePackage]], packages: list[str] | Non
         for name in sorted(pkgs):
             if packages is not None and name not in packages:
                 continue
-            if packages is None and security and not suite.endswith("-security") and name not in security:
+            if packages is None and security and not suite.endswith("-security") and name not in security \
+                    and not _STABLE_UPDATE.search(pkgs[name].version):
                 continue
             out.append(pkgs[name])
     return out
