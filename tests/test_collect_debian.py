@@ -17,7 +17,7 @@ from debian_fixture import SUITE, build_mirror
 from streamguard.cli import main
 from streamguard.data import debian_diff
 from streamguard.data.debian_assemble import TEST_CODE, held_out_project
-from streamguard.data.debian_index import compare_versions
+from streamguard.data.debian_index import compare_versions, paragraphs
 from streamguard.data.debian_patches import parse_changelog, patch_cves, upstream_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +171,8 @@ def test_test_code_is_recognised():
 
 
 def test_small_parsers():
+    # a paragraph opening with an indented line (free-form copyright files) is read, not a crash
+    assert paragraphs("  see http://x.test\n  more\n\nFiles: *\nLicense: MIT\n")[-1]["License"] == "MIT"
     assert compare_versions("1.0-1+deb11u2", "1.0-1+deb11u10") < 0
     assert compare_versions("1:0.9", "2.0") > 0 and compare_versions("1.0~rc1", "1.0") < 0
     assert [upstream_name(p) for p in ("libpng1.6", "glib2.0", "libxml2", "postgresql-13", "qemu")] == \

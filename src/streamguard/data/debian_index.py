@@ -55,7 +55,8 @@ def paragraphs(text: str) -> list[dict[str, str]]:
                 para[key] += "\n" + line.strip()
             elif ":" in line and not line.startswith("#"):
                 key, _, value = line.partition(":")
-                para[key.strip()] = value.strip()
+                key = key.strip()
+                para[key] = value.strip()
         if para:
             out.append(para)
     return out
