@@ -175,8 +175,8 @@ def test_small_parsers():
     assert paragraphs("  see http://x.test\n  more\n\nFiles: *\nLicense: MIT\n")[-1]["License"] == "MIT"
     assert compare_versions("1.0-1+deb11u2", "1.0-1+deb11u10") < 0
     assert compare_versions("1:0.9", "2.0") > 0 and compare_versions("1.0~rc1", "1.0") < 0
-    assert [upstream_name(p) for p in ("libpng1.6", "glib2.0", "libxml2", "postgresql-13", "qemu")] == \
-        ["libpng", "glib", "libxml2", "postgresql", "qemu"]
+    names = ("libpng1.6", "glib2.0", "libxml2", "postgresql-13", "qemu", "freerdp3")
+    assert [upstream_name(p) for p in names] == ["libpng", "glib", "libxml2", "postgresql", "qemu", "freerdp"]
     changelog = parse_changelog("p (1-2) s; urgency=high\n\n  * Fix buffer overflow (CVE-2023-12345)\n"
                                 "    in d/p/fix-oob.patch\n  * Other CVE-2023-99999 (other.patch)\n\n"
                                 " -- A <a@b.c>  Mon, 10 Feb 2025 10:00:00 +0000\n")

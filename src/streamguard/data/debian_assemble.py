@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from streamguard.data.debian_patches import DEVIGN_PROJECTS
+from streamguard.data.debian_patches import DEVIGN_PROJECTS, upstream_name
 from streamguard.data.neardup import text_key
 from streamguard.data.records import write_jsonl
 from streamguard.provenance import sha256_file
@@ -114,6 +114,8 @@ def assemble(results: list[dict[str, Any]], out: Path, suites: list[str], dates:
             rejects.append({"kind": "archive member refused", "package": res["package"], "member": name,
                             "reason": why})
         counts.update(res["counts"])
+        for row in res["rows"]:  # the name rules may have improved since the package was read
+            row["project"] = upstream_name(row["package"])
     extracted = sum(len(r["rows"]) for r in results)
     dropped: Counter = Counter()
     rows = _dedup(results, rejects, dropped)

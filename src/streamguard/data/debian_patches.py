@@ -16,6 +16,12 @@ CVE = re.compile(r"CVE[-_](\d{4})[-_](\d{4,7})", re.IGNORECASE)
 _ENTRY = re.compile(r"^(\S+) \(([^)]+)\) [^;]*;.*$")
 _TRAILER = re.compile(r"^ -- .*?>\s+(.*)$")
 _VERSIONED = re.compile(r"^(.*?[a-z+])(?:-?\d+(?:\.\d+)+|-\d+)$")
+# Source packages whose name carries a major version without a dot (the regex cannot tell libxml2's 2 apart).
+_ALIASES = {"freerdp2": "freerdp", "freerdp3": "freerdp", "gnutls28": "gnutls", "libgcrypt20": "libgcrypt",
+            "libsdl2-image": "sdl_image", "libsdl3-image": "sdl_image", "libsoup3": "libsoup", "libtasn1-6": "libtasn1",
+            "libuv1": "libuv", "pcre3": "pcre", "dhcpcd5": "dhcpcd", "openjpeg2": "openjpeg", "libgd2": "libgd",
+            "bind9": "bind", "exim4": "exim", "grub2": "grub", "udisks2": "udisks", "apache2": "httpd",
+            "python2.7": "python", "qt6-base": "qtbase", "qtbase-opensource-src": "qtbase", "mysql-8.0": "mysql"}
 # Upstream names of Devign's projects: never in the package held-out set (a model trained on Devign saw them).
 DEVIGN_PROJECTS = frozenset({"ffmpeg", "qemu", "libav"})
 
@@ -119,5 +125,7 @@ def upstream_name(package: str) -> str:
     """The upstream project of a source package: versioned names folded (libpng1.6 -> libpng, glib2.0 -> glib,
     postgresql-13 -> postgresql); case folded to lower."""
     name = package.lower()
+    if name in _ALIASES:
+        return _ALIASES[name]
     m = _VERSIONED.match(name)
     return m.group(1) if m else name
