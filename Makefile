@@ -34,7 +34,7 @@ devign: $(STAMP)
 encoder: $(STAMP)
 	$(SG) pipeline --config configs/pipeline-encoder.yaml --set kernel=$(KERNEL) devign=$(DEVIGN)
 
-DEBIAN_SUITES ?= bullseye-security,bookworm-security,trixie-security,bullseye,bookworm,trixie
+DEBIAN_SUITES ?= bullseye-security,bookworm-security,trixie-security,bullseye,bookworm,trixie,forky
 DEBIAN_CACHE  ?= $(HOME)/.cache/streamguard/debian
 DEBIAN_OUT    ?= build/debian
 collect: $(STAMP)
