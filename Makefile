@@ -3,6 +3,7 @@
 # make test   - the whole test suite (offline, CPU)
 # make devign - the same pipeline on the full Devign data in ../shared/data/devign
 # make encoder KERNEL=DIR - pre-train the shipped C encoder from the kernel source (docs/pretrain.md)
+# make collect - rebuild data/collected/debian from Debian's security patches (network; docs/data-debian.md)
 
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
@@ -14,7 +15,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test devign encoder lint clean
+.PHONY: demo test devign encoder collect lint clean
 
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build
 $(STAMP): pyproject.toml
@@ -32,6 +33,16 @@ devign: $(STAMP)
 
 encoder: $(STAMP)
 	$(SG) pipeline --config configs/pipeline-encoder.yaml --set kernel=$(KERNEL) devign=$(DEVIGN)
+
+DEBIAN_SUITES ?= bullseye-security,bookworm-security,trixie-security,bullseye,bookworm,trixie,forky
+DEBIAN_CACHE  ?= $(HOME)/.cache/streamguard/debian
+DEBIAN_OUT    ?= build/debian
+collect: $(STAMP)
+	$(SG) data collect debian --all --suites $(DEBIAN_SUITES) --cache $(DEBIAN_CACHE) --out $(DEBIAN_OUT)
+	mkdir -p data/collected/debian
+	gzip -9nc $(DEBIAN_OUT)/pool.jsonl > data/collected/debian/pool.jsonl.gz
+	gzip -9nc $(DEBIAN_OUT)/rejects.jsonl > data/collected/debian/rejects.jsonl.gz
+	cp $(DEBIAN_OUT)/manifest.json data/collected/debian/manifest.json
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest

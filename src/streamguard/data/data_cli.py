@@ -33,6 +33,8 @@ def add_collect_commands(data: argparse._SubParsersAction, imp: argparse.Argumen
     b.add_argument("--test-project", required=True, help="project whose test functions form the test split")
     b.add_argument("--out", required=True, type=Path, help="processed dataset dir to write")
     b.set_defaults(func=_run_by_project)
+    from streamguard.data.debian_cli import add_collect_debian
+    add_collect_debian(data)
 
 
 def run_collect_import(args: argparse.Namespace) -> None:

@@ -2,7 +2,9 @@
 
 Rules (docs/data-collection.md):
 - The base keeps its train/valid/test; added rows go to train, except the CVE/pair groups drawn for
-  ``--holdout SOURCE=SHARE``, written to ``OUT/heldout/test.jsonl`` (never trained on). A group is a connected set
+  ``--holdout SOURCE=SHARE`` and the groups with a row whose ``holdout`` field is set (a source's own held-out
+  sets, e.g. the Debian collection's packages and time split), written to ``OUT/heldout/test.jsonl`` (never
+  trained on; such a group touching the base is dropped). A group is a connected set
   of rows sharing a pair id or a CVE: it is never split. Only groups with no row equal or near-equal to a base row
   can be held out (else a phase-1 model trained on the base would have seen it).
 - Evaluation rows = base valid + base test + held-out rows. A train row (base or added) equal (token text) or
@@ -107,9 +109,14 @@ def _assign_holdout(rows, groups, keys, near, holdout: dict[str, float], seed: i
     share: dict[int, float] = {}
     for i, r in enumerate(rows):  # a group spanning sources is held out at the smallest of their shares
         share[groups[i]] = min(share.get(groups[i], 1.0), 0.0 if r["is_base"] else holdout.get(r["source"], 0.0))
+    fixed = {groups[i] for i, r in enumerate(rows) if not r["is_base"] and r.get("holdout")}  # the source's own
     for i, r in enumerate(rows):
-        held = not r["is_base"] and groups[i] not in touches_base and _draw(groups[i], rows, seed) < share[groups[i]]
+        held = not r["is_base"] and groups[i] not in touches_base and (
+            groups[i] in fixed or _draw(groups[i], rows, seed) < share[groups[i]])
         r["split"] = "heldout" if held else (r["origin"] if r["is_base"] else "train")
+        if not r["is_base"] and groups[i] in fixed and groups[i] in touches_base:  # never trained on either
+            r["split"] = "heldout"
+            _drop(r, "held-out group equal or near-equal to a base row")
 
 
 def _drop(r: dict[str, Any], reason: str, match: dict[str, Any] | None = None, jac: float | None = None) -> None:
