@@ -1,11 +1,46 @@
-"""Argument parsing of the collector commands (``data import FORMAT``, ``data merge``,
-``data by-project``); no heavy imports here."""
+"""The ``data`` commands: ``import`` (CodeXGLUE or a collector format), ``download``, ``merge``, ``by-project``;
+argument parsing only, no heavy imports here."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from streamguard.cli.common import DeprecatedAlias
+
 COLLECT_FORMATS = ("jsonl", "csv", "bigvul", "primevul", "cdir")  # streamguard.data.collect.FORMATS
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="import or download raw datasets").add_subparsers(dest="data_cmd",
+                                                                                        required=True)
+    imp = data.add_parser("import", help="import a raw dataset into CodeXGLUE-format jsonl + manifest")
+    imp.add_argument("source_kind", choices=["codexglue", *COLLECT_FORMATS],
+                     help="the input's format: codexglue (Devign), or a collector format (docs/data-collection.md)")
+    imp.add_argument("--source", required=True, type=Path,
+                     help="folder with {train,valid,test}.jsonl, or Devign's function.json + train/valid/test.txt; "
+                          "collector formats: a file (a folder for cdir)")
+    imp.add_argument("--out", required=True, type=Path, help="raw dataset dir to write (jsonl splits + manifest)")
+    imp.add_argument("--dedup", action="store_true", help="drop from train what also appears in valid/test")
+    imp.set_defaults(func=_run_import)
+    add_collect_commands(data, imp)
+    dl = data.add_parser("download", help="fetch the public CodeXGLUE copy and verify its checksums")
+    dl.add_argument("source_kind", choices=["codexglue"], help="the dataset to fetch")
+    dl.add_argument("--out", required=True, type=Path, help="folder for the downloaded files")
+    dl.add_argument("--url", default=None, help="base URL of the copy (default: the public one)")
+    dl.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default %(default)s)")
+    dl.set_defaults(func=_run_download)
+
+
+def _run_import(args: argparse.Namespace) -> None:
+    if args.source_kind != "codexglue":
+        return run_collect_import(args)
+    from streamguard.data.ingest import import_codexglue
+    import_codexglue(args.source, args.out, dedup=args.dedup)
+
+
+def _run_download(args: argparse.Namespace) -> None:
+    from streamguard.data.download import download_codexglue
+    download_codexglue(args.out, base_url=args.url, timeout=args.timeout)
 
 
 def add_collect_commands(data: argparse._SubParsersAction, imp: argparse.ArgumentParser) -> None:
@@ -20,7 +55,11 @@ def add_collect_commands(data: argparse._SubParsersAction, imp: argparse.Argumen
     m.add_argument("--out", required=True, type=Path, help="merged raw dataset dir (+ rejects and a report)")
     m.add_argument("--holdout", default="", metavar="SOURCE=SHARE,...",
                    help="hold out a share of an added source's CVE/pair groups as OUT/heldout (never trained on)")
-    m.add_argument("--threshold", type=float, default=None, help="MinHash/LSH Jaccard threshold (default 0.8)")
+    m.add_argument("--near-dup-jaccard", dest="near_dup_jaccard", type=float, default=None,
+                   help="MinHash/LSH Jaccard similarity at or above which two functions are near-duplicates "
+                        "(default 0.8)")
+    m.add_argument("--threshold", dest="near_dup_jaccard", type=float, action=DeprecatedAlias,
+                   new="--near-dup-jaccard", help="deprecated: the old name of --near-dup-jaccard (warns)")
     m.add_argument("--seed", type=int, default=0, help="seed of the held-out group draw")
     m.set_defaults(func=_run_merge)
     b = data.add_parser("by-project", help="a cross-project split of processed data: train and valid from one "
@@ -45,4 +84,4 @@ def _run_by_project(args: argparse.Namespace) -> None:
 def _run_merge(args: argparse.Namespace) -> None:
     from streamguard.data.merge import DEFAULT_THRESHOLD, merge
     merge(args.base, args.add, args.out, holdout=args.holdout, seed=args.seed,
-          threshold=DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
+          threshold=DEFAULT_THRESHOLD if args.near_dup_jaccard is None else args.near_dup_jaccard)

@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from streamguard.config import EngineConfig
-from streamguard.data.corpus import read_corpus
+from streamguard.data.corpus import devign_functions, read_corpus
 from streamguard.errors import UserError
 from streamguard.pretrain import data as pdata
 from streamguard.pretrain.export import CURVE, LossCurve
@@ -140,10 +140,10 @@ def _inputs(corpus: Path, out: Path, cfg: PretrainConfig) -> tuple[Any, list, li
         for name in ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):  # tokenizer.json last:
             if (Path(cfg.init) / name).is_file():                                          # it marks the copy done
                 shutil.copy(Path(cfg.init) / name, out / "tokenizer" / name)
-    tokenizer = pdata.prepare_tokenizer(out / "tokenizer", codes, pdata.devign_functions(Path(cfg.devign), "train"),
+    tokenizer = pdata.prepare_tokenizer(out / "tokenizer", codes, devign_functions(Path(cfg.devign), "train"),
                                         cfg.vocab_size)
     rows = pdata.encode_cached(tokenizer, codes, cfg.max_length, out / "cache" / "corpus")
-    valid = pdata.devign_functions(Path(cfg.devign), "valid", cfg.valid_functions)
+    valid = devign_functions(Path(cfg.devign), "valid", cfg.valid_functions)
     valid_rows = pdata.encode_cached(tokenizer, valid, cfg.max_length, out / "cache" / "devign_valid")
     return tokenizer, rows, valid_rows, manifest
 

@@ -57,7 +57,7 @@ def progress_bar(refresh_rate: int) -> pl.Callback:
     """The engine's progress bar: the pipeline's live line while a pipeline runs, else Lightning's on stderr."""
     from streamguard import progress
 
-    return progress.stage_bar() if progress.active() else StderrProgressBar(refresh_rate=refresh_rate)
+    return progress.stage_bar(store.run_name) if progress.active() else StderrProgressBar(refresh_rate=refresh_rate)
 
 
 def format_line(row: dict[str, Any]) -> str:
