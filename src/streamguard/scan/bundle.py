@@ -24,7 +24,8 @@ from typing import Any
 from streamguard import thresholds
 from streamguard.errors import UserError
 from streamguard.provenance import git_state, package_versions, sha256_file
-from streamguard.scan.model import PREP_FILES, ModelSource, open_model
+from streamguard.rundir import read_exp_config
+from streamguard.scan.model import PREP_FILES, ModelSource
 
 BUNDLE_FILE = "bundle.json"
 TRANSFORMER_EXPORT = "hf_model"  # = streamguard.train.transformer.EXPORT_DIR (not imported: torch is slow to load)
@@ -131,6 +132,24 @@ def verify(root: Path) -> None:
             raise UserError(f"{root}: {rel} is a link; refused")
         if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
             raise UserError(f"{root}: {rel} does not match its sha256 in {MANIFEST} (corrupt or changed); refused")
+
+
+# open_model lives here, not in scan.model: it dispatches to open_bundle, and this module imports scan.model
+def open_model(path: str | os.PathLike, data: str | os.PathLike | None = None) -> ModelSource:
+    """A bundle (``bundle.json``; its manifest is checked) or a run directory (``exp_config.json``; its
+    processed data dir, recorded or given as ``data``, supplies the tokenizer and vocabulary)."""
+    p = Path(path)
+    if (p / BUNDLE_FILE).is_file():
+        return open_bundle(p)
+    if not (p / "exp_config.json").is_file():
+        raise UserError(f"{p} is neither a model bundle (bundle.json) nor a run directory (exp_config.json)")
+    exp = read_exp_config(p)
+    prep_dir = Path(data) if data else Path(str(exp.get("data_dir") or ""))
+    if not all((prep_dir / f).is_file() for f in PREP_FILES) or not (prep_dir / "tokenizer").is_dir():
+        raise UserError(f"run {p}: its processed data dir {str(prep_dir)!r} (tokenizer, node vocabulary) is not "
+                        "here; pass --data DIR, or scan with a bundle made by `streamguard export`")
+    return ModelSource(exp["model"], p, prep_dir, thresholds.run_threshold(p), p.name, False,
+                       {"run": str(p), "data_dir": str(prep_dir)})
 
 
 def open_bundle(root: Path) -> ModelSource:
