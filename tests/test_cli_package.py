@@ -105,3 +105,25 @@ def test_pretrain_config_built_in_python_checks_its_ranges_too() -> None:
     from streamguard.pretrain.train import PretrainConfig
     with pytest.raises(UserError, match="'epochs': must be >= 1"):
         PretrainConfig(epochs=-5)
+
+
+WITH_CONFIG = {"preprocess", "train lexical", "train gnn", "train transformer", "fuse", "evaluate", "pretrain",
+               "cloud sagemaker train", "cloud sagemaker pretrain", "cloud estimate", "pipeline"}
+
+
+def test_the_commands_with_config_and_set_are_the_ones_readme_names() -> None:
+    """README lists the commands that take --config/--set; a new command with settings must join the list."""
+    found = set()
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs:
+            for name, child in subs[0].choices.items():
+                walk(child, f"{path} {name}".strip())
+        elif {"--config", "--set"} <= {f for a in parser._actions for f in a.option_strings}:
+            found.add(path)
+    walk(build_parser(), "")
+    assert found == WITH_CONFIG
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for command in {"train KIND" if c.startswith("train ") else c for c in WITH_CONFIG}:
+        assert f"`{command}`" in readme, command
