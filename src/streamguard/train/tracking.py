@@ -144,7 +144,7 @@ def configure_threads(cfg: EngineConfig) -> int:
     """Split the cores between the processes of a CPU run; several processes with all threads each thrash."""
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // max(1, cfg.devices))
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)  # threads started from here on inherit it (see cli.prepare_torch_cpu)
+    torch.set_flush_denormal(True)  # threads started from here on inherit it (see runtime.prepare_torch_cpu)
     return threads
 
 
