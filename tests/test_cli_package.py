@@ -56,8 +56,9 @@ def test_token_budget_is_max_length_and_max_tokens_still_works() -> None:
 
 
 def test_preprocess_runs_with_the_old_spelling(raw_small: Path, tmp_path: Path) -> None:
-    out = tmp_path / "p"
-    assert main(["preprocess", "--raw", str(raw_small), "--out", str(out), "--tokenizer", "bpe", "--quick-test",
+    out, raw = tmp_path / "p", tmp_path / "raw"
+    assert main(["data", "import", "codexglue", "--source", str(raw_small), "--out", str(raw)]) == 0
+    assert main(["preprocess", "--raw", str(raw), "--out", str(out), "--tokenizer", "bpe", "--quick-test",
                  "--workers", "1", "--max-tokens", "64", "--set", "bpe_vocab_size=300"]) == 0
     import json
     assert json.loads((out / "preprocessing_metadata.json").read_text())["config"]["max_tokens"] == 64
