@@ -39,7 +39,7 @@ def main() -> None:
                     help="flush (as every training process does) or keep denormal floats")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    # before the first parallel op: torch's threads inherit the floating-point mode (cli.prepare_torch_cpu)
+    # before the first parallel op: torch's threads inherit the floating-point mode (runtime.prepare_torch_cpu)
     torch.set_flush_denormal(args.denormals == "flush")
     torch.set_num_threads(args.threads)
     cfg = load_config(GNNConfig, ROOT / "configs" / "gnn.yaml", extra=args.set)

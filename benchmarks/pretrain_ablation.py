@@ -41,7 +41,7 @@ def make_subset(data: Path, out: Path, sizes: dict[str, int | None], seed: int =
 
 def run_arm(data: Path, out: Path, arm: str, encoder: Path, seed: int, max_length: int, epochs: int,
             threads: int, lr: float | None = None, tag: str = "") -> Path:
-    from streamguard.cli import prepare_torch_cpu
+    from streamguard.runtime import prepare_torch_cpu
     prepare_torch_cpu()
     from streamguard.train import transformer as kind
     model = "tiny" if arm == "scratch" else str(encoder)

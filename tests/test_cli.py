@@ -31,7 +31,7 @@ import sys
 
 import pytest
 import torch
-from streamguard.cli import prepare_torch_cpu
+from streamguard.runtime import prepare_torch_cpu
 if sys.argv[1] == "prepared":
     prepare_torch_cpu()
 torch.set_num_threads(2)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from streamguard.cli import main
 from streamguard.errors import UserError
 from streamguard.pipeline import load_steps, results_table, run_pipeline, summarize
 
@@ -56,7 +57,7 @@ def test_params_refer_to_params_and_values_override(tmp_path: Path, pipeline_fil
 def test_a_failed_step_stops_the_job_and_a_rerun_resumes_from_it(tmp_path: Path, pipeline_file: Path,
                                                                   raw_small: Path, capsys) -> None:
     with pytest.raises(UserError, match="pipeline step 'second' failed"):
-        run_pipeline(pipeline_file, {})
+        run_pipeline(pipeline_file, {}, main=main)
     err = capsys.readouterr().err
     logs = tmp_path / "runs" / "small" / "logs"
     assert "✓ first" in err and "x second" in err and "third" not in err
@@ -65,7 +66,7 @@ def test_a_failed_step_stops_the_job_and_a_rerun_resumes_from_it(tmp_path: Path,
     assert (tmp_path / "raw" / "small-1" / "manifest.json").is_file()
     assert not (tmp_path / "raw" / "small-3").exists()
 
-    results = run_pipeline(pipeline_file, {"second_source": str(raw_small)})
+    results = run_pipeline(pipeline_file, {"second_source": str(raw_small)}, main=main)
     assert [(r["name"], r["skipped"]) for r in results] == [("first", True), ("second", False), ("third", False)]
     err = capsys.readouterr().err
     assert "- first" in err and "done" in err and "✓ second" in err and "✓ third" in err
@@ -73,7 +74,7 @@ def test_a_failed_step_stops_the_job_and_a_rerun_resumes_from_it(tmp_path: Path,
     assert len(lines) == 4  # a header and one line per step, nothing else
     assert "imported train" in (logs / "third.log").read_text()  # what the step printed went to its log
 
-    again = run_pipeline(pipeline_file, {}, only=["third"])  # done files are not needed for --only
+    again = run_pipeline(pipeline_file, {}, only=["third"], main=main)  # done files are not needed for --only
     assert [(r["name"], r["skipped"]) for r in again] == [("third", False)]
 
 

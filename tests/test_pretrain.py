@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from streamguard.config import PreprocessConfig, TransformerConfig
-from streamguard.data.corpus import build_corpus
+from streamguard.data.corpus import build_corpus, devign_functions
 from streamguard.pretrain.export import load_mlm, read_curve
 from streamguard.pretrain.train import PretrainConfig, pretrain
 
@@ -60,7 +60,7 @@ def test_export_is_a_hugging_face_encoder_with_card_and_checksums(run: Path, raw
     from streamguard.pretrain import data as pdata
     from streamguard.pretrain.train import heldout_loss
     tok = AutoTokenizer.from_pretrained(str(folder))
-    rows = pdata.encode_cached(tok, pdata.devign_functions(raw_small, "valid", 12), 128, run / "cache" / "check")
+    rows = pdata.encode_cached(tok, devign_functions(raw_small, "valid", 12), 128, run / "cache" / "check")
     batches = pdata.fixed_masked_batches(DataCollatorForLanguageModeling(tok), rows, 8, 3)
     after = json.loads((run / "pretrain_summary.json").read_text())["heldout_mlm_loss_after"]
     assert heldout_loss(load_mlm(folder), batches) == pytest.approx(after, abs=0.02)

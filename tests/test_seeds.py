@@ -1,4 +1,5 @@
 """--seeds on training commands (OUT/seed-N, resumable, evaluation groups them) and lexical sample weights."""
+import argparse
 import json
 from pathlib import Path
 
@@ -66,3 +67,33 @@ def test_lexical_reads_denoise_sample_weights(data, tmp_path):
         rows = [json.loads(x) for x in (tmp_path / name / "predictions/test.jsonl").read_text().splitlines()]
         probs[name] = sum(r["prob_vulnerable"] for r in rows) / len(rows)
     assert probs["weighted"] < probs["plain"] - 0.1  # every vulnerable train item weighs 0.05
+
+
+def test_seeds_with_register_registers_every_seed_run(data, tmp_path, capsys, monkeypatch):
+    """The bug this replaces: the wrapped command trained every seed, then exited 2 ("OUT is not a run
+    directory") because it registered OUT itself, the folder of the seed runs."""
+    import mlflow
+
+    from streamguard.cloud.model_registry import list_versions
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    out = tmp_path / "lex"
+    assert main(["train", "lexical", "--data", str(data), "--out", str(out), "--config", str(data.parent / "lex.yaml"),
+                 "--seeds", "1,2", "--register", "lex-seeds"]) == 0
+    printed = capsys.readouterr().out
+    assert "registered lex-seeds version 1" in printed and "registered lex-seeds version 2" in printed
+    rows = list_versions(store, "lex-seeds")
+    assert [r["version"] for r in rows] == [2, 1] and {r["kind"] for r in rows} == {"lexical"}
+    client = mlflow.MlflowClient(store)
+    by_version = sorted(rows, key=lambda r: r["version"])
+    sources = [client.get_run(r["run_id"]).data.tags["source_run_dir"] for r in by_version]
+    assert sources == [str(out / "seed-1"), str(out / "seed-2")]
+
+
+def test_fuse_and_every_train_kind_declare_seeds_and_register():
+    from streamguard.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    train = next(a for a in sub["train"]._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for parser in [*train.values(), sub["fuse"]]:
+        flags = {f for a in parser._actions for f in a.option_strings}
+        assert {"--seeds", "--register", "--config", "--set"} <= flags, parser.prog

@@ -1,7 +1,17 @@
-"""StreamGuard: detectors of vulnerable C functions. ``streamguard.load(bundle)`` gives a ready detector."""
+"""StreamGuard: detectors of vulnerable C functions. ``streamguard.load(bundle)`` gives a ready detector.
+
+The public Python API is this package's top level: ``import_dataset``, ``preprocess``, ``train_model``,
+``export`` (streamguard.api: each a stage of the command line), ``load``, and ``UserError``;
+examples/scan_quickstart.py uses all of them.
+"""
 from __future__ import annotations
 
 from typing import Any
+
+from streamguard.api import export, import_dataset, preprocess, train_model
+from streamguard.errors import UserError  # what bad input raises: one line to show, no traceback
+
+__all__ = ["UserError", "export", "import_dataset", "load", "preprocess", "train_model"]
 
 
 def load(path: Any, threshold: float | None = None, data: Any = None, workers: int = 1,

@@ -9,7 +9,7 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
@@ -61,17 +61,18 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[st
     """Build ``cls`` from its defaults, then a YAML file, then explicit overrides, then ``key=value`` strings.
     Values are checked against each field's range and choices (one clear line when out of range)."""
     values: dict[str, Any] = {}
+    aliases = getattr(cls, "KEY_ALIASES", {})  # another spelling of a key: the CLI's one name for a concept
     if path is not None:
         for key, value in _read_yaml(Path(path)).items():
-            values[key] = _coerce_key(cls, key, value)
+            values[aliases.get(key, key)] = _coerce_key(cls, aliases.get(key, key), value)
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _coerce_key(cls, key, value)
     for item in extra or []:
         if "=" not in item:
             raise UserError(f"override '{item}' must look like key=value")
-        key, value = item.split("=", 1)
-        values[key.strip()] = _coerce_key(cls, key.strip(), value.strip())
+        key, value = (part.strip() for part in item.split("=", 1))
+        values[aliases.get(key, key)] = _coerce_key(cls, aliases.get(key, key), value)
     return cls(**values)
 
 
@@ -143,6 +144,8 @@ MONITORS = ("val_roc_auc", "val_f1_vulnerable", "val_accuracy")
 class PreprocessConfig(Checked):
     tokenizer: str = "microsoft/codebert-base"  # a hub name, a local directory, or "bpe"
     max_tokens: int = _field(512, lo=3)         # budget including the two special tokens (CLS, SEP)
+    # max_length is the token budget's name everywhere else (transformer, pretrain, the CLI's --max-length)
+    KEY_ALIASES: ClassVar[dict[str, str]] = {"max_length": "max_tokens"}
     bpe_vocab_size: int = _field(16000, lo=300)
     node_vocab_size: int = _field(1000, lo=2)
     vocab_sample: int = _field(5000, lo=1)      # train functions the node vocabulary is counted on

@@ -77,13 +77,13 @@ def _finished(step: dict[str, Any], marker: Path) -> bool:
     return Path(step["done"]).exists() and isinstance(record, dict) and record.get("args") == step["args"]
 
 
-def run_pipeline(path: Path, values: dict[str, str], only: list[str] | None = None) -> list[dict[str, Any]]:
-    """Run the steps; a failing step stops the job with its name, and a rerun resumes from it.
+def run_pipeline(path: Path, values: dict[str, str], only: list[str] | None = None, *,
+                 main: Callable[[list[str]], int]) -> list[dict[str, Any]]:
+    """Run the steps with ``main`` (the ``streamguard`` command's, which the CLI passes in: this module sits
+    below the CLI); a failing step stops the job with its name, and a rerun resumes from it.
 
     The console shows one line per step with its time, a live progress line while a step runs, the warnings,
     and at the end the test results and the report path; each step's whole output goes to its log file."""
-    from streamguard.cli import main
-
     steps, params = load_steps(path, values)
     todo = [s for s in steps if not only or s["name"] in only]
     logs_dir = logs_folder(params)

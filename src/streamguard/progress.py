@@ -6,6 +6,7 @@ pipeline display is active (otherwise the engine keeps its own bar on stderr).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +63,10 @@ def active() -> StageDisplay | None:
     return _active
 
 
-def stage_bar() -> Any:
-    """A Lightning progress bar that reports to the active display (import of Lightning deferred to here)."""
+def stage_bar(run_name: Callable[[Path], str]) -> Any:
+    """A Lightning progress bar that reports to the active display (import of Lightning deferred to here);
+    ``run_name`` names a run by its folder (the trainer's, which knows: this module sits below it)."""
     from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
-
-    from streamguard.train.mlflow_store import run_name
 
     class StageBar(ProgressBar):
         """Training progress (batches over all epochs) and the latest validation score, on the stage's line."""

@@ -128,7 +128,7 @@ def export_model(run_dir: Path, model_dir: Path, with_checkpoint: bool = True) -
 
 
 def run(paths: jobspec.SageMakerPaths) -> Path:
-    from streamguard.cli import prepare_torch_cpu
+    from streamguard.runtime import prepare_torch_cpu
     from streamguard.train import registry
 
     kind, cfg, control = jobspec.decode_hyperparameters(read_hyperparameters(paths))

@@ -134,13 +134,22 @@ def _build(source: Path, out: Path, devign: Path | None, subdirs: list[str] | No
                                                "exclude": exclude}, min_tokens, col, started)
 
 
+def devign_functions(devign: Path, split: str, limit: int | None = None) -> list[str]:
+    """The non-empty ``func`` texts of a CodeXGLUE split, in file order (the first ``limit``)."""
+    path = Path(devign) / f"{split}.jsonl"
+    if not path.is_file():
+        raise UserError(f"Devign split not found: {path}")
+    out = [row["func"] for _, row in read_jsonl_lines(path) if isinstance(row, dict)
+           and isinstance(row.get("func"), str) and row["func"].strip()]
+    return out[:limit] if limit is not None else out
+
+
 def build_devign_train_corpus(devign: Path, out: Path, min_tokens: int = 10) -> dict[str, Any]:
     """Devign's train functions (text only, never labels) as a corpus for task-adaptive pre-training.
 
     Only train text is used, and a train function that is the same as a valid or test function is dropped
     (Devign repeats some functions across splits), so no evaluation function is ever pre-trained on.
     """
-    from streamguard.pretrain.data import devign_functions
     started = time.time()
     with locked(out, "--out"):  # one writer per output folder, as every stage
         col = _Collector(devign_keys(devign, ("valid", "test")), min_tokens)

@@ -16,19 +16,9 @@ import numpy as np
 import torch
 
 from streamguard.atomic import atomic_open
-from streamguard.data.records import read_jsonl_lines
 from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
 from streamguard.train.batches import length_grouped_batches
-
-
-def devign_functions(devign: Path, split: str, limit: int | None = None) -> list[str]:
-    path = Path(devign) / f"{split}.jsonl"
-    if not path.is_file():
-        raise UserError(f"Devign split not found: {path}")
-    out = [row["func"] for _, row in read_jsonl_lines(path) if isinstance(row, dict)
-           and isinstance(row.get("func"), str) and row["func"].strip()]
-    return out[:limit] if limit is not None else out
 
 
 def prepare_tokenizer(folder: Path, corpus_codes: list[str], devign_train: list[str], vocab_size: int) -> Any:

@@ -14,7 +14,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -22,8 +22,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from streamguard.atomic import write_text
-from streamguard.config import EngineConfig
-from streamguard.data.corpus import read_corpus
+from streamguard.config import Checked, _field
+from streamguard.data.corpus import devign_functions, read_corpus
 from streamguard.errors import UserError
 from streamguard.pretrain import data as pdata
 from streamguard.pretrain.export import CURVE, LossCurve
@@ -38,29 +38,40 @@ log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
-class PretrainConfig(EngineConfig):
+class PretrainConfig(Checked):
+    """Masked-language-model pre-training: exactly the keys it reads, each with its range (a key it would
+    ignore, e.g. the fine-tuning loop's optimizer or patience, is refused, not silently dropped)."""
     devign: str = "../shared/data/devign"   # CodeXGLUE jsonl: train joins the BPE, valid is the held-out set
-    vocab_size: int = 16000
-    hidden: int = 128                        # the shape of configs/devign/transformer.yaml's tiny encoder:
-    layers: int = 2                          # fine-tuning in `make devign` costs what it did from scratch
-    heads: int = 2
-    intermediate: int = 512
-    max_length: int = 512
-    dropout: float = 0.1
-    mlm_probability: float = 0.15
-    steps_per_epoch: int = 100               # an "epoch" = a checkpoint + held-out evaluation interval
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    optimizer: str = "adamw"
-    warmup_steps: int = 200
-    valid_functions: int = 256               # Devign valid functions in the held-out MLM loss
-    max_minutes: float = 0.0                 # stop after this long (wall clock); 0 = no limit
-    max_steps: int = 0                       # stop after this many steps (the schedule still spans all
-                                             # epochs): reproduces a run that max_minutes stopped; 0 = no limit
-    init: str = ""                           # an exported encoder to continue from (its weights, MLM head
-                                             # and tokenizer; the shape keys must match it); "" = random
+    vocab_size: int = _field(16000, lo=260)  # byte-level BPE: the 256 bytes and the special tokens at least
+    hidden: int = _field(128, lo=1)          # the shape of configs/devign/transformer.yaml's tiny encoder:
+    layers: int = _field(2, lo=1)            # fine-tuning in `make devign` costs what it did from scratch
+    heads: int = _field(2, lo=1)
+    intermediate: int = _field(512, lo=1)
+    max_length: int = _field(512, lo=8)
+    dropout: float = _field(0.1, lo=0, hi=1)
+    mlm_probability: float = _field(0.15, lo=0, hi=1, lo_open=True)
+    steps_per_epoch: int = _field(100, lo=1)  # an "epoch" = a checkpoint + held-out evaluation interval
+    epochs: int = _field(30, lo=1)
+    batch_size: int = _field(16, lo=1)
+    lr: float = _field(5e-4, lo=0, lo_open=True)
+    weight_decay: float = _field(0.01, lo=0)  # AdamW's decoupled decay
+    grad_clip: float = _field(1.0, lo=0)      # 0 = no clipping
+    warmup_steps: int = _field(200, lo=0)
+    valid_functions: int = _field(256, lo=1)  # Devign valid functions in the held-out MLM loss
+    max_minutes: float = _field(0.0, lo=0)    # stop after this long (wall clock); 0 = no limit
+    max_steps: int = _field(0, lo=0)          # stop after this many steps (the schedule still spans all
+                                              # epochs): reproduces a run that max_minutes stopped; 0 = no limit
+    init: str = ""                            # an exported encoder to continue from (its weights, MLM head
+                                              # and tokenizer; the shape keys must match it); "" = random
+    seed: int = 42
+    deterministic: bool = False
+    precision: str = "32-true"                # bf16-mixed on CPU, 16-mixed on CUDA
+    accelerator: str = "auto"
+    threads: int = _field(0, lo=0)            # torch threads; 0 = all cores
+    checkpoint_uri: str | None = None         # any fsspec URL; s3://bucket/prefix mirrors checkpoints
+    tracking_uri: str | None = None           # MLflow; default MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    experiment: str = "streamguard"
+    devices: ClassVar[int] = 1                # one process (configure_threads reads it); not a key
 
     def shape(self) -> EncoderShape:
         return EncoderShape(self.hidden, self.layers, self.heads, self.intermediate, self.max_length, self.dropout)
@@ -142,10 +153,10 @@ def _inputs(corpus: Path, out: Path, cfg: PretrainConfig) -> tuple[Any, list, li
         for name in ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):  # tokenizer.json last:
             if (Path(cfg.init) / name).is_file():                                          # it marks the copy done
                 shutil.copy(Path(cfg.init) / name, out / "tokenizer" / name)
-    tokenizer = pdata.prepare_tokenizer(out / "tokenizer", codes, pdata.devign_functions(Path(cfg.devign), "train"),
+    tokenizer = pdata.prepare_tokenizer(out / "tokenizer", codes, devign_functions(Path(cfg.devign), "train"),
                                         cfg.vocab_size)
     rows = pdata.encode_cached(tokenizer, codes, cfg.max_length, out / "cache" / "corpus")
-    valid = pdata.devign_functions(Path(cfg.devign), "valid", cfg.valid_functions)
+    valid = devign_functions(Path(cfg.devign), "valid", cfg.valid_functions)
     valid_rows = pdata.encode_cached(tokenizer, valid, cfg.max_length, out / "cache" / "devign_valid")
     return tokenizer, rows, valid_rows, manifest
 

@@ -23,12 +23,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from streamguard import thresholds
 from streamguard.atomic import make_dir
 from streamguard.errors import UserError
 from streamguard.provenance import git_state, package_versions, sha256_file
+from streamguard.rundir import read_exp_config
 from streamguard.runlock import locked_file
 from streamguard.scan import bundle_check
-from streamguard.scan.model import PREP_FILES, ModelSource, open_model
+from streamguard.scan.model import PREP_FILES, ModelSource
 from streamguard.train import kinds
 
 BUNDLE_FILE = "bundle.json"
@@ -102,6 +104,29 @@ def verify(root: Path) -> None:
         if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
             raise UserError(f"{root}: {rel} does not match its sha256 in {MANIFEST} (corrupt or changed); refused")
         bundle_check.check_file(root, rel)
+
+
+# open_model lives here, not in scan.model: it dispatches to open_bundle, and this module imports scan.model
+def open_model(path: str | os.PathLike, data: str | os.PathLike | None = None) -> ModelSource:
+    """A bundle (``bundle.json``; its manifest is checked) or a run directory (``exp_config.json``; its
+    processed data dir, recorded or given as ``data``, supplies the tokenizer and vocabulary)."""
+    p = Path(path)
+    if (p / BUNDLE_FILE).is_file():
+        src = open_bundle(p)
+        missing = kinds.missing_bundle_file(src.model_dir, src.kind)
+        if missing:
+            raise UserError(f"{p}: model/{missing} is missing (a bundle of another layout); export the run again "
+                            "with `streamguard export RUN --out DIR`")
+        return src
+    if not (p / "exp_config.json").is_file():
+        raise UserError(f"{p} is neither a model bundle (bundle.json) nor a run directory (exp_config.json)")
+    exp = read_exp_config(p)
+    prep_dir = Path(data) if data else Path(str(exp.get("data_dir") or ""))
+    if not all((prep_dir / f).is_file() for f in PREP_FILES) or not (prep_dir / "tokenizer").is_dir():
+        raise UserError(f"run {p}: its processed data dir {str(prep_dir)!r} (tokenizer, node vocabulary) is not "
+                        "here; pass --data DIR, or scan with a bundle made by `streamguard export`")
+    return ModelSource(exp["model"], p, prep_dir, thresholds.run_threshold(p), p.name, False,
+                       {"run": str(p), "data_dir": str(prep_dir)})
 
 
 def open_bundle(root: Path) -> ModelSource:

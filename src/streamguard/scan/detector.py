@@ -11,7 +11,8 @@ from typing import Any
 from streamguard import thresholds
 from streamguard.data.extract import CFunction, extract_functions, included, iter_c_files, matches_any
 from streamguard.scan import diffs
-from streamguard.scan.model import ModelSource, Scorer, open_model
+from streamguard.scan.bundle import open_model
+from streamguard.scan.model import ModelSource, Scorer
 from streamguard.scan.results import FileResult, Finding, LineEvidence, ScanReport, Score, fingerprint
 
 CHUNK = 2048                       # functions scored per batch: bounds memory on large trees

@@ -24,14 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from streamguard import thresholds
 from streamguard.config import PreprocessConfig
 from streamguard.data import preprocess as prep
 from streamguard.data.records import RecordError, validate_raw
 from streamguard.errors import UserError
-from streamguard.rundir import read_exp_config
 from streamguard.scan import PRECISIONS
-from streamguard.train import kinds, registry
+from streamguard.train import registry
 
 log = logging.getLogger(__name__)
 SOURCE = "scan"
@@ -59,29 +57,6 @@ class ModelSource:
     name: str
     is_bundle: bool
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def open_model(path: str | os.PathLike, data: str | os.PathLike | None = None) -> ModelSource:
-    """A bundle (``bundle.json``; its manifest is checked) or a run directory (``exp_config.json``; its
-    processed data dir, recorded or given as ``data``, supplies the tokenizer and vocabulary)."""
-    from streamguard.scan import bundle
-    p = Path(path)
-    if (p / bundle.BUNDLE_FILE).is_file():
-        src = bundle.open_bundle(p)
-        missing = kinds.missing_bundle_file(src.model_dir, src.kind)
-        if missing:
-            raise UserError(f"{p}: model/{missing} is missing (a bundle of another layout); export the run again "
-                            "with `streamguard export RUN --out DIR`")
-        return src
-    if not (p / "exp_config.json").is_file():
-        raise UserError(f"{p} is neither a model bundle (bundle.json) nor a run directory (exp_config.json)")
-    exp = read_exp_config(p)
-    prep_dir = Path(data) if data else Path(str(exp.get("data_dir") or ""))
-    if not all((prep_dir / f).is_file() for f in PREP_FILES) or not (prep_dir / "tokenizer").is_dir():
-        raise UserError(f"run {p}: its processed data dir {str(prep_dir)!r} (tokenizer, node vocabulary) is not "
-                        "here; pass --data DIR, or scan with a bundle made by `streamguard export`")
-    return ModelSource(exp["model"], p, prep_dir, thresholds.run_threshold(p), p.name, False,
-                       {"run": str(p), "data_dir": str(prep_dir)})
 
 
 def preprocess_config(prep_dir: Path) -> PreprocessConfig:

@@ -2,16 +2,14 @@
 
 ``evaluate --runs NAME='OUT/seed-*'`` groups them (docs/evaluation.md). A seed whose run already holds
 ``predictions/test.jsonl`` is not trained again, so a rerun resumes. Two entry points, one loop (``run_seeds``):
-``train_seeds`` for Python callers (any kind of the registry) and ``add_seeds_option`` for the CLI, which wraps
-each training command's own function and passes ``--set seed=N`` and ``--out OUT/seed-N`` to it, so every kind's
-config handling stays where it is.
+``train_seeds`` for Python callers (any kind of the registry) and the ``--seeds`` option of ``train KIND`` and
+``fuse`` (streamguard.cli.train), which builds the config once and trains a copy with each seed.
 
 A folder of seed runs is also one model, a seed ensemble: ``predict_ensemble`` averages its seeds' log-odds
 (the fusion's ``base_seeds`` uses that as one base model; a plain run is its own one-member ensemble).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable
@@ -21,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from streamguard.errors import UserError
-from streamguard.rundir import SEED_PREFIX, RunDir
+from streamguard.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +106,3 @@ def train_seeds(kind: str, data_dir: Path, out: Path, cfg: Any, seeds: Iterable[
     from streamguard.train import registry
     module = registry.get(kind)
     return run_seeds(seeds, out, lambda s, run: module.train(data_dir, run, dataclasses.replace(cfg, seed=s)))
-
-
-def _per_seed(func: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], Any]:
-    def run(args: argparse.Namespace) -> Any:
-        if not getattr(args, "seeds", None):
-            return func(args)
-        if getattr(args, "seed", None) is not None:
-            raise UserError("give --seed or --seeds, not both")
-        overrides = list(getattr(args, "set", None) or [])
-        return run_seeds(args.seeds, args.out, lambda s, run: func(argparse.Namespace(
-            **{**vars(args), "out": run, "seeds": None, "set": [*overrides, f"seed={s}"]})))
-    return run
-
-
-def add_seeds_option(parsers: Iterable[argparse.ArgumentParser]) -> None:
-    """Give each training command ``--seeds``; its function then runs once per seed into OUT/seed-N."""
-    for p in parsers:
-        p.add_argument("--seeds", default=None, metavar="1,2,3",
-                       help=f"train one run per seed into OUT/{SEED_PREFIX}N (finished seeds are skipped)")
-        p.set_defaults(func=_per_seed(p.get_default("func")))

@@ -56,7 +56,7 @@ def progress_bar(refresh_rate: int) -> pl.Callback:
     """The engine's progress bar: the pipeline's live line while a pipeline runs, else Lightning's on stderr."""
     from streamguard import progress
 
-    return progress.stage_bar() if progress.active() else StderrProgressBar(refresh_rate=refresh_rate)
+    return progress.stage_bar(store.run_name) if progress.active() else StderrProgressBar(refresh_rate=refresh_rate)
 
 
 def format_line(row: dict[str, Any]) -> str:
@@ -139,7 +139,7 @@ def configure_threads(cfg: EngineConfig) -> int:
     """Split the cores between the processes of a CPU run; several processes with all threads each thrash."""
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // max(1, cfg.devices))
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)  # threads started from here on inherit it (see cli.prepare_torch_cpu)
+    torch.set_flush_denormal(True)  # threads started from here on inherit it (see runtime.prepare_torch_cpu)
     return threads
 
 

@@ -1,7 +1,6 @@
-"""The ``cloud`` and ``models`` commands, and ``--register NAME`` on every training command.
+"""The ``cloud`` commands (SageMaker jobs, estimates) and the ``models`` commands (the MLflow registry).
 
-Registered from streamguard/cli.py with one call, ``add_parsers(sub)``, made after the training commands
-exist so that each of them (whatever kinds the registry has) gets ``--register``.
+``--register NAME`` of ``train KIND`` and ``fuse`` is an option of those commands (streamguard.cli.train).
 """
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from streamguard.train import registry
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_cloud(sub)
     _add_models(sub)
-    _add_register_option(sub)
 
 
 def _add_cloud(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +45,7 @@ def _add_cloud(sub: argparse._SubParsersAction) -> None:
     e.add_argument("kind", choices=[*registry.known_kinds(), "pretrain"], help="the model kind to price")
     e.add_argument("--data", type=Path, default=None, help="processed dataset dir (its train split is counted); "
                    "pretrain needs none")
-    e.add_argument("--instance-count", type=int, default=1, help="instances of a DDP job (default 1)")
+    e.add_argument("--instance-count", type=argtypes.positive_int, default=1, help="instances of a DDP job (default 1)")
     e.add_argument("--config", type=Path, default=None, help="the YAML config the job would train with")
     e.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     e.add_argument("--instance-type", nargs="*", default=None, help="default: every priced instance type")
@@ -143,35 +141,3 @@ def _run_models_load(args: argparse.Namespace) -> None:
     from streamguard.cloud.model_registry import load_version
 
     print(load_version(args.name, args.version, args.out, args.tracking_uri))
-
-
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-def _add_register_option(sub: argparse._SubParsersAction) -> None:
-    """``--register NAME`` on ``train <kind>`` and ``fuse``: after the command, register its ``--out`` run."""
-    targets = list(_subcommands(sub.choices["train"]).values()) if "train" in sub.choices else []
-    targets += [sub.choices["fuse"]] if "fuse" in sub.choices else []
-    for parser in targets:
-        inner = parser.get_default("func")
-        if inner is None or any("--register" in a.option_strings for a in parser._actions):
-            continue
-        parser.add_argument("--register", default=None, metavar="NAME",
-                            help="register the run's best model in the MLflow registry under NAME")
-        parser.set_defaults(func=_registering(inner))
-
-
-def _registering(inner):  # noqa: ANN001, ANN202 - wraps a command's func
-    def run(args: argparse.Namespace) -> None:
-        inner(args)
-        if getattr(args, "register", None):
-            from streamguard.cloud.model_registry import register_run
-
-            uri = getattr(args, "tracking_uri", None)
-            version = register_run(args.out, args.register, uri)
-            print(f"registered {args.register} version {version}")
-    return run

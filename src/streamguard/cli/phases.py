@@ -38,7 +38,7 @@ def _run_denoise(args: argparse.Namespace) -> None:
 
 
 def _run_compare(args: argparse.Namespace) -> None:
-    from streamguard.cli import prepare_torch_cpu
+    from streamguard.runtime import prepare_torch_cpu
     prepare_torch_cpu()
     from streamguard.evaluate.compare import compare
     compare(args.a, args.b, args.out, heldout=args.heldout, heldout_b=args.heldout_b,

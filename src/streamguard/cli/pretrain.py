@@ -1,4 +1,4 @@
-"""The ``corpus`` and ``pretrain`` subcommands (added to the main parser by cli.py in one call)."""
+"""The ``corpus`` and ``pretrain`` commands: a pre-training corpus, and the encoder's pre-training."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,7 @@ from pathlib import Path
 from streamguard import argtypes
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("corpus", help="extract, normalise and deduplicate C functions of a source tree for "
                                       "pre-training, dropping every Devign function")
     what = c.add_mutually_exclusive_group(required=True)
@@ -45,11 +45,11 @@ def _run_corpus(args: argparse.Namespace) -> None:
 
 
 def _run_pretrain(args: argparse.Namespace) -> None:
-    from streamguard.cli import _log_info, prepare_torch_cpu
+    from streamguard.runtime import log_info, prepare_torch_cpu
     prepare_torch_cpu()
     from streamguard.config import load_config
     from streamguard.pretrain.train import PretrainConfig, check_config, pretrain
-    _log_info()
+    log_info()
     cfg = load_config(PretrainConfig, args.config, {"devign": args.devign}, args.set)
     check_config(cfg)
     pretrain(args.corpus, args.out, cfg)
