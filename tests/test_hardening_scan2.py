@@ -428,7 +428,7 @@ def test_table_out_is_written_atomically(model, tmp_path, monkeypatch):
         calls.append(Path(path))
         return real(path, *a, **kw)
     monkeypatch.setattr(atomic, "atomic_open", spy)
-    monkeypatch.setattr("streamguard.scan.cli.atomic_open", spy, raising=False)
+    monkeypatch.setattr("streamguard.scan.run.atomic_open", spy, raising=False)
     assert _scan(bundle, str(src), "--out", str(out)) == 0
     assert calls == [out] and "add" in out.read_text()
 

@@ -16,7 +16,7 @@ from streamguard.cli import main
 from streamguard.errors import UserError
 from streamguard.provenance import sha256_file
 from streamguard.scan import formats
-from streamguard.scan.cli import FORMATS
+from streamguard.scan.run import FORMATS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CODE = "int f{n}(char *s)\n{{\n\tchar b[{n}];\n\tstrcpy(b, s);\n\treturn b[0] + {n};\n}}\n\n"
