@@ -37,11 +37,11 @@ def _sample(path: Path, n: int, seed: int, min_lines: int = 8) -> list[str]:
 
 def measure(name: str, bundle: str, codes: list[str], k: int, seed: int) -> dict:
     import streamguard
-    from streamguard import explain
+    from streamguard.train import registry
     det = streamguard.load(bundle)
     base = np.array([s.prob for s in det.score(codes)])
     t0 = time.perf_counter()
-    per_line = explain.line_scores(det.kind, det.source.model_dir, det.source.prep_dir, codes)
+    per_line = registry.line_scores(det.kind, det.source.model_dir, det.source.prep_dir, codes)
     ev_s = (time.perf_counter() - t0) / len(codes)
     rng = random.Random(seed)
     top_del, rand_del = [], []

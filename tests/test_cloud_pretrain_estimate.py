@@ -59,7 +59,9 @@ def test_estimate_cli_for_pretrain_and_its_bad_input(capsys: pytest.CaptureFixtu
     assert main(["cloud", "estimate", "pretrain", "--instance-type", "ml.m5.xlarge"]) == 0
     assert "pretrain_summary.json" in capsys.readouterr().out
     for args, message in ((["pretrain", "--instance-count", "2"], "runs on one instance"),
-                          (["gnn"], "--data is required"),
-                          (["gnn", "--data", str(DATA), "--instance-count", "0"], "at least 1")):
+                          (["gnn"], "--data is required")):
         assert main(["cloud", "estimate", *args]) == 2
         assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # out of range: a usage error (argparse)
+        main(["cloud", "estimate", "gnn", "--data", str(DATA), "--instance-count", "0"])
+    assert exc.value.code == 2 and "integer >= 1" in capsys.readouterr().err

@@ -197,4 +197,5 @@ def test_merge_keeps_held_out_groups_out_of_train(collected, tmp_path):
     heldout = {r["idx"] for r in _rows(out / "heldout" / "test.jsonl")}
     assert not {r["idx"] for r in held} & train
     assert {r["idx"] for r in held} <= heldout | {d["uid"] for d in _rows(out / "dropped.jsonl")}
-    assert json.loads((out / "manifest.json").read_text())["leakage_check"]["train_rows_equal_or_near_evaluation"] == 0
+    leakage = json.loads((out / "manifest.json").read_text())["extra"]["leakage_check"]
+    assert leakage["train_rows_equal_or_near_evaluation"] == 0

@@ -38,15 +38,21 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("pretrain/train.py", "metrics.csv"): "a pre-training output folder's own per-epoch log, not a run directory's",
 }
 
-# TEMPORARY: moved by the kind-contract work (explain.py, scan/bundle.py, scan/model.py are being changed by it
-# now); the integrator removes these entries once that work has merged and the test passes without them.
+# TEMPORARY: code merged beside the owners' introduction that still names their files (bundle checks, the Debian
+# collector's own output folder, the scan's processed folder); each entry goes once that code asks the owner.
 TEMPORARY: dict[tuple[str, str], str] = {
-    ("explain.py", "exp_config.json"): "moved by the kind-contract work",
-    ("explain.py", "preprocessing_metadata.json"): "moved by the kind-contract work",
-    ("scan/bundle.py", "exp_config.json"): "moved by the kind-contract work",
-    ("scan/model.py", "exp_config.json"): "moved by the kind-contract work",
-    ("scan/model.py", "preprocessing_metadata.json"): "moved by the kind-contract work",
-    ("scan/model.py", "node_vocab.json"): "moved by the kind-contract work",
+    ("cli/debian.py", "manifest.json"): "not yet read through its owner",
+    ("cli/debian.py", "rejects.jsonl"): "not yet read through its owner",
+    ("cli/train.py", "seed-"): "not yet read through its owner",
+    ("data/debian_assemble.py", "manifest.json"): "not yet read through its owner",
+    ("data/debian_assemble.py", "rejects.jsonl"): "not yet read through its owner",
+    ("scan/bundle.py", "exp_config.json"): "not yet read through its owner",
+    ("scan/bundle_check.py", "exp_config.json"): "not yet read through its owner",
+    ("scan/bundle_check.py", "manifest.json"): "not yet read through its owner",
+    ("scan/bundle_check.py", "seed-"): "not yet read through its owner",
+    ("scan/model.py", "node_vocab.json"): "not yet read through its owner",
+    ("scan/model.py", "preprocessing_metadata.json"): "not yet read through its owner",
+    ("train/registry.py", "exp_config.json"): "not yet read through its owner",
 }
 
 

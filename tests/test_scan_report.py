@@ -204,6 +204,9 @@ def test_diff_paths_are_relative_to_the_repository(model, tmp_path, monkeypatch)
 def test_bad_operating_point_options_exit_2(model, tree):
     _, bundle = model
     base = ["scan", str(tree), "--model", str(bundle), "--format", "json", "--out", str(tree / "r.json")]
-    for bad in (["--max-findings", "-1"], ["--threshold", "fpr:abc"], ["--threshold", "fpr:1"],
+    with pytest.raises(SystemExit) as exc:  # out of range: a usage error (argparse)
+        main([*base, "--max-findings", "-1"])
+    assert exc.value.code == 2
+    for bad in (["--threshold", "fpr:abc"], ["--threshold", "fpr:1"],
                 ["--threshold", "best"], ["--threshold", "1.5"]):
         assert main([*base, *bad]) == 2

@@ -46,7 +46,9 @@ def test_lexical_run_records_threshold_and_predict_uses_it(tmp_path):
                for r in rows)
     assert main(["predict", "--run", str(run), "--data", str(data), "--out", str(out), "--threshold", "0"]) == 0
     assert {json.loads(x)["verdict"] for x in out.read_text().splitlines()} == {"vulnerable"}
-    assert main(["predict", "--run", str(run), "--data", str(data), "--out", str(out), "--threshold", "2"]) == 2
+    with pytest.raises(SystemExit) as exc:  # out of [0, 1]: a usage error (argparse)
+        main(["predict", "--run", str(run), "--data", str(data), "--out", str(out), "--threshold", "2"])
+    assert exc.value.code == 2
     # a run from before thresholds were recorded gets one chosen on its valid predictions
     (run / thresholds.THRESHOLD_FILE).unlink()
     assert thresholds.run_threshold(run) == pytest.approx(info["threshold"])

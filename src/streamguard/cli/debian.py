@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from streamguard import argtypes
+
 DEFAULT_CACHE = Path.home() / ".cache" / "streamguard" / "debian"
 
 
@@ -18,11 +20,11 @@ def add_collect_debian(data: argparse._SubParsersAction) -> None:
     which.add_argument("--all", action="store_true", help="every source package of the suites")
     c.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                    help="download cache and apt state, reused across runs (default %(default)s)")
-    c.add_argument("--jobs", type=int, default=1, help="packages processed in parallel (default 1)")
+    c.add_argument("--jobs", type=argtypes.positive_int, default=1, help="packages processed in parallel (default 1)")
     c.add_argument("--mirror", default=None,
                    help="read dists/SUITE/main/source/Sources and the files from this mirror URL instead of apt's "
                         "(a local mirror or test server; the index's signature is not checked)")
-    c.add_argument("--max-minutes", type=float, default=None,
+    c.add_argument("--max-minutes", type=argtypes.positive_float, default=None,
                    help="start no package after this many minutes; write the dataset from those done (rerun to go on)")
     c.set_defaults(func=_run)
 

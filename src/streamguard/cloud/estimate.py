@@ -8,11 +8,18 @@ SageMaker training in us-east-1 (docs/cloud-cost.md); spot is a typical discount
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+from streamguard.cloud.prices import (  # noqa: F401 (re-exported: the estimate's public constants)
+    H100_BANDWIDTH_GBS,
+    INSTANCES,
+    MEASURED_VCPUS,
+    SPOT_DISCOUNT,
+    START_OVERHEAD_H,
+    Instance,
+)
 from streamguard.errors import UserError
 
 # (kind, variant, device) -> samples per second through training (validation included where the source says)
@@ -31,31 +38,6 @@ THROUGHPUT: dict[tuple[str, str, str], dict[str, Any]] = {
     ("lexical", "default", "cpu"): {"per_s": round(21854 / 382.4, 1), "cite": "benchmarks/results/lexical_devign"
                                     ".json train_seconds_incl_c_grid 382.4 for 21,854 train functions (2 vCPUs)"},
 }
-MEASURED_VCPUS = 2
-H100_BANDWIDTH_GBS = 3350
-START_OVERHEAD_H = 0.1     # instance start, image pull, data download: an allowance, not a measurement
-
-
-@dataclasses.dataclass(frozen=True)
-class Instance:
-    name: str
-    vcpus: int
-    gpu: str | None
-    gpu_bandwidth_gbs: int          # per GPU, from the vendor's data sheet
-    gpus: int
-    on_demand_usd_h: float
-
-
-# SageMaker training list prices, us-east-1, on-demand (see docs/cloud-cost.md); spot = typical discount.
-INSTANCES = {i.name: i for i in (
-    Instance("ml.m5.xlarge", 4, None, 0, 0, 0.23),
-    Instance("ml.c5.4xlarge", 16, None, 0, 0, 0.816),
-    Instance("ml.g4dn.xlarge", 4, "T4", 320, 1, 0.736),
-    Instance("ml.g4dn.12xlarge", 48, "T4", 320, 4, 4.89),
-    Instance("ml.g5.xlarge", 4, "A10G", 600, 1, 1.408),
-    Instance("ml.p3.2xlarge", 8, "V100", 900, 1, 3.825),
-)}
-SPOT_DISCOUNT = 0.70
 
 
 def _variant(kind: str, cfg: Any) -> str:

@@ -74,7 +74,7 @@ def update(path: Path, change: Any) -> dict[str, Any]:
 
 
 def rate(instance_type: str) -> float | None:
-    from streamguard.cloud.estimate import INSTANCES
+    from streamguard.cloud.prices import INSTANCES
 
     inst = INSTANCES.get(instance_type)
     return inst.on_demand_usd_h if inst else None
@@ -83,7 +83,7 @@ def rate(instance_type: str) -> float | None:
 def launch_estimate(instance_type: str, count: int, max_run_s: int, spot: bool) -> float | None:
     """What a job can bill at most, at the price table's rates: the stopping condition's MaxRuntime on every
     instance (spot at the table's typical discount, as ``cloud estimate`` prices it). None: no price."""
-    from streamguard.cloud.estimate import SPOT_DISCOUNT
+    from streamguard.cloud.prices import SPOT_DISCOUNT
 
     usd_h = rate(instance_type)
     if usd_h is None:

@@ -44,7 +44,7 @@ def steps(cfg: Any) -> int:
 
 
 def _row(cfg: Any, inst: Any, shape: str | None, count: int) -> dict[str, Any]:
-    from streamguard.cloud.estimate import MEASURED_VCPUS, SPOT_DISCOUNT, START_OVERHEAD_H
+    from streamguard.cloud.prices import MEASURED_VCPUS, SPOT_DISCOUNT, START_OVERHEAD_H
 
     cap_s = cfg.max_minutes * 60 if cfg.max_minutes and cfg.max_minutes > 0 else math.inf
     seq = min(RUN["tokens_seen"] / RUN["steps"] / RUN["batch"], cfg.max_length)
@@ -66,7 +66,7 @@ def _row(cfg: Any, inst: Any, shape: str | None, count: int) -> dict[str, Any]:
 
 def estimate_pretrain(cfg: Any, instance_types: list[str] | None, count: int = 1) -> dict[str, Any]:
     """One row per instance type, as ``estimate.estimate`` makes them; items are sequences (functions)."""
-    from streamguard.cloud.estimate import INSTANCES
+    from streamguard.cloud.prices import INSTANCES
 
     if count != 1:
         raise UserError("a pretrain job runs on one instance (--instance-count 1)")

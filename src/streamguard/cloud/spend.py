@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from streamguard import argtypes
 from streamguard.cloud import ledger
 from streamguard.errors import UserError
 
@@ -28,7 +29,8 @@ def add_parsers(cloud: argparse._SubParsersAction, sm: argparse._SubParsersActio
     d = sm.add_parser("dashboard", help="a CloudWatch dashboard of a training job's metrics and instances")
     d.add_argument("job", help="the training job's name (as `cloud sagemaker train` printed it)")
     d.add_argument("--region", default=None, help="AWS region (default: the AWS configuration's)")
-    d.add_argument("--instance-count", type=int, default=None, help="dry run: instances to show (default 1)")
+    d.add_argument("--instance-count", type=argtypes.positive_int, default=None,
+                   help="dry run: instances to show (default 1)")
     d.add_argument("--dry-run", action="store_true", help="print the PutDashboard request; send nothing")
     d.set_defaults(func=run_dashboard)
     s = sm.add_parser("status", help="a job's state and, once finished, its cost (recorded in the ledger)")

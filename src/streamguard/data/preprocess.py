@@ -6,6 +6,7 @@ counted on the first ``vocab_sample`` train functions, so that records can be st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import multiprocessing as mp
@@ -281,3 +282,19 @@ def worker_pool(workers: int, init: list):
         return _InProcess(init)
     # spawn, not fork: the parent may have started the tokenizers library's thread pool (BPE training)
     return mp.get_context("spawn").Pool(workers, _init_worker, init)
+
+
+def preprocess_config(prep_dir: Path) -> PreprocessConfig:
+    """The config a processed dataset was made with (keys this version no longer knows are dropped)."""
+    saved = ProcessedDir(prep_dir).metadata.get("config") or {}
+    names = {f.name for f in dataclasses.fields(PreprocessConfig)}
+    return PreprocessConfig(**{k: v for k, v in saved.items() if k in names})
+
+
+def featurizer_init(prep_dir: Path, source: str = "scan") -> list[Any]:
+    """The worker's init arguments that featurize new functions exactly as ``prep_dir``'s records were: the same
+    tokenizer, budget, AST options and vocabulary (scan, line evidence, the GNN's node text)."""
+    data = ProcessedDir(prep_dir)
+    cfg = preprocess_config(prep_dir)
+    return [str(data.tokenizer_dir), data.metadata["tokenizer"], cfg.max_tokens, ast_options(cfg),
+            data.node_vocab["labels"], source]

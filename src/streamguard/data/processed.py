@@ -120,8 +120,7 @@ class ProcessedDir:
     def check_compatible(self, run_identity: dict[str, Any] | None, run_dir: Path) -> None:
         """Refuse, in one line, data whose tokenizer or node vocabulary differs from the run's."""
         if not run_identity:
-            from streamguard.rundir import EXP_FILE  # here: rundir builds on this module
-            raise UserError(f"run {run_dir} records no data_identity in {EXP_FILE}; retrain it with this version")
+            raise UserError(f"run {run_dir} records no data_identity in its run record; retrain it with this version")
         ident = self.identity()
         for key, what in (("tokenizer_sha256", "tokenizer"), ("node_vocab_sha256", "node vocabulary")):
             if ident[key] != run_identity.get(key):

@@ -31,7 +31,7 @@ from streamguard.rundir import read_exp_config
 from streamguard.runlock import locked_file
 from streamguard.scan import bundle_check
 from streamguard.scan.model import PREP_FILES, ModelSource
-from streamguard.train import kinds
+from streamguard.train import registry
 
 BUNDLE_FILE = "bundle.json"
 MANIFEST = "manifest.json"
@@ -65,7 +65,7 @@ def export_run(run: Path, out: Path, data: Path | None = None) -> Path:
 def _write_bundle(run: Path, src: ModelSource, tmp: Path, out: Path) -> None:
     from streamguard.scan.card import model_card
     try:
-        kinds.export_model(Path(run), tmp / "model", src.kind)  # what the kind's predict needs, nothing more
+        registry.export_model(Path(run), tmp / "model", src.kind)  # what the kind's predict needs, nothing more
         (tmp / "preprocess").mkdir()
         shutil.copytree(src.prep_dir / "tokenizer", tmp / "preprocess" / "tokenizer")
         for name in PREP_FILES:
@@ -113,7 +113,7 @@ def open_model(path: str | os.PathLike, data: str | os.PathLike | None = None) -
     p = Path(path)
     if (p / BUNDLE_FILE).is_file():
         src = open_bundle(p)
-        missing = kinds.missing_bundle_file(src.model_dir, src.kind)
+        missing = registry.missing_bundle_file(src.model_dir, src.kind)
         if missing:
             raise UserError(f"{p}: model/{missing} is missing (a bundle of another layout); export the run again "
                             "with `streamguard export RUN --out DIR`")

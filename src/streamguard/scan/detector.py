@@ -60,7 +60,10 @@ class Detector:
         keep = [i for i, p in enumerate(probs) if not math.isnan(p)]
         if not keep:  # nothing scored: no evidence to explain (an error result carries none)
             return [()] * len(codes)
-        per = explain.explain(self.source, [codes[i] for i in keep], k)
+        from streamguard.train import registry
+        per_line = registry.line_scores(self.source.kind, Path(self.source.model_dir), Path(self.source.prep_dir),
+                                        [codes[i] for i in keep])
+        per = [explain.top_lines(s, k) for s in per_line]
         out: list[tuple[LineEvidence, ...]] = [()] * len(codes)
         for i, lines in zip(keep, per):
             text = codes[i].split("\n")

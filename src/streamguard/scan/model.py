@@ -18,13 +18,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from streamguard.config import PreprocessConfig
 from streamguard.data import preprocess as prep
 from streamguard.data.records import RecordError, validate_raw
 from streamguard.errors import UserError
@@ -59,22 +58,6 @@ class ModelSource:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def preprocess_config(prep_dir: Path) -> PreprocessConfig:
-    meta = json.loads((prep_dir / "preprocessing_metadata.json").read_text())
-    saved = meta.get("config") or {}
-    names = {f.name for f in fields(PreprocessConfig)}
-    return PreprocessConfig(**{k: v for k, v in saved.items() if k in names})
-
-
-def featurizer_init(prep_dir: Path) -> list[Any]:
-    """The preprocessing worker's init arguments for this model: the same tokenizer, budget, AST options and
-    vocabulary that made its training records."""
-    meta = json.loads((prep_dir / "preprocessing_metadata.json").read_text())
-    vocab = json.loads((prep_dir / "node_vocab.json").read_text())["labels"]
-    cfg = preprocess_config(prep_dir)
-    return [str(prep_dir / "tokenizer"), meta["tokenizer"], cfg.max_tokens, prep.ast_options(cfg), vocab, SOURCE]
-
-
 class Scorer:
     """Scores lists of function texts with one model; ``workers`` > 1 featurizes in that many processes;
     ``precision`` is that of the neural forward passes: fp32, bf16, or auto (bf16 where the CPU has it)."""
@@ -85,7 +68,7 @@ class Scorer:
         self.source = source
         self.workers = workers
         self.precision = precision
-        self._init = featurizer_init(source.prep_dir)
+        self._init = prep.featurizer_init(source.prep_dir, SOURCE)
         self._kind = registry.get(source.kind)
         self._pool: Any = None
 

@@ -6,12 +6,9 @@ import os
 import shutil
 import sys
 import textwrap
-from typing import TYPE_CHECKING
+from typing import Any
 
 from streamguard.scan.results import Finding, ScanReport
-
-if TYPE_CHECKING:
-    from streamguard.scan.formats import Options
 
 FIXED = 19          # "0.912  vulnerable  ": score, verdict and their gaps
 MIN_WIDTH = 40
@@ -57,7 +54,7 @@ def _summary(report: ScanReport, shown: int) -> str:
     return "; ".join(parts)
 
 
-def render(report: ScanReport, opts: Options) -> str:
+def render(report: ScanReport, opts: Any) -> str:  # opts: scan.formats.Options (formats imports this module)
     """The table of ``opts.top`` rows at ``opts.width`` columns, evidence under each row with ``opts.evidence``."""
     width = max(opts.width, MIN_WIDTH)
     top = opts.top

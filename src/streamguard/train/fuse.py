@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from streamguard import atomic, explain
+from streamguard import atomic
 from streamguard.config import FuseConfig, load_config, to_dict
 from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import check_prediction
@@ -285,7 +285,7 @@ def export_files(run: Path, dst: Path) -> None:
     for base_kind in meta["models"]:
         base = base_run_dir(run, meta["base_runs"][base_kind])
         for member in seeds.seed_runs(base):
-            kinds.export_model(member, dst / "base" / base_kind / member.relative_to(base), base_kind)
+            registry.export_model(member, dst / "base" / base_kind / member.relative_to(base), base_kind)
         meta["base_runs"][base_kind] = f"base/{base_kind}"
     (dst / FUSION_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -307,7 +307,7 @@ def line_scores(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[n
         if weight == 0:
             continue
         members = seeds.seed_runs(base_run_dir(model_dir, meta["base_runs"][kind]))
-        per_seed = [explain.line_scores(kind, run, prep_dir, codes) for run in members]
+        per_seed = [registry.line_scores(kind, run, prep_dir, codes) for run in members]
         base = [np.mean(scores, axis=0) for scores in zip(*per_seed)]
         for acc, s in zip(total, base):
             norm = np.abs(s).sum()

@@ -213,14 +213,14 @@ def node_spans(code: str, graph: Any) -> list[tuple[int, int] | None]:
 def _graph_inputs(model_dir: Path, prep_dir: Path) -> tuple[GraphClassifier, Callable[[str], tuple[Any, tuple, dict]]]:
     """The run's model (eval mode) and a function from code to (graph, model inputs), as the graph cache would
     hold them: the scan's tokenizer, vocabulary and AST options."""
+    from streamguard.data import preprocess as prep
     from streamguard.data.featurize import Featurizer
     from streamguard.data.graphs import normalised_graph, text_subtokens
-    from streamguard.scan.model import featurizer_init
     cfg = config_from_run(read_exp_config(model_dir))
     text_tokenizer = run_text_tokenizer(model_dir, cfg)
     model = build_model(cfg, text_tokenizer).eval()
     model.load_state_dict(state_dict(model_dir))
-    init = featurizer_init(prep_dir)
+    init = prep.featurizer_init(prep_dir)
     feat = Featurizer.from_dir(Path(init[0]), init[1], init[2], init[3], init[4])
     opts = graph_options(ProcessedDir(prep_dir), cfg, text_tokenizer)
     text_tok = _tokenizer(text_tokenizer) if text_tokenizer else None  # once, not per function

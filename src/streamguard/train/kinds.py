@@ -7,7 +7,6 @@ A module that lacks a part of the contract is refused when it is loaded (``check
 """
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from streamguard import thresholds
 from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
 from streamguard.rundir import read_exp_config
@@ -114,23 +112,3 @@ def copy_files(run: Path, dst: Path, names: Sequence[str], kind: str) -> None:
                                                                      and Path(n).suffix not in SAFE_SUFFIXES])
         else:
             shutil.copy2(src, dst / name)
-
-
-def export_model(run: Path, dst: Path, kind: str) -> None:
-    """A run-shaped folder with what ``predict`` of ``kind`` needs: exp_config.json, threshold.json and the kind's
-    own files (a fusion calls this again for each base run)."""
-    from streamguard.train import registry
-    dst.mkdir(parents=True)
-    exp = json.loads((run / "exp_config.json").read_text())
-    hyper = exp.get("hyperparameters") or {}
-    if "cache_dir" in hyper:  # a bundle's graphs are cached beside the scanned data, never in the trainer's cache
-        hyper["cache_dir"] = None
-    (dst / "exp_config.json").write_text(json.dumps(exp, indent=2, sort_keys=True) + "\n")
-    (dst / thresholds.THRESHOLD_FILE).write_text(json.dumps(thresholds.export_record(run)) + "\n")
-    registry.get(kind).export_files(run, dst)
-
-
-def missing_bundle_file(model_dir: Path, kind: str) -> str | None:
-    """The first file of the kind's BUNDLE_FILES that ``model_dir`` lacks (None: all there)."""
-    from streamguard.train import registry
-    return next((n for n in registry.get(kind).BUNDLE_FILES if not (Path(model_dir) / n).exists()), None)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from streamguard import argtypes
+from streamguard import argtypes, thresholds
 from streamguard.errors import UserError
 from streamguard.train import kinds
 
@@ -120,3 +122,28 @@ def _config(kind: Kind) -> type:
         return cls
     from streamguard import config
     return getattr(config, cls)
+
+
+# --- bundles: what only the registry can answer, for any kind ----------------------------------------------
+
+def export_model(run: Path, dst: Path, kind: str) -> None:
+    """A run-shaped folder with what ``predict`` of ``kind`` needs: exp_config.json, threshold.json and the kind's
+    own files (a fusion calls this again for each base run)."""
+    dst.mkdir(parents=True)
+    exp = json.loads((run / "exp_config.json").read_text())
+    hyper = exp.get("hyperparameters") or {}
+    if "cache_dir" in hyper:  # a bundle's graphs are cached beside the scanned data, never in the trainer's cache
+        hyper["cache_dir"] = None
+    (dst / "exp_config.json").write_text(json.dumps(exp, indent=2, sort_keys=True) + "\n")
+    (dst / thresholds.THRESHOLD_FILE).write_text(json.dumps(thresholds.export_record(run)) + "\n")
+    get(kind).export_files(run, dst)
+
+
+def missing_bundle_file(model_dir: Path, kind: str) -> str | None:
+    """The first file of the kind's BUNDLE_FILES that ``model_dir`` lacks (None: all there)."""
+    return next((n for n in get(kind).BUNDLE_FILES if not (Path(model_dir) / n).exists()), None)
+
+
+def line_scores(kind: str, model_dir: Path, prep_dir: Path, codes: list[str]) -> list[Any]:
+    """Per function, one score per line (index 0 = line 1), by the model of ``kind`` in ``model_dir``."""
+    return get(kind).line_scores(model_dir, prep_dir, codes)
