@@ -17,7 +17,7 @@ export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
 # build the graph cache once, before the variants race for it
 python3 -c "
 from pathlib import Path
-from streamguard.data.graphs import load_split, GraphOptions
+from streamguard.features.graphs import load_split, GraphOptions
 for ncs in (False, True):
     for s in ('train', 'valid', 'test'):
         load_split(Path('$DATA'), s, GraphOptions(ncs=ncs, ident=ncs))

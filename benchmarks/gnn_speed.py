@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from streamguard.config import GNNConfig, load_config
-from streamguard.data.graphs import GraphDataset, load_split
-from streamguard.data.processed import ProcessedDir
+from streamguard.features.graphs import GraphDataset, load_split
+from streamguard.features.processed import ProcessedDir
 from streamguard.train.gnn import build_model, graph_options
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from streamguard.data.tokenize import SafeTokenizer
+from streamguard.features.tokenize import SafeTokenizer
 from streamguard.pretrain.model import EncoderShape, MaskedLM
 
 SHAPES = {"h128-l2": EncoderShape(128, 2, 2, 512), "h128-l4": EncoderShape(128, 4, 2, 512),

@@ -38,7 +38,7 @@ def processed_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from streamguard.config import PreprocessConfig
     from streamguard.data.ingest import import_codexglue
-    from streamguard.data.preprocess import preprocess
+    from streamguard.features.preprocess import preprocess
 
     root = tmp_path_factory.mktemp("processed_small")
     import_codexglue(RAW_SMALL, root / "raw")

@@ -9,12 +9,12 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 CLI = "streamguard.cli"
 # Known cycles between packages, each to be cut by the work named; the test fails when one is gone (drop it here)
-KNOWN_PACKAGE_CYCLES = {
-    # RunDir.write_predictions records the threshold (thresholds.record) and thresholds reads and writes through
-    # RunDir: to cut, thresholds keeps the pure choice (rows -> record) and RunDir alone touches the files.
-    frozenset({"streamguard.rundir", "streamguard.thresholds"}),
-}
-KNOWN_MODULE_CYCLES = {"streamguard.rundir <-> streamguard.thresholds"}  # the same one, module by module
+KNOWN_PACKAGE_CYCLES: set[frozenset[str]] = set()
+KNOWN_MODULE_CYCLES: set[str] = set()
+# The pipeline's order, as packages: each imports only packages on its left (getting data, model input, models,
+# training, evaluation, scanning); the CLI sits above all (test_only_the_cli_imports_the_cli)
+PIPELINE_ORDER = ["streamguard.data", "streamguard.features", "streamguard.models", "streamguard.train",
+                  "streamguard.evaluate", "streamguard.scan"]
 Graph = dict[str, set[str]]
 
 
@@ -131,3 +131,13 @@ def test_no_cycles_between_the_top_level_packages() -> None:
     assert not found - KNOWN_PACKAGE_CYCLES, "packages that import each other:\n" + "\n".join(
         " <-> ".join(sorted(c)) for c in found - KNOWN_PACKAGE_CYCLES)
     assert not KNOWN_PACKAGE_CYCLES - found, "a known cycle is gone: drop it from KNOWN_PACKAGE_CYCLES"
+
+
+def test_packages_import_only_earlier_stages() -> None:
+    """``data`` (getting data) never imports ``features`` (model input), ``features`` never imports ``train``..."""
+    rank = {p: i for i, p in enumerate(PIPELINE_ORDER)}
+    def stage(m: str) -> str:
+        return ".".join(m.split(".")[:2])
+    upward = sorted(f"{a} -> {b}" for a, targets in import_graph().items() for b in targets
+                    if stage(a) in rank and stage(b) in rank and rank[stage(b)] > rank[stage(a)])
+    assert not upward, "imports of a later pipeline stage:\n" + "\n".join(upward)

@@ -1,6 +1,6 @@
 import json
 
-from streamguard.data.ast import ASTParser, strip_directives
+from streamguard.features.ast import ASTParser, strip_directives
 
 
 def test_simple_function_parses_fully_and_drops_punctuation():

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from streamguard.cli import main
-from streamguard.data.processed import ProcessedDir
+from streamguard.features.processed import ProcessedDir
 
 
 def _projects(path: Path) -> list[str]:

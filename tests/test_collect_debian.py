@@ -15,10 +15,10 @@ import pytest
 from debian_fixture import SUITE, build_mirror
 
 from streamguard.cli import main
-from streamguard.data import debian_diff
-from streamguard.data.debian_assemble import TEST_CODE, held_out_project
-from streamguard.data.debian_index import compare_versions, paragraphs
-from streamguard.data.debian_patches import parse_changelog, patch_cves, upstream_name
+from streamguard.data.debian import diff as debian_diff
+from streamguard.data.debian.assemble import TEST_CODE, held_out_project
+from streamguard.data.debian.index import compare_versions, paragraphs
+from streamguard.data.debian.patches import parse_changelog, patch_cves, upstream_name
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ from processed_fixture import make_processed
 
 from streamguard.cli import main
 from streamguard.config import FuseConfig
-from streamguard.denoise import confident_learning, weights_for
 from streamguard.train import fuse
+from streamguard.train.denoise import confident_learning, weights_for
 from streamguard.train.engine import load_sample_weights
 
 

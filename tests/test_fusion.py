@@ -12,8 +12,8 @@ from processed_fixture import make_processed, texts_by_split
 
 from streamguard.cli import main
 from streamguard.config import FuseConfig
-from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
+from streamguard.features.processed import ProcessedDir
 from streamguard.models.lexical import LexicalFeatures
 from streamguard.rundir import prediction_rows, write_exp_config
 from streamguard.train import fuse, lexical, registry

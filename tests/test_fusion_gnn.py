@@ -7,7 +7,7 @@ import pytest
 from processed_fixture import make_processed
 
 from streamguard.config import FuseConfig
-from streamguard.data.processed import ProcessedDir
+from streamguard.features.processed import ProcessedDir
 from streamguard.train import fuse
 
 pytest.importorskip("streamguard.train.gnn")
@@ -53,7 +53,7 @@ def test_seed_ensemble_base_model_bundles_and_predicts_the_same(tmp_path, monkey
     for seed in (1, 2):
         assert json.loads((out / "base" / "gnn" / f"seed-{seed}" / "exp_config.json").read_text())["seed"] == seed
     run_rows = [json.loads(line) for line in (out / "predictions" / "test.jsonl").read_text().splitlines()]
-    from streamguard.data.tokenize import SafeTokenizer  # a bundle carries the data's tokenizer folder
+    from streamguard.features.tokenize import SafeTokenizer  # a bundle carries the data's tokenizer folder
     SafeTokenizer.train_bpe([r["code"] for r in ProcessedDir(data).read_split("train")], 300, data / "tokenizer")
     bundle = export_run(out, tmp_path / "bundle", data)
     assert sorted(p.name for p in (bundle / "model" / "base" / "gnn").iterdir()) == ["seed-1", "seed-2"]

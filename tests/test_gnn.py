@@ -12,8 +12,8 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch_geometric.nn import GCNConv
 
-from streamguard.data import graphs
-from streamguard.data.graphs import GraphDataset, GraphOptions, load_split, normalised_graph
+from streamguard.features import graphs
+from streamguard.features.graphs import GraphDataset, GraphOptions, load_split, normalised_graph
 from streamguard.models.gnn import GraphClassifier, csr_adjacency, dropout, propagate
 from streamguard.train.tracking import LINE_RE, parse_line
 
@@ -183,7 +183,7 @@ def test_auto_batch_size_monitor_switch_and_quick_test(tmp_path: Path) -> None:
 
 def test_auto_batch_size_is_capped(tmp_path: Path) -> None:
     from streamguard.config import GNNConfig
-    from streamguard.data.processed import ProcessedDir
+    from streamguard.features.processed import ProcessedDir
     from streamguard.train.gnn import auto_batch_size
 
     data = ProcessedDir(DATA)

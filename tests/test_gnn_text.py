@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
 from streamguard.config import GNNConfig
-from streamguard.data.graphs import GraphDataset, load_split
-from streamguard.data.processed import ProcessedDir
+from streamguard.features.graphs import GraphDataset, load_split
+from streamguard.features.processed import ProcessedDir
 from streamguard.train import engine, gnn
 
 ROOT = Path(__file__).resolve().parents[1]

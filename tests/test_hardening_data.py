@@ -15,7 +15,7 @@ import pytest
 from streamguard.cli import main
 from streamguard.config import PreprocessConfig
 from streamguard.data.ingest import import_codexglue
-from streamguard.data.preprocess import MAX_FUNCTION_BYTES, preprocess
+from streamguard.features.preprocess import MAX_FUNCTION_BYTES, preprocess
 from streamguard.provenance import sha256_file
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -117,8 +117,8 @@ def test_max_tokens_below_three_is_refused(tmp_path: Path, raw_small: Path) -> N
 
 
 def test_featurizer_with_a_tiny_budget_keeps_one_token(processed_small: Path) -> None:
-    from streamguard.data.featurize import Featurizer
-    from streamguard.data.tokenize import SafeTokenizer
+    from streamguard.features.featurize import Featurizer
+    from streamguard.features.tokenize import SafeTokenizer
     tok = SafeTokenizer.load(processed_small / "tokenizer")
     identity = tok.identity(processed_small / "tokenizer")
     f = Featurizer.from_dir(processed_small / "tokenizer", identity, 1, {}, None)

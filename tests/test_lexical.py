@@ -10,8 +10,8 @@ from processed_fixture import make_processed, texts_by_split
 
 from streamguard.cli import main
 from streamguard.config import LexicalConfig
-from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
+from streamguard.features.processed import ProcessedDir
 from streamguard.models.lexical import LexicalFeatures, code_tokens, normalise, strip_comments
 from streamguard.train import lexical
 

@@ -15,8 +15,8 @@ from streamguard.config import LexicalConfig
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits
 from streamguard.models.lexical_store import ARRAYS, PARAMS, load_lexical, save_lexical
-from streamguard.predict import predict_run
 from streamguard.train import lexical
+from streamguard.train.predict import predict_run
 
 FAST = {"ngram_min": 3, "ngram_max": 4, "max_features": 20000, "c_grid": [1.0]}
 

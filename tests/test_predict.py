@@ -85,7 +85,7 @@ def test_predict_refuses_other_preprocessing(trained, tmp_path, capsys, change, 
 
 def test_predict_user_errors(trained, tmp_path) -> None:
     root, data, _ = trained
-    from streamguard.predict import predict_run
+    from streamguard.train.predict import predict_run
     with pytest.raises(UserError, match="exp_config.json is missing"):
         predict_run(tmp_path, data, "test", tmp_path / "x.jsonl")
     with pytest.raises(UserError, match="not a processed dataset"):

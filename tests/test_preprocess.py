@@ -2,10 +2,10 @@ import json
 import shutil
 
 from streamguard.config import PreprocessConfig
-from streamguard.data.featurize import load_vocab
 from streamguard.data.ingest import import_codexglue
-from streamguard.data.preprocess import preprocess
 from streamguard.data.records import validate_processed
+from streamguard.features.featurize import load_vocab
+from streamguard.features.preprocess import preprocess
 
 
 def _records(d, split):
@@ -74,7 +74,7 @@ def test_quick_test_and_a_huge_function(tmp_path, raw_small):
 def test_node_vocabulary_does_not_depend_on_the_order_counts_arrive_in():
     from collections import Counter
 
-    from streamguard.data.featurize import build_vocab
+    from streamguard.features.featurize import build_vocab
 
     a_types, a_texts = Counter({"call_expression": 5, "identifier": 5}), Counter({"x": 2, "y": 2, "z": 1})
     b_types, b_texts = Counter({"identifier": 5, "call_expression": 5}), Counter({"z": 1, "y": 2, "x": 2})

@@ -79,7 +79,7 @@ def test_train_transformer_fine_tunes_the_pretrained_encoder(run: Path, raw_smal
     from safetensors.torch import load_file
 
     from streamguard.data.ingest import import_codexglue
-    from streamguard.data.preprocess import preprocess
+    from streamguard.features.preprocess import preprocess
     from streamguard.train import transformer as kind
     import_codexglue(raw_small, tmp_path / "raw")
     data = tmp_path / "processed"

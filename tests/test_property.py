@@ -4,9 +4,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamguard.data import preprocess as stage
-from streamguard.data.featurize import load_vocab
 from streamguard.data.records import validate_processed
+from streamguard.features import preprocess as stage
+from streamguard.features.featurize import load_vocab
 
 C_PIECES = ["int ", "char *p", "{", "}", "(", ")", ";", "\n", "#define X(a) a\n", "#if 0\n", "#endif\n", "memcpy(",
             "free(p);", "return ", "if (x) ", "/* c */", "\"str\"", "'\\0'", "->", "++", "\t", "é", "\U0001F600",

@@ -26,7 +26,7 @@ def test_loads_in_fp32_with_its_tokenizer_and_fp16_weights() -> None:
     from safetensors import safe_open
     from transformers import AutoModel
 
-    from streamguard.data.tokenize import SafeTokenizer
+    from streamguard.features.tokenize import SafeTokenizer
     with safe_open(str(ENCODER / "model.safetensors"), "pt") as fh:
         assert all(fh.get_slice(k).get_dtype() == "F16" for k in fh.keys())
     model = AutoModel.from_pretrained(str(ENCODER))

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
+from streamguard.features.tokenize import SafeTokenizer
 
 
 def test_offsets_point_at_the_token_text(processed_small, raw_small):

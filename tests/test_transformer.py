@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModel, RobertaConfig
 
-from streamguard.data.processed import ProcessedDir
+from streamguard.features.processed import ProcessedDir
 from streamguard.models.transformer import AttentionPooling, TransformerClassifier
 from streamguard.train.transformer import TokenDataset
 

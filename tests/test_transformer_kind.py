@@ -14,15 +14,15 @@ from transformers import AutoModel, AutoTokenizer, RobertaConfig
 
 from streamguard import cli
 from streamguard.config import TransformerConfig
-from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import read_jsonl
-from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
-from streamguard.predict import predict_run
+from streamguard.features.processed import ProcessedDir
+from streamguard.features.tokenize import SafeTokenizer
 from streamguard.provenance import sha256_file
 from streamguard.rundir import read_metrics_csv
 from streamguard.train import engine, registry
 from streamguard.train import transformer as kind
+from streamguard.train.predict import predict_run
 
 CONTRACT = {"id", "label", "prob_vulnerable", "logits", "project"}
 

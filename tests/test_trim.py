@@ -1,7 +1,8 @@
 import json
 
-from streamguard.data.tokenize import SafeTokenizer
-from streamguard.data.trim import RISKY_APIS, choose_window, find_risky_spans
+from streamguard.data.risky_api import RISKY_APIS
+from streamguard.features.tokenize import SafeTokenizer
+from streamguard.features.trim import choose_window, find_risky_spans
 
 
 def test_at_least_fifteen_risky_apis_and_wrappers_count():

@@ -33,7 +33,7 @@ def preprocess(raw: PathLike, out: PathLike, config: PathLike | None = None, **s
     """Tokenized, trimmed and parsed records of a raw dataset (``streamguard preprocess``). ``config``: a YAML
     file; ``settings``: PreprocessConfig keys (``tokenizer="bpe"``, ``max_length=256``, ``workers=1`` ...)."""
     from streamguard.config import PreprocessConfig, load_config
-    from streamguard.data.preprocess import preprocess as run
+    from streamguard.features.preprocess import preprocess as run
     run(Path(raw), Path(out), load_config(PreprocessConfig, config, settings))
     return Path(out)
 

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from streamguard.atomic import write_json, write_text
-from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import read_jsonl, write_jsonl
 from streamguard.errors import UserError
+from streamguard.features.processed import ProcessedDir
 from streamguard.provenance import environment
 from streamguard.redact import redact
 
@@ -103,11 +103,9 @@ class RunDir:
         return self.predictions_path(split).is_file()
 
     def write_predictions(self, split: str, rows: list[dict[str, Any]]) -> Path:
+        """Write one split's predictions (``thresholds.write_predictions`` also records the valid threshold)."""
         path = self.predictions_path(split)
         write_jsonl(path, rows)
-        if split == "valid":  # every run records the decision threshold chosen on valid
-            from streamguard import thresholds
-            thresholds.record(self.path, rows)
         return path
 
     def read_predictions(self, split: str, missing_ok: bool = False) -> list[dict[str, Any]]:
@@ -253,10 +251,6 @@ def write_exp_config(out_dir: Path, model: str, data_dir: Path, hyper: dict[str,
 
 def read_exp_config(run_dir: Path) -> dict[str, Any]:
     return RunDir(run_dir).read_exp()
-
-
-def write_predictions(out_dir: Path, split: str, rows: list[dict[str, Any]]) -> Path:
-    return RunDir(out_dir).write_predictions(split, rows)
 
 
 def read_metrics_csv(run_dir: Path) -> list[dict[str, float]]:

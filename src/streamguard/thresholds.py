@@ -24,7 +24,8 @@ import numpy as np
 from streamguard.errors import UserError
 from streamguard.rundir import PREDICTIONS_DIR, THRESHOLD_FILE, RunDir
 
-__all__ = ["THRESHOLD_FILE", "check", "choose", "choose_threshold", "record", "run_threshold", "verdict"]
+__all__ = ["THRESHOLD_FILE", "check", "choose", "choose_threshold", "record", "run_threshold", "verdict",
+           "write_predictions"]
 log = logging.getLogger(__name__)
 DEFAULT = 0.5
 VULNERABLE, CLEAN = "vulnerable", "clean"
@@ -48,6 +49,14 @@ def choose(rows: list[dict[str, Any]], metric: str = "accuracy") -> dict[str, An
         float(2 * (pred & (y == 1)).sum() / max(pred.sum() + (y == 1).sum(), 1))
     return {"threshold": _sigmoid(cut), "margin_threshold": cut, "metric": metric, "valid_value": value,
             "chosen_on": f"{PREDICTIONS_DIR}/valid.jsonl", "n_valid": len(rows)}
+
+
+def write_predictions(run_dir: Path, split: str, rows: list[dict[str, Any]]) -> Path:
+    """A run's predictions of one split; every run records the decision threshold chosen on its valid ones."""
+    path = RunDir(run_dir).write_predictions(split, rows)
+    if split == "valid":
+        record(run_dir, rows)
+    return path
 
 
 def record(run_dir: Path, rows: list[dict[str, Any]] | None = None, metric: str = "accuracy") -> dict[str, Any]:

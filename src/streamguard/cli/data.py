@@ -81,7 +81,7 @@ def run_collect_import(args: argparse.Namespace) -> None:
 
 
 def _run_by_project(args: argparse.Namespace) -> None:
-    from streamguard.data.by_project import by_project
+    from streamguard.features.by_project import by_project
     by_project(args.data, args.out, args.train_project, args.test_project)
 
 

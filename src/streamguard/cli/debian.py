@@ -30,7 +30,7 @@ def add_collect_debian(data: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from streamguard.data.debian_collect import collect_debian
+    from streamguard.data.debian.collect import collect_debian
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     packages = None if args.all else [p.strip() for p in args.packages.split(",") if p.strip()]
     collect_debian(args.out, suites, packages, args.cache, jobs=args.jobs, mirror=args.mirror,

@@ -41,6 +41,6 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 def _run_predict(args: argparse.Namespace) -> None:
     from streamguard.runtime import log_info, prepare_torch_cpu
     prepare_torch_cpu()
-    from streamguard.predict import predict_run
+    from streamguard.train.predict import predict_run
     log_info()
     predict_run(args.run, args.data, args.split, args.out, args.threshold)

@@ -33,7 +33,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_denoise(args: argparse.Namespace) -> None:
-    from streamguard.denoise import denoise
+    from streamguard.train.denoise import denoise
     denoise(args.run, args.out, args.mode, args.hard_below, args.data)
 
 

@@ -27,7 +27,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _run_preprocess(args: argparse.Namespace) -> None:
     from streamguard.config import PreprocessConfig, load_config
-    from streamguard.data.preprocess import preprocess
+    from streamguard.features.preprocess import preprocess
     cfg = load_config(PreprocessConfig, args.config, {
         "tokenizer": args.tokenizer, "max_tokens": args.max_length, "workers": args.workers,
         "quick_test": args.quick_test, "reuse_from": args.reuse_from}, args.set)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streamguard.data.trim import _risky_name
+from streamguard.data.risky_api import risky_name
 
 DEFAULT_THRESHOLD = 0.8  # Jaccard of 5-token shingle sets; measured in benchmarks/results/merge_devign.md
 NUM_PERM = 128
@@ -50,7 +50,7 @@ def text_key(code: str) -> str:
 def normalised_tokens(code: str) -> list[str]:
     """The token stream with names abstracted, so that a consistently renamed copy gives the same stream:
     every identifier becomes ``$0``, ``$1``, ... in order of first appearance, except C keywords, standard
-    types and library / risky API names (``KEPT_NAMES``, ``trim.RISKY_APIS``); string, character and number
+    types and library / risky API names (``KEPT_NAMES``, ``risky_api.RISKY_APIS``); string, character and number
     literals become ``STR``, ``CHR``, ``NUM``; operators and punctuation stay."""
     names: dict[str, str] = {}
     out = []
@@ -61,7 +61,7 @@ def normalised_tokens(code: str) -> list[str]:
         elif head.isdigit():
             out.append("NUM")
         elif head.isalpha() or head == "_":
-            out.append(tok if tok in KEPT_NAMES or _risky_name(tok) else names.setdefault(tok, f"${len(names)}"))
+            out.append(tok if tok in KEPT_NAMES or risky_name(tok) else names.setdefault(tok, f"${len(names)}"))
         else:
             out.append(tok)
     return out

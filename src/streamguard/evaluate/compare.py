@@ -22,11 +22,11 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from streamguard.data.labels import monitor
-from streamguard.data.processed import ProcessedDir
-from streamguard.data.rawjoin import raw_fields
 from streamguard.errors import UserError
 from streamguard.evaluate.metrics import resample_weights
 from streamguard.evaluate.stats import bootstrap_difference, mcnemar, seed_tests
+from streamguard.features.processed import ProcessedDir
+from streamguard.features.rawjoin import raw_fields
 from streamguard.rundir import RunDir
 from streamguard.thresholds import choose_threshold
 

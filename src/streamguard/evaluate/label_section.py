@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.data.labels import monitor
-from streamguard.data.processed import ProcessedDir
-from streamguard.data.rawjoin import raw_fields
 from streamguard.data.records import SPLITS
+from streamguard.features.processed import ProcessedDir
+from streamguard.features.rawjoin import raw_fields
 
 
 def label_monitoring(data_dir: Path) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streamguard import atomic
-from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
+from streamguard.features.processed import ProcessedDir
 
 # cppcheck severities as levels; "information" is about the analysis itself (missing includes...), not the code
 CPPCHECK_LEVELS = {"portability": 1, "performance": 1, "style": 2, "warning": 3, "error": 4}

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import check_prediction, read_jsonl
 from streamguard.errors import UserError
+from streamguard.features.processed import ProcessedDir
 from streamguard.provenance import sha256_file
 from streamguard.rundir import EXP_FILE, RunDir
 

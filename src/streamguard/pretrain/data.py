@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from streamguard.atomic import atomic_open
-from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
+from streamguard.features.tokenize import SafeTokenizer
 from streamguard.train.batches import length_grouped_batches
 
 

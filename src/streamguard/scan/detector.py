@@ -55,7 +55,7 @@ class Detector:
 
     def _evidence(self, codes: list[str], probs: Any, k: int, first_lines: list[int] | None = None,
                   ) -> list[tuple[LineEvidence, ...]]:
-        from streamguard import explain
+        from streamguard.train import evidence as explain
         first_lines = first_lines or [1] * len(codes)
         keep = [i for i, p in enumerate(probs) if not math.isnan(p)]
         if not keep:  # nothing scored: no evidence to explain (an error result carries none)

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.data import preprocess as prep
 from streamguard.data.records import RecordError, validate_raw
 from streamguard.errors import UserError
+from streamguard.features import preprocess as prep
 from streamguard.scan import PRECISIONS
 from streamguard.train import registry
 

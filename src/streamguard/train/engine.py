@@ -32,6 +32,7 @@ from streamguard.config import EngineConfig, to_dict
 from streamguard.errors import UserError
 from streamguard.rundir import RunDir
 from streamguard.runlock import locked
+from streamguard.thresholds import write_predictions
 from streamguard.train import checkpoint as ck
 from streamguard.train.batches import length_grouped_batches
 from streamguard.train.bestckpt import BestCheckpoint, load_best, repair_before_resume
@@ -363,4 +364,4 @@ def write_best_predictions(model: nn.Module, datasets: dict[str, ClassificationD
     model.load_state_dict(best_state_dict(out_dir / "checkpoints"))
     for split in ("valid", "test"):
         if split in datasets:
-            RunDir(out_dir).write_predictions(split, predict_rows(model, datasets[split], cfg.predict_batch_size))
+            write_predictions(out_dir, split, predict_rows(model, datasets[split], cfg.predict_batch_size))

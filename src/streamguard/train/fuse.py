@@ -23,15 +23,15 @@ from sklearn.model_selection import StratifiedKFold
 
 from streamguard import atomic
 from streamguard.config import FuseConfig, load_config, to_dict
-from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import check_prediction
 from streamguard.errors import UserError
-from streamguard.explain import empty_scores
+from streamguard.features.processed import ProcessedDir
 from streamguard.models import fusion as fusion_model
 from streamguard.rundir import RunDir, logit_margin, prediction_rows
 from streamguard.runlock import locked
-from streamguard.thresholds import choose_threshold
+from streamguard.thresholds import choose_threshold, write_predictions
 from streamguard.train import kinds, mlflow_store, registry, seeds
+from streamguard.train.evidence import empty_scores
 
 log = logging.getLogger(__name__)
 FUSION_FILE = "fusion.json"
@@ -193,9 +193,9 @@ def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] |
                                      neutral=0.0)
     fus_meta.update(asdict(fus))
     atomic.write_json(out_dir / FUSION_FILE, fus_meta)
-    run_dir.write_predictions("valid", prediction_rows(va[0], fus.logits(va[1])))
+    write_predictions(run_dir.path, "valid", prediction_rows(va[0], fus.logits(va[1])))
     if (data_dir / "test.jsonl").is_file():
-        run_dir.write_predictions("test", _predict_with(fus_meta, out_dir, data_dir, "test"))
+        write_predictions(run_dir.path, "test", _predict_with(fus_meta, out_dir, data_dir, "test"))
     run_dir.write_exp("fusion", data_dir, to_dict(cfg), {
         "base_models": cfg.models, "folds": cfg.folds, "fold_epochs": cfg.fold_epochs,
         "base_seeds": {k: kind_seeds(k, cfg) for k in cfg.models},

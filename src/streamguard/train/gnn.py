@@ -12,15 +12,15 @@ import torch
 
 from streamguard.atomic import atomic_open, make_dir
 from streamguard.config import GNNConfig
-from streamguard.data.graphs import GraphDataset, GraphOptions, load_split
-from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import SPLITS
 from streamguard.data.stats import recommended_batch_size
 from streamguard.errors import UserError
-from streamguard.explain import line_of
+from streamguard.features.graphs import GraphDataset, GraphOptions, load_split
+from streamguard.features.processed import ProcessedDir
 from streamguard.models.gnn import GraphClassifier
 from streamguard.rundir import read_exp_config
 from streamguard.train import engine, kinds
+from streamguard.train.evidence import line_of
 
 log = logging.getLogger(__name__)
 WEIGHTS = "gnn_weights.safetensors"  # an exported (bundle) GNN's weights
@@ -190,7 +190,7 @@ def reads_features(model_dir: Path) -> bool:
 def node_spans(code: str, graph: Any) -> list[tuple[int, int] | None]:
     """Character span of each graph node: text leaves found in the code in order (nodes are in pre-order, so
     leaves come in source order); every other node spans its descendants' leaves."""
-    from streamguard.data.ast import strip_directives
+    from streamguard.features.ast import strip_directives
     text = strip_directives(code)
     spans: list[tuple[int, int] | None] = [None] * len(graph.labels)
     pos = 0
@@ -213,9 +213,9 @@ def node_spans(code: str, graph: Any) -> list[tuple[int, int] | None]:
 def _graph_inputs(model_dir: Path, prep_dir: Path) -> tuple[GraphClassifier, Callable[[str], tuple[Any, tuple, dict]]]:
     """The run's model (eval mode) and a function from code to (graph, model inputs), as the graph cache would
     hold them: the scan's tokenizer, vocabulary and AST options."""
-    from streamguard.data import preprocess as prep
-    from streamguard.data.featurize import Featurizer
-    from streamguard.data.graphs import normalised_graph, text_subtokens
+    from streamguard.features import preprocess as prep
+    from streamguard.features.featurize import Featurizer
+    from streamguard.features.graphs import normalised_graph, text_subtokens
     cfg = config_from_run(read_exp_config(model_dir))
     text_tokenizer = run_text_tokenizer(model_dir, cfg)
     model = build_model(cfg, text_tokenizer).eval()

@@ -14,8 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
+from streamguard.features.processed import ProcessedDir
 from streamguard.rundir import read_exp_config
 
 # Every weight and setting in a bundle is JSON or safetensors (or plain text): loading one executes no pickle.

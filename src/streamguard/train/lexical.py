@@ -16,15 +16,16 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
 from streamguard.atomic import make_dir
 from streamguard.config import LexicalConfig, to_dict
-from streamguard.data.processed import ProcessedDir
 from streamguard.errors import UserError
-from streamguard.explain import line_of
+from streamguard.features.processed import ProcessedDir
 from streamguard.models import loaded
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits, normalise_with_map, occurrences
 from streamguard.models.lexical_store import ARRAYS, PARAMS, load_lexical, save_lexical
-from streamguard.rundir import prediction_rows, read_exp_config, write_exp_config, write_predictions
+from streamguard.rundir import prediction_rows, read_exp_config, write_exp_config
 from streamguard.runlock import locked
+from streamguard.thresholds import write_predictions
 from streamguard.train import kinds, mlflow_store
+from streamguard.train.evidence import line_of
 
 log = logging.getLogger(__name__)
 MODEL_FILE = PARAMS  # the run is finished once this (written last) exists

@@ -21,15 +21,15 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from streamguard.config import TransformerConfig
-from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import SPLITS, read_jsonl_lines
-from streamguard.data.token_dataset import TokenDataset
-from streamguard.data.tokenize import hub_reachable
 from streamguard.errors import UserError
-from streamguard.explain import line_of, processed_records
+from streamguard.features.processed import ProcessedDir
+from streamguard.features.token_dataset import TokenDataset
+from streamguard.features.tokenize import hub_reachable
 from streamguard.models import loaded
 from streamguard.models.transformer import POOLINGS, TransformerClassifier
 from streamguard.train import engine, kinds
+from streamguard.train.evidence import line_of, processed_records
 
 log = logging.getLogger(__name__)
 EXPORT_DIR = "hf_model"

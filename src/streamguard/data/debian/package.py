@@ -13,11 +13,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from streamguard.data.debian_diff import Change, PatchError, apply, parse, split_lines
-from streamguard.data.debian_fetch import FetchError, fetch
-from streamguard.data.debian_index import SourcePackage
-from streamguard.data.debian_pairs import file_rows
-from streamguard.data.debian_patches import (
+from streamguard.data.debian.diff import Change, PatchError, apply, parse, split_lines
+from streamguard.data.debian.fetch import FetchError, fetch
+from streamguard.data.debian.index import SourcePackage
+from streamguard.data.debian.pairs import file_rows
+from streamguard.data.debian.patches import (
     fix_date,
     licence_of,
     parse_changelog,
@@ -25,7 +25,7 @@ from streamguard.data.debian_patches import (
     patch_cves,
     upstream_name,
 )
-from streamguard.data.debian_unpack import Unpacked, UnpackError, read_members
+from streamguard.data.debian.unpack import Unpacked, UnpackError, read_members
 
 C_FILE = re.compile(r"\.[ch]$")
 MANY_FUNCTIONS = 5

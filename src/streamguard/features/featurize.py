@@ -15,8 +15,8 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from streamguard.atomic import write_text
-from streamguard.data.ast import ASTParser, Graph
-from streamguard.data.trim import choose_window, find_risky_spans
+from streamguard.features.ast import ASTParser, Graph
+from streamguard.features.trim import choose_window, find_risky_spans
 
 UNK = "<unk>"
 

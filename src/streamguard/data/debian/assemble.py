@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from streamguard.data.debian_patches import DEVIGN_PROJECTS, upstream_name
+from streamguard.data.debian.patches import DEVIGN_PROJECTS, upstream_name
 from streamguard.data.neardup import text_key
 from streamguard.data.records import write_jsonl
 from streamguard.provenance import sha256_file

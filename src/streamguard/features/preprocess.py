@@ -22,13 +22,13 @@ from typing import Any
 
 from streamguard.atomic import atomic_open, copy_file, write_json
 from streamguard.config import PreprocessConfig, to_dict
-from streamguard.data.featurize import Featurizer, build_vocab, count_labels, load_vocab, save_vocab
-from streamguard.data.processed import VOCAB_FILE, ProcessedDir
 from streamguard.data.rawdir import RawDir
 from streamguard.data.records import SPLITS, RecordError, iter_jsonl, validate_raw, write_jsonl
-from streamguard.data.summary import print_summary, summarise
-from streamguard.data.tokenize import SafeTokenizer
 from streamguard.errors import UserError
+from streamguard.features.featurize import Featurizer, build_vocab, count_labels, load_vocab, save_vocab
+from streamguard.features.processed import VOCAB_FILE, ProcessedDir
+from streamguard.features.summary import print_summary, summarise
+from streamguard.features.tokenize import SafeTokenizer
 from streamguard.provenance import environment, sha256_file
 from streamguard.runlock import locked
 
@@ -109,8 +109,10 @@ def _read_raw(raw: Path, cfg: PreprocessConfig) -> dict[str, list[tuple[int, Any
 def _fingerprint(raw: Path, cfg: PreprocessConfig) -> str:
     parts = [sha256_file(RawDir(raw).split_path(s)) for s in SPLITS] + [json.dumps(to_dict(cfg), sort_keys=True)]
     # the code that makes records is part of the input: a changed parser must not reuse stale output
-    here = Path(__file__).parent
-    parts += [sha256_file(here / f"{m}.py") for m in ("preprocess", "featurize", "ast", "trim", "tokenize", "records")]
+    from streamguard.data import records, risky_api
+    from streamguard.features import ast, featurize, tokenize, trim
+    parts += [sha256_file(m.__file__) for m in (sys.modules[__name__], featurize, ast, trim, tokenize, records,
+                                                 risky_api)]
     if cfg.reuse_from:
         parts.append(sha256_file(ProcessedDir(cfg.reuse_from).vocab_path))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()

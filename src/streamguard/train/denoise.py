@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.data.processed import ProcessedDir
-from streamguard.data.rawjoin import raw_fields
 from streamguard.data.records import SPLITS, check_prediction, write_jsonl
 from streamguard.errors import UserError
+from streamguard.features.processed import ProcessedDir
+from streamguard.features.rawjoin import raw_fields
 from streamguard.provenance import environment
 from streamguard.rundir import RunDir, logit_margin
 from streamguard.runlock import locked
@@ -160,7 +160,7 @@ def _denoise(run_dir: Path, out: Path, mode: str, hard_below: float, data_dir: P
                     ((s, [{**r, "split": s} for r in rows]) for s, rows in splits.items())},
         "seconds": round(time.time() - started, 2), "environment": environment()}
     (out / "denoise.json").write_text(json.dumps(summary, indent=2) + "\n")
-    from streamguard.denoise_report import write_report
+    from streamguard.train.denoise_report import write_report
     write_report(out / "report.html", summary, issues[:top], hard[:top], code)
     print(f"denoise: {len(issues)} of {len(train)} train labels flagged ({summary['flagged_share']:.1%}), "
           f"{len(hard)} in the hard set -> {out}/sample_weights.jsonl, {out}/report.html")

@@ -34,7 +34,7 @@ def empty_scores(code: str) -> np.ndarray:
 def processed_records(prep_dir: Path, codes: Sequence[str]) -> list[dict[str, Any] | None]:
     """The processed record of each function (None where preprocessing rejected it), in order: made by the
     preprocessing worker with the model's tokenizer, budget and vocabulary."""
-    from streamguard.data import preprocess as prep
+    from streamguard.features import preprocess as prep
     out: list[dict[str, Any] | None] = [None] * len(codes)
     tasks = [("test", i, {"func": c, "target": 0}) for i, c in enumerate(codes)]
     with prep.worker_pool(1, prep.featurizer_init(prep_dir)) as pool:

@@ -20,9 +20,9 @@ from typing import Any
 
 from rich.console import Console
 
-from streamguard.data.debian_assemble import assemble
-from streamguard.data.debian_index import SourcePackage, load_index
-from streamguard.data.debian_package import process_package
+from streamguard.data.debian.assemble import assemble
+from streamguard.data.debian.index import SourcePackage, load_index
+from streamguard.data.debian.package import process_package
 from streamguard.errors import UserError
 from streamguard.progress import StageDisplay
 

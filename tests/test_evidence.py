@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamguard import explain
-from streamguard.data.ast import ASTParser
+from streamguard.features.ast import ASTParser
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, normalise, normalise_with_map
 from streamguard.models.lexical_store import load_lexical, save_lexical
+from streamguard.train import evidence as explain
 from streamguard.train import gnn, lexical
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "train.jsonl"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from streamguard import thresholds
 from streamguard.atomic import check_writable_file
-from streamguard.data.processed import ProcessedDir
 from streamguard.data.records import write_jsonl
 from streamguard.errors import UserError
+from streamguard.features.processed import ProcessedDir
 from streamguard.rundir import RunDir
 from streamguard.train import registry
 

@@ -9,26 +9,10 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
-# api name -> pattern that the called function's name must match in full (FFmpeg's av_malloc, QEMU's g_free
-# and the like count as their libc counterparts)
-RISKY_APIS: dict[str, str] = {
-    "strcpy": r"strcpy", "strcat": r"strcat", "strncpy": r"strncpy", "strncat": r"strncat",
-    "sprintf": r"sprintf", "vsprintf": r"vsprintf", "snprintf": r"v?snprintf", "gets": r"f?gets",
-    "scanf": r"[fsv]?scanf", "memcpy": r"\w*memcpy", "memmove": r"memmove", "memset": r"memset",
-    "alloca": r"alloca", "malloc": r"\w*malloc[z]?\w*", "calloc": r"\w*calloc", "realloc": r"\w*realloc\w*",
-    "free": r"\w*free[p]?", "system": r"system", "popen": r"popen", "exec": r"exec(?:l|lp|le|v|vp|vpe|ve)",
-    "read": r"f?read|recv",
-}
-_NAME = re.compile("|".join(f"(?P<{name}>{pat})" for name, pat in RISKY_APIS.items()))
+from streamguard.data.risky_api import risky_name
+
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")  # cheap first pass: every call site
-
-
-@lru_cache(maxsize=65536)
-def _risky_name(identifier: str) -> str | None:
-    m = _NAME.fullmatch(identifier)
-    return m.lastgroup if m else None
 
 
 @dataclass(frozen=True)
@@ -43,7 +27,7 @@ def find_risky_spans(code: str) -> list[tuple[int, int, str]]:
     """Character spans (start, end, api name) of risky API calls, in order."""
     spans = []
     for m in _CALL.finditer(code):
-        name = _risky_name(m.group(1))
+        name = risky_name(m.group(1))
         if name:
             spans.append((m.start(), m.end(), name))
     return spans

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streamguard.data.processed import ProcessedDir
 from streamguard.data.rawdir import RawDir
 from streamguard.data.records import read_jsonl_lines
+from streamguard.features.processed import ProcessedDir
 
 
 def raw_dir_of(data_dir: Path) -> Path | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from streamguard.data.debian_diff import Change
+from streamguard.data.debian.diff import Change
 from streamguard.data.extract import CFunction, extract_functions
 from streamguard.data.neardup import text_key
 

@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 from streamguard import atomic
-from streamguard.data.processed import META_FILE, VOCAB_FILE, ProcessedDir
 from streamguard.errors import UserError
+from streamguard.features.processed import META_FILE, VOCAB_FILE, ProcessedDir
 
 log = logging.getLogger(__name__)
 SUBSET_FILE = "SUBSET.json"

@@ -9,8 +9,8 @@ import email.utils
 import fnmatch
 import re
 
-from streamguard.data.debian_diff import header
-from streamguard.data.debian_index import paragraphs
+from streamguard.data.debian.diff import header
+from streamguard.data.debian.index import paragraphs
 
 CVE = re.compile(r"CVE[-_](\d{4})[-_](\d{4,7})", re.IGNORECASE)
 _ENTRY = re.compile(r"^(\S+) \(([^)]+)\) [^;]*;.*$")
