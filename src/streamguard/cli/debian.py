@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from streamguard import argtypes
+from streamguard.data.rawdir import MANIFEST_FILE, POOL, REJECTS_FILE
 
 DEFAULT_CACHE = Path.home() / ".cache" / "streamguard" / "debian"
 
@@ -12,7 +13,7 @@ DEFAULT_CACHE = Path.home() / ".cache" / "streamguard" / "debian"
 def add_collect_debian(data: argparse._SubParsersAction) -> None:
     c = data.add_parser("collect", help="collect labelled functions from a public source (debian)")
     c.add_argument("source_kind", choices=["debian"], help="debian: CVE patches of Debian source packages")
-    c.add_argument("--out", required=True, type=Path, help="folder for pool.jsonl, rejects.jsonl, manifest.json")
+    c.add_argument("--out", required=True, type=Path, help=f"folder for {POOL}.jsonl, {REJECTS_FILE}, {MANIFEST_FILE}")
     c.add_argument("--suites", default="bullseye-security,bookworm-security,trixie-security",
                    help="comma-separated suites, read in this order (default %(default)s)")
     which = c.add_mutually_exclusive_group(required=True)

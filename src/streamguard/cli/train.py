@@ -15,8 +15,9 @@ from typing import Any
 from streamguard import argtypes
 from streamguard.cli.common import add_config_options
 from streamguard.errors import UserError
+from streamguard.rundir import SEED_PREFIX
 
-SEEDS_HELP = "train one run per seed into OUT/seed-N (finished seeds are skipped), e.g. 1,2,3"
+SEEDS_HELP = f"train one run per seed into OUT/{SEED_PREFIX}N (finished seeds are skipped), e.g. 1,2,3"
 REGISTER_HELP = ("register the trained run in the MLflow model registry under NAME (store: --tracking-uri, else "
                  "MLFLOW_TRACKING_URI, else mlflow.db); with --seeds, every seed's run, one version each")
 
@@ -96,7 +97,7 @@ def _train(args: argparse.Namespace, cfg: Any, train: Any) -> list[Path]:
     if getattr(args, "seed", None) is not None or any(s.split("=", 1)[0].strip() == "seed" for s in args.set):
         raise UserError("give --seed or --seeds, not both")
     runs = run_seeds(args.seeds, args.out, lambda s, run: train(args.data, run, dataclasses.replace(cfg, seed=s)))
-    print(f"seed runs: {args.out}/seed-{{{','.join(r.name[5:] for r in runs)}}}")
+    print(f"seed runs: {args.out}/{SEED_PREFIX}{{{','.join(r.name[len(SEED_PREFIX):] for r in runs)}}}")
     return runs
 
 

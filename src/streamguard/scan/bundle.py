@@ -27,14 +27,14 @@ from streamguard import thresholds
 from streamguard.atomic import make_dir
 from streamguard.errors import UserError
 from streamguard.provenance import git_state, package_versions, sha256_file
-from streamguard.rundir import read_exp_config
+from streamguard.rundir import EXP_FILE, RunDir, read_exp_config
 from streamguard.runlock import locked_file
 from streamguard.scan import bundle_check
+from streamguard.scan.bundle_check import MANIFEST
 from streamguard.scan.model import PREP_FILES, ModelSource
 from streamguard.train import registry
 
 BUNDLE_FILE = "bundle.json"
-MANIFEST = "manifest.json"
 FORMAT = 1
 
 
@@ -70,7 +70,7 @@ def _write_bundle(run: Path, src: ModelSource, tmp: Path, out: Path) -> None:
         shutil.copytree(src.prep_dir / "tokenizer", tmp / "preprocess" / "tokenizer")
         for name in PREP_FILES:
             shutil.copy2(src.prep_dir / name, tmp / "preprocess" / name)
-        exp = json.loads((Path(run) / "exp_config.json").read_text())
+        exp = RunDir(run).read_exp()
         info = {"format": FORMAT, "kind": src.kind, "threshold": src.threshold, "name": Path(run).resolve().name,
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "source_run": {"path": str(Path(run).resolve()), "git": exp.get("git"),
@@ -118,8 +118,8 @@ def open_model(path: str | os.PathLike, data: str | os.PathLike | None = None) -
             raise UserError(f"{p}: model/{missing} is missing (a bundle of another layout); export the run again "
                             "with `streamguard export RUN --out DIR`")
         return src
-    if not (p / "exp_config.json").is_file():
-        raise UserError(f"{p} is neither a model bundle (bundle.json) nor a run directory (exp_config.json)")
+    if not RunDir(p).is_run():
+        raise UserError(f"{p} is neither a model bundle ({BUNDLE_FILE}) nor a run directory ({EXP_FILE})")
     exp = read_exp_config(p)
     prep_dir = Path(data) if data else Path(str(exp.get("data_dir") or ""))
     if not all((prep_dir / f).is_file() for f in PREP_FILES) or not (prep_dir / "tokenizer").is_dir():

@@ -20,6 +20,7 @@ from typing import Any
 
 from streamguard import thresholds
 from streamguard.errors import UserError
+from streamguard.rundir import EXP_FILE, RunDir
 
 SAFE_SUFFIXES = frozenset({".json", ".safetensors", ".txt", ".md", ".jsonl", ".model"})
 MAX_HEADER = 100 * 1024 * 1024  # safetensors' own reader refuses headers over 100 MB
@@ -34,6 +35,9 @@ _CONFIG_BOUNDS = {"vocab_size": 1 << 20, "hidden_size": 1 << 14, "num_hidden_lay
                   "type_vocab_size": 1 << 10}
 
 
+MANIFEST = "manifest.json"  # the bundle's own: its files' sha256 and size (not a raw dataset's manifest)
+
+
 def load_json(path: Path, what: str) -> Any:
     """JSON from a bundle file, or one line: unreadable, not JSON, or nested too deep to parse."""
     try:
@@ -44,11 +48,11 @@ def load_json(path: Path, what: str) -> Any:
 
 def check_manifest(listed: Any, root: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(listed, dict):
-        raise UserError(f"{root}: manifest.json has no 'files' object; not a complete bundle")
+        raise UserError(f"{root}: {MANIFEST} has no 'files' object; not a complete bundle")
     for rel, entry in listed.items():
         if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
                 and isinstance(entry.get("bytes"), int) and not isinstance(entry.get("bytes"), bool)):
-            raise UserError(f"{root}: manifest.json entry {rel!r} needs 'sha256' and 'bytes'; refused")
+            raise UserError(f"{root}: {MANIFEST} entry {rel!r} needs 'sha256' and 'bytes'; refused")
     return listed
 
 
@@ -115,22 +119,23 @@ def check_info(info: Any, root: Path, fmt: int) -> dict[str, Any]:
 def check_model(model_dir: Path, kind: str, depth: int = 0) -> None:
     """The run-shaped model folder of ``kind``: its own config, or a seed ensemble's members (seed-N), each
     checked; a fusion's bases recursively."""
-    members = sorted(m for m in model_dir.glob("seed-*") if (m / "exp_config.json").is_file())
-    has_own = (model_dir / "exp_config.json").is_file()
+    members = [m for _, m in sorted(RunDir(model_dir).seed_members().items())]
+    has_own = RunDir(model_dir).is_run()
     if not has_own and not (members and depth):
-        raise UserError(f"{model_dir}: no exp_config.json; not a complete bundle")
+        raise UserError(f"{model_dir}: no {EXP_FILE}; not a complete bundle")
     for run in ([model_dir] if has_own else []) + members:
         _check_run(run, kind, depth)
 
 
 def _check_run(run: Path, kind: str, depth: int) -> None:
-    exp = load_json(run / "exp_config.json", f"{run}/exp_config.json")
+    exp_path = RunDir(run).exp_path
+    exp = load_json(exp_path, str(exp_path))
     hyper = exp.get("hyperparameters") if isinstance(exp, dict) else None
     if not isinstance(exp, dict) or exp.get("model") != kind or not isinstance(hyper or {}, dict):
-        raise UserError(f"{run}/exp_config.json: not the config of a {kind} model; refused")
+        raise UserError(f"{exp_path}: not the config of a {kind} model; refused")
     for key in PATH_SETTINGS:
         if (hyper or {}).get(key) not in (None, ""):
-            raise UserError(f"{run}/exp_config.json sets {key}: a bundle may not choose a path on this "
+            raise UserError(f"{exp_path} sets {key}: a bundle may not choose a path on this "
                             "machine; refused")
     if kind == "fusion":
         _check_fusion(run, depth)

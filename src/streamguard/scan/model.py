@@ -27,12 +27,13 @@ import numpy as np
 from streamguard.data.records import RecordError, validate_raw
 from streamguard.errors import UserError
 from streamguard.features import preprocess as prep
+from streamguard.features.processed import META_FILE, VOCAB_FILE, ProcessedDir
 from streamguard.scan import PRECISIONS
 from streamguard.train import registry
 
 log = logging.getLogger(__name__)
 SOURCE = "scan"
-PREP_FILES = ("preprocessing_metadata.json", "node_vocab.json")
+PREP_FILES = (META_FILE, VOCAB_FILE)
 
 
 def native_bf16() -> bool:
@@ -157,9 +158,9 @@ class Scorer:
                 rec["metadata"]["row"] = pos
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 fr.write(json.dumps({"func": code, "target": 0, "idx": pos}, ensure_ascii=False) + "\n")
-        meta = json.loads((self.source.prep_dir / "preprocessing_metadata.json").read_text())
+        meta = dict(ProcessedDir(self.source.prep_dir).metadata)
         meta["raw_dir"] = str(raw)
-        (data / "preprocessing_metadata.json").write_text(json.dumps(meta))
-        shutil.copy(self.source.prep_dir / "node_vocab.json", data / "node_vocab.json")
+        ProcessedDir(data).meta_path.write_text(json.dumps(meta))
+        shutil.copy(ProcessedDir(self.source.prep_dir).vocab_path, ProcessedDir(data).vocab_path)
         os.symlink(self.source.prep_dir.resolve() / "tokenizer", data / "tokenizer")
         return data

@@ -17,6 +17,7 @@ from typing import Any
 
 from streamguard import argtypes, thresholds
 from streamguard.errors import UserError
+from streamguard.rundir import RunDir
 from streamguard.train import kinds
 
 
@@ -130,11 +131,11 @@ def export_model(run: Path, dst: Path, kind: str) -> None:
     """A run-shaped folder with what ``predict`` of ``kind`` needs: exp_config.json, threshold.json and the kind's
     own files (a fusion calls this again for each base run)."""
     dst.mkdir(parents=True)
-    exp = json.loads((run / "exp_config.json").read_text())
+    exp = RunDir(run).read_exp()
     hyper = exp.get("hyperparameters") or {}
     if "cache_dir" in hyper:  # a bundle's graphs are cached beside the scanned data, never in the trainer's cache
         hyper["cache_dir"] = None
-    (dst / "exp_config.json").write_text(json.dumps(exp, indent=2, sort_keys=True) + "\n")
+    RunDir(dst).exp_path.write_text(json.dumps(exp, indent=2, sort_keys=True) + "\n")
     (dst / thresholds.THRESHOLD_FILE).write_text(json.dumps(thresholds.export_record(run)) + "\n")
     get(kind).export_files(run, dst)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from streamguard.data.debian.patches import DEVIGN_PROJECTS, upstream_name
 from streamguard.data.neardup import text_key
+from streamguard.data.rawdir import POOL, RawDir
 from streamguard.data.records import write_jsonl
 from streamguard.provenance import sha256_file
 
@@ -123,8 +124,9 @@ def assemble(results: list[dict[str, Any]], out: Path, suites: list[str], dates:
         row["holdout"] = holdout_of(row)
     patches = _patch_counts(results, rejects)
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "pool.jsonl", rows)
-    write_jsonl(out / "rejects.jsonl", rejects)
+    pool, rejected = RawDir(out).split_path(POOL), RawDir(out).rejects_path
+    write_jsonl(pool, rows)
+    write_jsonl(rejected, rejects)
     pairs = [r for r in rows if r["kind"] == "before"]
     row_drops = sum(dropped.values())
     assert extracted == len(rows) + row_drops, "every extracted row is written or counted as dropped"
@@ -146,9 +148,9 @@ def assemble(results: list[dict[str, Any]], out: Path, suites: list[str], dates:
         "held_out_projects": sorted({r["project"] for r in rows if r["holdout"] == "package"}),
         "packages": [{"suite": r["suite"], "package": r["package"], "version": r["version"], "status": r["status"]}
                      for r in results],
-        "sha256": {"pool.jsonl": sha256_file(out / "pool.jsonl"), "rejects.jsonl": sha256_file(out / "rejects.jsonl")},
+        "sha256": {pool.name: sha256_file(pool), rejected.name: sha256_file(rejected)},
     }
-    write_json(out / "manifest.json", manifest)
+    write_json(RawDir(out).manifest_path, manifest)
     return manifest
 
 
