@@ -32,7 +32,8 @@ OWNERS: dict[str, set[str]] = {
 # Genuinely different files that share a name with a format's file: (module, name) -> why it is not that file.
 ALLOWED: dict[tuple[str, str], str] = {
     ("train/checkpoint.py", "manifest.json"): "a checkpoint folder's own manifest (size, sha256, epoch per file)",
-    ("scan/bundle_check.py", "manifest.json"): "a model bundle's own manifest (its files' checksums), not a raw dataset's",
+    ("scan/bundle_check.py", "manifest.json"): "a model bundle's own manifest (its files' checksums), not a raw "
+                                               "dataset's",
     ("data/corpus.py", "manifest.json"): "the pre-training corpus folder's manifest: corpus.py owns that format",
     ("data/corpus.py", "rejects.jsonl"): "the pre-training corpus folder's rejects: corpus.py owns that format",
     ("pretrain/train.py", "metrics.csv"): "a pre-training output folder's own per-epoch log, not a run directory's",
