@@ -25,6 +25,7 @@ _DECLARATORS = Query(_LANGUAGE, """
 (parameter_declaration declarator: (_) @d)
 (declaration declarator: (_) @d)
 """)
+_PARSER = Parser(_LANGUAGE)   # one per process: a parser is reusable (scan fingerprints in its main thread)
 _WRAPPERS = {"init_declarator", "pointer_declarator", "array_declarator", "parenthesized_declarator",
              "function_declarator", "attributed_declarator"}
 
@@ -39,7 +40,7 @@ def _declared_name(node: Node) -> str | None:
 
 def local_names(code: str, name: str = "") -> set[str]:
     """Names of the parameters and variables declared in one function's code (not the function's own name)."""
-    tree = Parser(_LANGUAGE).parse(code.encode("utf-8", errors="replace"))
+    tree = _PARSER.parse(code.encode("utf-8", errors="replace"))
     nodes = QueryCursor(_DECLARATORS).captures(tree.root_node).get("d", [])
     names = {n for n in map(_declared_name, nodes) if n}
     names.discard(name)

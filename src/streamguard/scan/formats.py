@@ -80,7 +80,7 @@ def _result(f: Finding, baseline_state: str | None = None, justification: str | 
              "properties": {"score": f.score, "threshold": f.threshold, "security-severity": _severity(f.score)}}
     if baseline_state:
         res["baselineState"] = baseline_state
-    if justification is not None:  # GitHub code scanning closes such an alert as dismissed in source
+    if justification is not None:  # SARIF's in-source suppression (advanced-security/dismiss-alerts acts on it)
         res["suppressions"] = [{"kind": "inSource", **({"justification": justification} if justification else {})}]
     return res
 
