@@ -36,6 +36,8 @@ REFORMATTED = """int hex2bin(u8 *dst, const char *src, size_t count) {  /* now w
     }
     return 0;
 }"""
+SUPPRESSED = HEX2BIN.replace("\t\tint hi, lo;", "\t\tint hi, lo;\t/* streamguard: ignore[src is checked by callers] */")
+ABOVE = "// streamguard: ignore[bounded by its only caller]\n"
 MOVED = "\n".join(f"/* filler line {i} */" for i in range(50)) + "\n"  # pushes the function 50 lines down
 
 
@@ -129,15 +131,35 @@ def test_baseline_keeps_moved_reformatted_renamed_function_and_reports_a_changed
     assert "1 baselined functions gone" in " ".join(table.split())
 
 
+def test_gone_lists_deleted_functions_only_under_the_scanned_paths(model, tree):
+    shutil.copy(FIXTURES / "kernel_c" / "lib" / "bsearch.c", tree / "bsearch.c")
+    base = tree.parent / "baseline.json"
+    _scan(model, tree, "json", "--write-baseline", str(base))
+    out = tree.parent / "lib.json"  # only lib/: bsearch.c's entries are out of scope, not gone
+    assert main(["scan", str(tree / "lib"), "--model", str(model), "--root", str(tree), "--threshold", "0",
+                 "--format", "json", "--out", str(out), "--baseline", str(base)]) == 0
+    assert json.loads(out.read_text())["baseline"]["gone"] == []
+    (tree / "bsearch.c").unlink()
+    rc, rep = _scan(model, tree, "json", "--baseline", str(base))
+    assert rc == 0 and {(g["path"], g["function"]) for g in rep["baseline"]["gone"]} == {("bsearch.c", "bsearch")}
+
+
+def test_suppressed_functions_do_not_take_max_findings_slots(model, tree):
+    _, rep = _scan(model, tree, "json")
+    top = rep["findings"][0]
+    lines = ORIGINAL.split("\n")
+    lines.insert(top["start_line"] - 1, "// streamguard: ignore[the highest score, reviewed]")
+    (tree / "lib" / "hexdump.c").write_text("\n".join(lines))
+    rc, rep = _scan(model, tree, "json", "--max-findings", "1")
+    assert rc == 1 and rep["summary"]["vulnerable"] == 1 and rep["summary"]["suppressed"] == 1
+    assert rep["suppressed"][0]["function"] == top["function"] and rep["findings"][0]["function"] != top["function"]
+
+
 def test_baseline_written_twice_is_byte_identical(model, tree):
     a, b = tree.parent / "a.json", tree.parent / "b.json"
     _scan(model, tree, "json", "--write-baseline", str(a))
     _scan(model, tree, "json", "--baseline", str(a), "--write-baseline", str(b))
     assert a.read_bytes() == b.read_bytes()
-
-
-SUPPRESSED = HEX2BIN.replace("\t\tint hi, lo;", "\t\tint hi, lo;\t/* streamguard: ignore[src is checked by callers] */")
-ABOVE = "// streamguard: ignore[bounded by its only caller]\n"
 
 
 def test_suppression_inside_and_above_in_json_sarif_and_table(model, tree):
@@ -190,3 +212,5 @@ def test_a_bad_baseline_is_one_line_and_exit_2(model, tree, capsys, content, say
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0] and "Traceback" not in err[0], err
     assert main(["scan", str(tree), "--model", str(model), "--write-baseline", str(tree / "no" / "b.json")]) == 2
+    assert main(["scan", str(tree), "--model", str(model), "--write-baseline", str(base), "--diff", "HEAD"]) == 2
+    assert "without --diff" in capsys.readouterr().err

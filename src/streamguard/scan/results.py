@@ -121,8 +121,8 @@ class ScanReport:
         self.threshold = threshold
         self.model = {**self.model, "threshold": threshold}
         self.operating_point = {**operating_point, "threshold": threshold}
-        self.findings = [replace(f, threshold=threshold, verdict="vulnerable" if f.score >= threshold else "clean")
-                         for f in self.findings]
+        self.findings = [_cut(f, threshold) for f in self.findings]
+        self.suppressed = [replace(s, finding=_cut(s.finding, threshold)) for s in self.suppressed]
 
     def header(self) -> str:
         """One line for every format: what was scanned with what, and what share it flagged."""
@@ -131,6 +131,10 @@ class ScanReport:
         return (f"{s['vulnerable']} of {s['functions_scored']} functions flagged ({100 * s['flagged_share']:.1f}%) "
                 f"in {s['files_scanned']} files under {self.root}; " + (f"{note}; " if note else "") +
                 f"{self.operating_point.get('description') or f'threshold {self.threshold:.4f}'}")
+
+
+def _cut(f: Finding, threshold: float) -> Finding:
+    return replace(f, threshold=threshold, verdict="vulnerable" if f.score >= threshold else "clean")
 
 
 def default_root(paths: list[Path], diff: str | None) -> Path:

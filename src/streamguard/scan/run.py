@@ -56,7 +56,7 @@ def run_scan(args: argparse.Namespace) -> int:
     for p in args.paths:
         if not p.exists():
             raise UserError(f"{p}: no such file or directory")
-    known = triage.prepare(args.baseline, args.write_baseline)  # before scanning: a bad baseline file stops here
+    known = triage.prepare(args.baseline, args.write_baseline, args.diff)  # a bad baseline stops before scanning
     console = Console(stderr=True)
     workers = args.workers or os.cpu_count() or 1
     root = args.root or results.default_root(args.paths, args.diff)
@@ -68,8 +68,9 @@ def run_scan(args: argparse.Namespace) -> int:
         report = detector.scan(args.paths, args.include, args.exclude, root, args.diff,
                                3 if args.evidence is None else args.evidence, args.evidence_for, args.max_file_size,
                                progress, args.follow_symlinks)
+    triage.apply_suppressions(report)  # before the cut: --max-findings counts the unsuppressed functions
     report.recut(point.threshold, point.to_dict(), args.max_findings)
-    recorded = triage.apply(report, known, args.write_baseline, args.diff is not None)
+    recorded = triage.apply_baseline(report, known, args.write_baseline, None if args.diff else args.paths)
     cut = _fail_on(args.fail_on, report.threshold)
     _write(formats.write(args.format, report, args.top, args.evidence is not None), args.out)
     if args.format != "table" or not _to_stdout(args.out):
