@@ -40,7 +40,10 @@ def _declared_name(node: Node) -> str | None:
 
 def local_names(code: str, name: str = "") -> set[str]:
     """Names of the parameters and variables declared in one function's code (not the function's own name)."""
-    tree = _PARSER.parse(code.encode("utf-8", errors="replace"))
+    try:
+        tree = _PARSER.parse(code.encode("utf-8", errors="replace"))
+    except (ValueError, RuntimeError):  # as extract_functions: no tree, so no locals (the raw tokens still hash)
+        return set()
     nodes = QueryCursor(_DECLARATORS).captures(tree.root_node).get("d", [])
     names = {n for n in map(_declared_name, nodes) if n}
     names.discard(name)
