@@ -54,14 +54,15 @@ def normalised_tokens(code: str, name: str = "") -> list[str]:
     """The function's tokens without comments, its locals renamed ``VAR_i`` in order of first appearance; names
     after ``.`` / ``->`` are fields, never locals."""
     local = local_names(code, name)
+    toks = _NORM_TOKEN.findall(_COMMENT.sub(" ", code))
     renamed: dict[str, str] = {}
-    out: list[str] = []
-    for tok in _NORM_TOKEN.findall(_COMMENT.sub(" ", code)):
-        field = out[-1:] == ["."] or out[-2:] == ["-", ">"]
-        if tok in local and not field:
-            tok = renamed.setdefault(tok, f"VAR_{len(renamed)}")
-        out.append(tok)
-    return out
+    for i, tok in enumerate(toks):  # one set lookup a token: this runs for every scanned function
+        if tok in local and not (i and (toks[i - 1] == "." or (toks[i - 1] == ">" and toks[i - 2] == "-"))):
+            new = renamed.get(tok)
+            if new is None:
+                new = renamed[tok] = f"VAR_{len(renamed)}"
+            toks[i] = new
+    return toks
 
 
 def fingerprint(path: str, name: str, code: str) -> str:
