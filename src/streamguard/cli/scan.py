@@ -44,6 +44,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "default), fp32 (the run's own scores, exactly) or bf16")
     p.add_argument("--follow-symlinks", action="store_true",
                    help="read file links that point out of the scanned folders (default: skipped, with the reason)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                   help="report only the flagged functions not in this baseline (--write-baseline)")
+    p.add_argument("--write-baseline", type=Path, default=None, metavar="FILE",
+                   help="record the flagged functions (not suppressed) in FILE, for --baseline")
     p.add_argument("--root", type=Path, default=None, help="paths in reports are relative to it (default: .)")
     p.set_defaults(func=run_scan)
     e = sub.add_parser("export", help="write a self-contained, pickle-free model bundle of a run")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from streamguard.scan.fingerprint import SARIF_KEY
 from streamguard.scan.results import Finding, ScanReport
 
 JSON_SCHEMA = "scan-result.schema.json"
@@ -39,7 +40,10 @@ def to_json(report: ScanReport, top: int | None = None) -> dict[str, Any]:
     return {"tool": {"name": "streamguard", "version": _version()}, "model": report.model,
             "threshold": report.threshold, "operating_point": report.operating_point, "root": report.root,
             "summary": report.summary(), "findings": [f.to_dict() for f in _top(report, top)],
-            "files": [f.__dict__ for f in report.files], "rejected_functions": report.rejected}
+            "files": [f.__dict__ for f in report.files], "rejected_functions": report.rejected,
+            "suppressed": [s.to_dict() for s in report.suppressed],
+            "baseline": None if report.baseline is None else {
+                **report.baseline, "baselined": [f.to_dict() for f in report.baselined]}}
 
 
 def json_schema() -> dict[str, Any]:
@@ -58,21 +62,27 @@ def _severity(score: float) -> str:
     return f"{min(8.9, max(0.1, 10 * score - 1)):.1f}"
 
 
-def _result(f: Finding) -> dict[str, Any]:
+def _result(f: Finding, baseline_state: str | None = None, justification: str | None = None) -> dict[str, Any]:
+    """One SARIF result; ``justification`` (None: not suppressed) makes it an in-source suppressed one."""
     region = {"startLine": f.start_line, "endLine": f.end_line}
     loc = {"uri": uri(f.path), "uriBaseId": "%SRCROOT%"}
     evidence = "; ".join(f"line {e.line} ({e.score:+.3g})" for e in f.evidence)
     text = (f"Function '{f.function}' scores {f.score:.3f} (threshold {f.threshold:.3f})"
             + (f"; evidence: {evidence}." if evidence else "."))
-    return {"ruleId": RULE_ID, "ruleIndex": 0, "level": "warning", "rank": round(100 * f.score, 2),
-            "message": {"text": text},
-            "locations": [{"physicalLocation": {"artifactLocation": loc, "region": region},
-                           "logicalLocations": [{"name": f.function, "kind": "function"}]}],
-            "relatedLocations": [{"id": i + 1, "message": {"text": f"evidence {e.score:+.3g}"},
-                                  "physicalLocation": {"artifactLocation": loc, "region": {"startLine": e.line}}}
-                                 for i, e in enumerate(f.evidence)],
-            "partialFingerprints": {"primaryLocationLineHash": f"{f.fingerprint}:1"},
-            "properties": {"score": f.score, "threshold": f.threshold, "security-severity": _severity(f.score)}}
+    res = {"ruleId": RULE_ID, "ruleIndex": 0, "level": "warning", "rank": round(100 * f.score, 2),
+             "message": {"text": text},
+             "locations": [{"physicalLocation": {"artifactLocation": loc, "region": region},
+                            "logicalLocations": [{"name": f.function, "kind": "function"}]}],
+             "relatedLocations": [{"id": i + 1, "message": {"text": f"evidence {e.score:+.3g}"},
+                                   "physicalLocation": {"artifactLocation": loc, "region": {"startLine": e.line}}}
+                                  for i, e in enumerate(f.evidence)],
+             "partialFingerprints": {"primaryLocationLineHash": f"{f.fingerprint}:1", SARIF_KEY: f.fingerprint},
+             "properties": {"score": f.score, "threshold": f.threshold, "security-severity": _severity(f.score)}}
+    if baseline_state:
+        res["baselineState"] = baseline_state
+    if justification is not None:  # SARIF's in-source suppression (advanced-security/dismiss-alerts acts on it)
+        res["suppressions"] = [{"kind": "inSource", **({"justification": justification} if justification else {})}]
+    return res
 
 
 def to_sarif(report: ScanReport, top: int | None = None) -> dict[str, Any]:
@@ -92,8 +102,10 @@ def to_sarif(report: ScanReport, top: int | None = None) -> dict[str, Any]:
                                "informationUri": "https://github.com/streamguard/streamguard", "rules": [rule]}},
            "originalUriBaseIds": {"%SRCROOT%": {"uri": root_uri}},
            "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notes}],
-           "results": [_result(f) for f in flagged],
-           "properties": {"model": report.model, "summary": report.summary()}}
+           "results": [_result(f, "new" if report.baseline is not None else None) for f in flagged]
+           + [_result(s.finding, justification=s.reason) for s in report.suppressed
+              if s.finding.score >= s.finding.threshold],
+           "properties": {"model": report.model, "summary": report.summary(), "baseline": report.baseline}}
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 

@@ -89,6 +89,10 @@ def _summary(report: ScanReport) -> str:
             ("non-UTF-8 files (decoded with replacement)", s["files_non_utf8"]),
             ("functions scored", s["functions_scored"]), ("functions not scored", s["functions_rejected"]),
             ("functions flagged", f"{s['vulnerable']} ({100 * s['flagged_share']:.1f}%)"),
+            ("suppressed in source (streamguard: ignore)", s["suppressed"]),
+            *([("baselined", f"{s['baselined']} of {report.baseline['entries']} in {report.baseline['file']}"
+                + ("" if s["baseline_gone"] is None else f"; {s['baseline_gone']} baselined functions gone"))]
+              if report.baseline is not None else []),
             ("threshold", f"{report.threshold:.4f}"), ("how it was chosen", op.get("description", "")),
             ("model", f"{report.model.get('kind')} {report.model.get('name')} "
                       f"({'bundle' if report.model.get('bundle') else 'run directory'}"

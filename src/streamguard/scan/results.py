@@ -1,10 +1,8 @@
 """The typed results of a scan: findings (one per scored function), file accounting, the whole report."""
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-import re
 import subprocess
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -40,10 +38,22 @@ class Finding:
     threshold: float
     verdict: str
     evidence: tuple[LineEvidence, ...] = ()
-    fingerprint: str = ""       # stable across moves: hash of the path, name and whitespace-normalised code
+    fingerprint: str = ""       # survives moves, layout, comments, renamed locals (scan/fingerprint.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """A scored function kept out of the findings by a ``streamguard: ignore[reason]`` comment (suppress.py)."""
+    finding: Finding
+    reason: str                 # "" when the comment gave none
+    line: int                   # the comment's line
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.finding.to_dict(), "suppression": {"kind": "inSource", "justification": self.reason,
+                                                          "line": self.line}}
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,10 @@ class ScanReport:
     rejected: list[dict[str, Any]] = field(default_factory=list)  # functions found but not scorable, with reason
     seconds: float = 0.0
     operating_point: dict[str, Any] = field(default_factory=dict)  # how the threshold was chosen (thresholds.py)
+    # kept out of ``findings`` by triage.py: in-source suppressions (any verdict), flagged functions in --baseline
+    suppressed: list[Suppressed] = field(default_factory=list)
+    baselined: list[Finding] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None   # file, entries, gone (entries matching no scanned function)
 
     def above(self, cut: float | None = None) -> list[Finding]:
         cut = self.threshold if cut is None else cut
@@ -76,13 +90,29 @@ class ScanReport:
         return {"files_scanned": sum(f.status == "scanned" for f in self.files),
                 "files_skipped": sum(skipped.values()), "skipped_by_reason": dict(sorted(skipped.items())),
                 "files_non_utf8": sum(f.non_utf8 for f in self.files),
-                "functions_scored": len(self.findings), "functions_rejected": len(self.rejected),
+                "functions_scored": self.scored(), "functions_rejected": len(self.rejected),
                 "vulnerable": len(self.above()), "flagged_share": self.flagged_share(),
+                "suppressed": len(self.suppressed), "baselined": len(self.baselined),
+                "baseline_gone": None if self.baseline is None or self.baseline["gone"] is None
+                else len(self.baseline["gone"]),
                 "threshold": self.threshold, "seconds": round(self.seconds, 2)}
 
+    def scored(self) -> int:
+        """Every scored function: the findings and those suppressed or baselined."""
+        return len(self.findings) + len(self.suppressed) + len(self.baselined)
+
     def flagged_share(self) -> float:
-        """The share of the scored functions at or above the threshold (0 when none was scored)."""
-        return round(len(self.above()) / len(self.findings), 6) if self.findings else 0.0
+        """The share of the scored functions reported at or above the threshold (0 when none was scored)."""
+        return round(len(self.above()) / self.scored(), 6) if self.scored() else 0.0
+
+    def triage_note(self) -> str:
+        """What suppressions and a baseline kept out ("" when neither did)."""
+        parts = [f"{len(self.suppressed)} suppressed in source"] if self.suppressed else []
+        if self.baseline is not None:
+            gone = self.baseline["gone"]
+            parts.append(f"{len(self.baselined)} baselined" + ("" if gone is None else
+                                                                f" ({len(gone)} baselined functions gone)"))
+        return ", ".join(parts)
 
     def recut(self, threshold: float, operating_point: dict[str, Any], max_findings: int | None = None) -> None:
         """Set the verdict cut; with ``max_findings``, at most that many flagged (a tie across the N-th: none)."""
@@ -91,15 +121,20 @@ class ScanReport:
         self.threshold = threshold
         self.model = {**self.model, "threshold": threshold}
         self.operating_point = {**operating_point, "threshold": threshold}
-        self.findings = [replace(f, threshold=threshold, verdict="vulnerable" if f.score >= threshold else "clean")
-                         for f in self.findings]
+        self.findings = [_cut(f, threshold) for f in self.findings]
+        self.suppressed = [replace(s, finding=_cut(s.finding, threshold)) for s in self.suppressed]
 
     def header(self) -> str:
         """One line for every format: what was scanned with what, and what share it flagged."""
         s = self.summary()
+        note = self.triage_note()
         return (f"{s['vulnerable']} of {s['functions_scored']} functions flagged ({100 * s['flagged_share']:.1f}%) "
-                f"in {s['files_scanned']} files under {self.root}; "
+                f"in {s['files_scanned']} files under {self.root}; " + (f"{note}; " if note else "") +
                 f"{self.operating_point.get('description') or f'threshold {self.threshold:.4f}'}")
+
+
+def _cut(f: Finding, threshold: float) -> Finding:
+    return replace(f, threshold=threshold, verdict="vulnerable" if f.score >= threshold else "clean")
 
 
 def default_root(paths: list[Path], diff: str | None) -> Path:
@@ -122,9 +157,7 @@ def default_root(paths: list[Path], diff: str | None) -> Path:
     return Path(os.path.commonpath([str(d) for d in dirs]))
 
 
-_WS = re.compile(r"\s+")
-
-
 def fingerprint(path: str, name: str, code: str) -> str:
-    norm = _WS.sub(" ", code).strip()
-    return hashlib.sha256(f"{path}\0{name}\0{norm}".encode("utf-8", errors="replace")).hexdigest()[:32]
+    """The function's fingerprint (scan/fingerprint.py; imported here, where the detector has always found it)."""
+    from streamguard.scan.fingerprint import fingerprint as function_fingerprint
+    return function_fingerprint(path, name, code)

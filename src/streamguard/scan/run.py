@@ -51,11 +51,12 @@ def run_scan(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from streamguard import thresholds
-    from streamguard.scan import formats, results
+    from streamguard.scan import formats, results, triage
     from streamguard.scan.detector import load
     for p in args.paths:
         if not p.exists():
             raise UserError(f"{p}: no such file or directory")
+    known = triage.prepare(args.baseline, args.write_baseline, args.diff)  # a bad baseline stops before scanning
     console = Console(stderr=True)
     workers = args.workers or os.cpu_count() or 1
     root = args.root or results.default_root(args.paths, args.diff)
@@ -67,13 +68,18 @@ def run_scan(args: argparse.Namespace) -> int:
         report = detector.scan(args.paths, args.include, args.exclude, root, args.diff,
                                3 if args.evidence is None else args.evidence, args.evidence_for, args.max_file_size,
                                progress, args.follow_symlinks)
+    triage.apply_suppressions(report)  # before the cut: --max-findings counts the unsuppressed functions
     report.recut(point.threshold, point.to_dict(), args.max_findings)
+    recorded = triage.apply_baseline(report, known, args.write_baseline, None if args.diff else args.paths)
     cut = _fail_on(args.fail_on, report.threshold)
     _write(formats.write(args.format, report, args.top, args.evidence is not None), args.out)
     if args.format != "table" or not _to_stdout(args.out):
         console.print(report.header(), markup=False, highlight=False, soft_wrap=True)
     if point.note:
         console.print(f"note: {point.note}", markup=False, highlight=False, soft_wrap=True)
+    if recorded is not None:
+        console.print(f"baseline written: {args.write_baseline} ({recorded} findings)", markup=False,
+                      highlight=False, soft_wrap=True)
     return EXIT_FINDINGS if cut is not None and report.above(cut) else EXIT_CLEAN
 
 

@@ -49,6 +49,8 @@ def _summary(report: ScanReport, shown: int) -> str:
              f"{s['files_skipped']} files skipped" + (f" ({skipped})" if skipped else ""),
              f"{s['files_non_utf8']} non-UTF-8 files decoded with replacement",
              f"{s['functions_rejected']} functions not scored", f"{s['seconds']:.1f} s"]
+    if report.triage_note():  # suppressed in source, baselined
+        parts.insert(1, report.triage_note())
     if shown < len(report.findings):
         parts.append(f"table shows the {shown} highest (--top)")
     return "; ".join(parts)
@@ -78,6 +80,6 @@ def render(report: ScanReport, opts: Any) -> str:  # opts: scan.formats.Options 
         if opts.evidence:
             lines.extend(_evidence(f, width))
     if not rows:
-        lines.append("(no function scored)")
+        lines.append("(no function scored)" if not report.scored() else "(no function left to report)")
     lines.extend(textwrap.wrap(_summary(report, len(rows)), width, break_on_hyphens=False))
     return "\n".join(lines) + "\n"
