@@ -27,6 +27,7 @@ OWNERS: dict[str, set[str]] = {
     "rejects.jsonl": {"data/rawdir.py", "features/processed.py"},  # a raw dataset's and a processed dataset's
     "preprocessing_metadata.json": {"features/processed.py"},
     "node_vocab.json": {"features/processed.py"},
+    "calibration.json": {"scan/bundle.py"},
 }
 
 # Genuinely different files that share a name with a format's file: (module, name) -> why it is not that file.

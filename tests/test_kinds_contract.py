@@ -66,7 +66,7 @@ def test_every_kind_trains_exports_loads_and_scans_as_its_run_predicted(exported
         assert det.kind == kind and registry.missing_bundle_file(bundle / "model", kind) is None
         # the bundle scores the run's test functions as the run did
         scores = det.score(funcs)
-        np.testing.assert_allclose([s.prob for s in scores], [predicted[f"CODEXGLUE-TEST-{i}"] for i in
+        np.testing.assert_allclose([s.raw_prob for s in scores], [predicted[f"CODEXGLUE-TEST-{i}"] for i in
                                                               range(N_FUNCS)], rtol=0, atol=1e-5)
         # a scan finds them in the tree: a function ends at its "}" (Devign's rows end with a newline after it,
         # which a raw-text model sees), scored the same, with evidence inside each function

@@ -71,7 +71,7 @@ def test_bundle_scores_match_the_run_and_load_runs_no_pickle(model, processed_sm
         assert det.info()["precision"] is None  # numpy: no forward pass to run in bf16
         scores = det.score([r["func"] for r in raw])
         assert all(isinstance(s, Score) for s in scores)
-        np.testing.assert_allclose([s.prob for s in scores], expected, rtol=0, atol=1e-9)
+        np.testing.assert_allclose([s.raw_prob for s in scores], expected, rtol=0, atol=1e-9)  # the model's own
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "95% CI" in card and "Limits" in card
 

@@ -43,7 +43,7 @@ def test_neural_bundle_reproduces_the_run(neural, processed_small):
     det = streamguard.load(bundle, precision="fp32")
     assert det.kind == kind.split("-")[0] and det.info()["precision"] == "fp32"
     scores = det.score([r["func"] for r in raw[:6]], evidence=3)
-    np.testing.assert_allclose([s.prob for s in scores], expected[:6], rtol=0, atol=1e-5)
+    np.testing.assert_allclose([s.raw_prob for s in scores], expected[:6], rtol=0, atol=1e-5)
     n_lines = [len(r["func"].split("\n")) for r in raw[:6]]
     for s, n in zip(scores, n_lines):
         assert all(1 <= e.line <= n for e in s.evidence)

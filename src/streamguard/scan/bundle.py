@@ -4,7 +4,9 @@ Layout::
 
     bundle.json           kind, threshold, versions, source run, format
     manifest.json         sha256 + size of every other file; checked at load (no file may be added or changed)
-    MODEL_CARD.md         data, metrics with 95% CIs, threshold, limits
+    MODEL_CARD.md         data, metrics with 95% CIs, threshold, calibration, limits
+    calibration.json      raw score -> calibrated probability, fitted on the run's valid predictions
+                          (streamguard.evaluate.calibration); absent in bundles exported before it: scores raw
     preprocess/           tokenizer/ (tokenizer.json ...), node_vocab.json, preprocessing_metadata.json
     model/                run-dir shaped: exp_config.json, threshold.json and the kind's files (its
                           ``BUNDLE_FILES``, written by its ``export_files``: streamguard.train.kinds), e.g.
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamguard import thresholds
 from streamguard.atomic import make_dir
@@ -34,8 +37,13 @@ from streamguard.scan.bundle_check import MANIFEST
 from streamguard.scan.model import PREP_FILES, ModelSource
 from streamguard.train import registry
 
+if TYPE_CHECKING:
+    from streamguard.evaluate.calibration import Calibration
+
 BUNDLE_FILE = "bundle.json"
+CALIBRATION = "calibration.json"
 FORMAT = 1
+log = logging.getLogger(__name__)
 
 
 def _manifest(root: Path) -> dict[str, dict[str, Any]]:
@@ -63,6 +71,7 @@ def export_run(run: Path, out: Path, data: Path | None = None) -> Path:
 
 
 def _write_bundle(run: Path, src: ModelSource, tmp: Path, out: Path) -> None:
+    from streamguard.evaluate.calibration import fit_run
     from streamguard.scan.card import model_card
     try:
         registry.export_model(Path(run), tmp / "model", src.kind)  # what the kind's predict needs, nothing more
@@ -77,7 +86,9 @@ def _write_bundle(run: Path, src: ModelSource, tmp: Path, out: Path) -> None:
                                "data_sha256": exp.get("data_sha256"), "data_identity": exp.get("data_identity")},
                 "versions": {"bundle_format": FORMAT, **package_versions(), "exported_by_git": git_state()}}
         (tmp / BUNDLE_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        (tmp / "MODEL_CARD.md").write_text(model_card(Path(run), exp, info))
+        cal = src.info.get("calibration") or fit_run(run)
+        (tmp / CALIBRATION).write_text(json.dumps(cal.to_dict(), indent=2) + "\n")
+        (tmp / "MODEL_CARD.md").write_text(model_card(Path(run), exp, info, cal))
         (tmp / MANIFEST).write_text(json.dumps({"files": _manifest(tmp)}, indent=2) + "\n")
         os.replace(tmp, out)
     except BaseException:
@@ -125,8 +136,9 @@ def open_model(path: str | os.PathLike, data: str | os.PathLike | None = None) -
     if not all((prep_dir / f).is_file() for f in PREP_FILES) or not (prep_dir / "tokenizer").is_dir():
         raise UserError(f"run {p}: its processed data dir {str(prep_dir)!r} (tokenizer, node vocabulary) is not "
                         "here; pass --data DIR, or scan with a bundle made by `streamguard export`")
+    from streamguard.evaluate.calibration import fit_run
     return ModelSource(exp["model"], p, prep_dir, thresholds.run_threshold(p), p.name, False,
-                       {"run": str(p), "data_dir": str(prep_dir)})
+                       {"run": str(p), "data_dir": str(prep_dir), "calibration": fit_run(p)})
 
 
 def open_bundle(root: Path) -> ModelSource:
@@ -135,4 +147,17 @@ def open_bundle(root: Path) -> ModelSource:
                                    FORMAT)
     bundle_check.check_model(root / "model", info["kind"])
     return ModelSource(info["kind"], root / "model", root / "preprocess", float(info["threshold"]),
-                       str(info.get("name") or root.name), True, info)
+                       str(info.get("name") or root.name), True, {**info, "calibration": _calibration(root)})
+
+
+def _calibration(root: Path) -> Calibration:
+    """The bundle's calibration; a bundle exported before calibrations were has none: raw scores, one warning."""
+    from streamguard.evaluate.calibration import Calibration
+    if not (root / CALIBRATION).is_file():
+        log.warning("%s carries no %s (exported before calibrated scores): its scores are raw, not calibrated "
+                    "probabilities; export it again from its run to calibrate them", root, CALIBRATION)
+        return Calibration()
+    try:
+        return Calibration.from_dict(bundle_check.load_json(root / CALIBRATION, f"{root}/{CALIBRATION}"))
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{root}/{CALIBRATION}: {exc}; refused") from None

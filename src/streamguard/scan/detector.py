@@ -10,6 +10,7 @@ from typing import Any
 
 from streamguard import thresholds
 from streamguard.data.extract import CFunction, extract_functions, included, iter_c_files, matches_any
+from streamguard.evaluate.calibration import Calibration
 from streamguard.scan import diffs
 from streamguard.scan.bundle import open_model
 from streamguard.scan.model import ModelSource, Scorer
@@ -29,6 +30,8 @@ class Detector:
         self.source = source
         self.kind = source.kind
         self.threshold = thresholds.check(threshold) if threshold is not None else source.threshold
+        # raw score -> shown probability; verdicts stay on the raw score (scan/bundle.py reads it)
+        self.calibration: Calibration = source.info.get("calibration") or Calibration()
         self._scorer = Scorer(source, workers, precision)
 
     def close(self) -> None:
@@ -41,16 +44,20 @@ class Detector:
         self.close()
 
     def info(self) -> dict[str, Any]:
+        before, after = self.calibration.ece_before_after()
         return {"name": self.source.name, "kind": self.kind, "bundle": self.source.is_bundle,
-                "threshold": self.threshold, "precision": self._scorer.effective_precision()}
+                "threshold": self.threshold, "precision": self._scorer.effective_precision(),
+                "calibration": {"method": self.calibration.method, "valid_ece_raw": before, "valid_ece": after}}
 
     def score(self, code: str | Sequence[str], evidence: int = 0) -> Score | list[Score]:
         """Score one function (a str) or several; ``evidence`` > 0 adds that many top lines to each."""
         codes = [code] if isinstance(code, str) else list(code)
         probs, reasons = self._scorer.probabilities(codes)
         ev = self._evidence(codes, probs, evidence) if evidence else [()] * len(codes)
-        out = [Score(float(p), self.threshold, thresholds.verdict(p, self.threshold), e) if not math.isnan(p)
-               else Score(float("nan"), self.threshold, "error", (), r) for p, r, e in zip(probs, reasons, ev)]
+        shown = self.calibration.apply(probs)
+        out = [Score(float(c), self.threshold, thresholds.verdict(p, self.threshold), e, None, float(p))
+               if not math.isnan(p) else Score(float("nan"), self.threshold, "error", (), r)
+               for p, c, r, e in zip(probs, shown, reasons, ev)]
         return out[0] if isinstance(code, str) else out
 
     def _evidence(self, codes: list[str], probs: Any, k: int, first_lines: list[int] | None = None,
@@ -87,7 +94,7 @@ class Detector:
             paths = _changed_files(paths, changed, include, exclude, root_path)
         files, funcs = self._collect(paths, include, exclude, root_path, max_bytes, changed, progress,
                                      follow_symlinks)
-        report = ScanReport([], files, self.info(), self.threshold, str(root_path))
+        report = ScanReport([], files, self.info(), self.threshold, str(root_path), calibration=self.calibration)
         scorable = []
         for fn in funcs:
             if fn.end_byte - fn.start_byte > MAX_FUNCTION_BYTES:
@@ -107,9 +114,11 @@ class Detector:
                 progress("score", min(start + CHUNK, len(scorable)), len(scorable))
         findings.sort(key=lambda fp: (-fp[1], fp[0].path, fp[0].start_line))
         ev = self._scan_evidence(findings, evidence, evidence_for)
-        report.findings = [Finding(fn.path, fn.name, fn.start_line, fn.end_line, p, self.threshold,
+        shown = self.calibration.apply([p for _, p in findings])
+        report.findings = [Finding(fn.path, fn.name, fn.start_line, fn.end_line, float(c), self.threshold,
                                    thresholds.verdict(p, self.threshold), ev.get(i, ()),
-                                   fingerprint(fn.path, fn.name, fn.code)) for i, (fn, p) in enumerate(findings)]
+                                   fingerprint(fn.path, fn.name, fn.code), p)
+                           for i, ((fn, p), c) in enumerate(zip(findings, shown))]
         report.seconds = time.perf_counter() - t0
         return report
 

@@ -67,7 +67,9 @@ def _result(f: Finding, baseline_state: str | None = None, justification: str | 
     region = {"startLine": f.start_line, "endLine": f.end_line}
     loc = {"uri": uri(f.path), "uriBaseId": "%SRCROOT%"}
     evidence = "; ".join(f"line {e.line} ({e.score:+.3g})" for e in f.evidence)
-    text = (f"Function '{f.function}' scores {f.score:.3f} (threshold {f.threshold:.3f})"
+    raw = f" (raw {f.raw:.3f}, threshold {f.threshold:.3f} on raw)" if f.raw != f.score else \
+        f" (threshold {f.threshold:.3f})"
+    text = (f"Function '{f.function}' scores {f.score:.3f}{raw}"
             + (f"; evidence: {evidence}." if evidence else "."))
     res = {"ruleId": RULE_ID, "ruleIndex": 0, "level": "warning", "rank": round(100 * f.score, 2),
              "message": {"text": text},
@@ -77,7 +79,8 @@ def _result(f: Finding, baseline_state: str | None = None, justification: str | 
                                    "physicalLocation": {"artifactLocation": loc, "region": {"startLine": e.line}}}
                                   for i, e in enumerate(f.evidence)],
              "partialFingerprints": {"primaryLocationLineHash": f"{f.fingerprint}:1", SARIF_KEY: f.fingerprint},
-             "properties": {"score": f.score, "threshold": f.threshold, "security-severity": _severity(f.score)}}
+             "properties": {"score": f.score, "raw_score": f.raw, "threshold": f.threshold,
+                            "security-severity": _severity(f.score)}}
     if baseline_state:
         res["baselineState"] = baseline_state
     if justification is not None:  # SARIF's in-source suppression (advanced-security/dismiss-alerts acts on it)
@@ -87,7 +90,7 @@ def _result(f: Finding, baseline_state: str | None = None, justification: str | 
 
 def to_sarif(report: ScanReport, top: int | None = None) -> dict[str, Any]:
     """Results for the functions at or above the threshold (``top`` of them at most)."""
-    flagged = [f for f in _top(report, top) if f.score >= f.threshold]
+    flagged = [f for f in _top(report, top) if f.raw >= f.threshold]  # the cut is on the raw score
     rule = {"id": RULE_ID, "name": RULE_NAME,
             "shortDescription": {"text": "Function resembles known-vulnerable C functions"},
             "fullDescription": {"text": HELP}, "help": {"text": HELP, "markdown": HELP},
@@ -104,7 +107,7 @@ def to_sarif(report: ScanReport, top: int | None = None) -> dict[str, Any]:
            "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notes}],
            "results": [_result(f, "new" if report.baseline is not None else None) for f in flagged]
            + [_result(s.finding, justification=s.reason) for s in report.suppressed
-              if s.finding.score >= s.finding.threshold],
+              if s.finding.raw >= s.finding.threshold],
            "properties": {"model": report.model, "summary": report.summary(), "baseline": report.baseline}}
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 

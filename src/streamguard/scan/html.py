@@ -64,19 +64,20 @@ def _histogram(report: ScanReport) -> str:
     for f in report.findings:
         counts[min(int(f.score * BINS), BINS - 1)] += 1
     top = max(counts) or 1
+    cut = report.shown_threshold()  # the scores drawn are the shown (calibrated) ones
     w, h, pad = 600, 150, 24
     bw = (w - 2 * pad) / BINS
     bars = []
     for i, c in enumerate(counts):
         bh = (h - 2 * pad) * c / top
-        cls = "hot" if (i + 1) / BINS > report.threshold else "cold"
+        cls = "hot" if (i + 1) / BINS > cut else "cold"
         bars.append(f'<rect class="{cls}" x="{pad + i * bw:.1f}" y="{h - pad - bh:.1f}" width="{bw - 2:.1f}" '
                     f'height="{bh:.1f}"><title>{i / BINS:.2f}-{(i + 1) / BINS:.2f}: {c} functions</title></rect>')
-    tx = pad + (w - 2 * pad) * report.threshold
+    tx = pad + (w - 2 * pad) * min(cut, 1.0)
     return (f'<svg class="hist" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
             f'aria-label="histogram of the scores">{"".join(bars)}'
             f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{pad / 2}" y2="{h - pad}" class="cut"/>'
-            f'<text x="{tx + 3:.1f}" y="{pad}" class="lbl">threshold {report.threshold:.3f}</text>'
+            f'<text x="{tx + 3:.1f}" y="{pad}" class="lbl">threshold {cut:.3f}</text>'
             f'<text x="{pad}" y="{h - 6}" class="lbl">0</text><text x="{w / 2}" y="{h - 6}" class="lbl">0.5</text>'
             f'<text x="{w - pad - 6}" y="{h - 6}" class="lbl">1</text>'
             f'<text x="{pad}" y="{pad / 2 + 4}" class="lbl">{top} functions</text></svg>')
@@ -93,7 +94,9 @@ def _summary(report: ScanReport) -> str:
             *([("baselined", f"{s['baselined']} of {report.baseline['entries']} in {report.baseline['file']}"
                 + ("" if s["baseline_gone"] is None else f"; {s['baseline_gone']} baselined functions gone"))]
               if report.baseline is not None else []),
-            ("threshold", f"{report.threshold:.4f}"), ("how it was chosen", op.get("description", "")),
+            ("threshold", f"{report.threshold:.4f}" + (f" (raw score; {report.shown_threshold():.4f} calibrated)"
+                                                       if report.shown_threshold() != report.threshold else "")),
+            ("how it was chosen", op.get("description", "")),
             ("model", f"{report.model.get('kind')} {report.model.get('name')} "
                       f"({'bundle' if report.model.get('bundle') else 'run directory'}"
                       + (f", {report.model['precision']}" if report.model.get("precision") else "") + ")"),
@@ -110,7 +113,7 @@ def _files(report: ScanReport, anchors: dict[str, int]) -> str:
     for fr in sorted((x for x in report.files if x.status == "scanned"),
                      key=lambda x: (-max((f.score for f in per[x.path]), default=0), x.path)):
         fs = per[fr.path]
-        flagged = sum(f.score >= report.threshold for f in fs)
+        flagged = sum(f.raw >= report.threshold for f in fs)
         best = max((f.score for f in fs), default=None)
         best_cell = "" if best is None else (f'<a href="#f-{anchors[fr.path]}">{best:.3f}</a>'
                                             if fr.path in anchors else f"{best:.3f}")

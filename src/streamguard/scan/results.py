@@ -7,7 +7,10 @@ import subprocess
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streamguard.evaluate.calibration import Calibration
 
 
 @dataclass(frozen=True)
@@ -21,11 +24,12 @@ class LineEvidence:
 @dataclass(frozen=True)
 class Score:
     """The result of ``Detector.score`` for one piece of code."""
-    prob: float                 # P(vulnerable); NaN when the code could not be processed
-    threshold: float
+    prob: float                 # P(vulnerable), calibrated when the model carries a calibration; NaN: not processed
+    threshold: float            # the cut on raw_prob
     verdict: str                # "vulnerable" | "clean" | "error"
     evidence: tuple[LineEvidence, ...] = ()
     error: str | None = None
+    raw_prob: float | None = None  # the model's own score (the verdict compares it with the threshold)
 
 
 @dataclass(frozen=True)
@@ -34,14 +38,20 @@ class Finding:
     function: str
     start_line: int
     end_line: int
-    score: float
-    threshold: float
+    score: float                # calibrated P(vulnerable) (evaluate/calibration.py); raw for an uncalibrated model
+    threshold: float            # the verdict cut, on raw_score
     verdict: str
     evidence: tuple[LineEvidence, ...] = ()
     fingerprint: str = ""       # survives moves, layout, comments, renamed locals (scan/fingerprint.py)
+    raw_score: float | None = None  # the model's own score; None: the same as score
+
+    @property
+    def raw(self) -> float:
+        """The score verdicts are cut on: calibration moves what is shown, never a verdict."""
+        return self.score if self.raw_score is None else self.raw_score
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "raw_score": self.raw}
 
 
 @dataclass(frozen=True)
@@ -80,10 +90,12 @@ class ScanReport:
     suppressed: list[Suppressed] = field(default_factory=list)
     baselined: list[Finding] = field(default_factory=list)
     baseline: dict[str, Any] | None = None   # file, entries, gone (entries matching no scanned function)
+    calibration: Calibration | None = None  # what turned raw scores into the shown ones (None: none)
 
     def above(self, cut: float | None = None) -> list[Finding]:
+        """The findings whose raw score is at or above ``cut`` (the threshold by default)."""
         cut = self.threshold if cut is None else cut
-        return [f for f in self.findings if f.score >= cut]
+        return [f for f in self.findings if f.raw >= cut]
 
     def summary(self) -> dict[str, Any]:
         skipped = Counter(f.reason for f in self.files if f.status == "skipped")
@@ -117,12 +129,28 @@ class ScanReport:
     def recut(self, threshold: float, operating_point: dict[str, Any], max_findings: int | None = None) -> None:
         """Set the verdict cut; with ``max_findings``, at most that many flagged (a tie across the N-th: none)."""
         if max_findings is not None and len(self.findings) > max_findings:
-            threshold = max(threshold, math.nextafter(self.findings[max_findings].score, math.inf))
+            threshold = max(threshold, math.nextafter(self.findings[max_findings].raw, math.inf))
         self.threshold = threshold
         self.model = {**self.model, "threshold": threshold}
-        self.operating_point = {**operating_point, "threshold": threshold}
+        shown = self._calibrated_cut(threshold, operating_point)
+        self.operating_point = {**operating_point, "threshold": threshold, **shown}
         self.findings = [_cut(f, threshold) for f in self.findings]
         self.suppressed = [replace(s, finding=_cut(s.finding, threshold)) for s in self.suppressed]
+
+    def _calibrated_cut(self, threshold: float, point: dict[str, Any]) -> dict[str, Any]:
+        """The cut as a calibrated probability, to read beside the calibrated scores (verdicts stay on raw)."""
+        cal = self.calibration
+        if cal is None or not cal.active:
+            return {}
+        shown = cal.one(min(threshold, 1.0))
+        desc = point.get("description")
+        return {"calibrated_threshold": shown,
+                **({"description": f"{desc}; scores are calibrated ({cal.method}): the cut is {shown:.4f} "
+                                   "as a calibrated probability"} if desc else {})}
+
+    def shown_threshold(self) -> float:
+        """The threshold on the scale of the shown scores."""
+        return float(self.operating_point.get("calibrated_threshold", self.threshold))
 
     def header(self) -> str:
         """One line for every format: what was scanned with what, and what share it flagged."""
@@ -134,7 +162,7 @@ class ScanReport:
 
 
 def _cut(f: Finding, threshold: float) -> Finding:
-    return replace(f, threshold=threshold, verdict="vulnerable" if f.score >= threshold else "clean")
+    return replace(f, threshold=threshold, verdict="vulnerable" if f.raw >= threshold else "clean")
 
 
 def default_root(paths: list[Path], diff: str | None) -> Path:
