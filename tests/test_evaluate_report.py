@@ -59,6 +59,9 @@ def test_outputs_and_numbers(report):
     assert any(p["note"] == "published, not measured" for p in saved["published"])
     md = (out / "report.md").read_text()
     assert "published, not measured" in md and "| fusion |" in md
+    cal = saved["calibration"]["fusion"]  # ECE before/after, fitted on valid, measured on test
+    assert cal["test"]["n"] == saved["test_items"] and 0 <= cal["test"]["ece_temperature"] <= 1
+    assert "## Calibration (test)" in md and "ECE raw" in md
 
 
 def test_html_is_self_contained_with_plots(report):

@@ -73,24 +73,28 @@ def confusion(entries: list[Entry], test: Items) -> str:
     return _png(fig)
 
 
-def calibration(entries: list[Entry], test: Items, bins: int = 10) -> str | None:
-    """Reliability diagram of the models' probabilities; peers' levels and the constant baseline have none."""
+def calibration(entries: list[Entry], valid: Items, test: Items) -> str | None:
+    """Reliability diagram on test (15 equal-width bins): each model's raw scores, and the same after the
+    calibration fitted on its valid scores (evaluate/calibration.py, the method bundles apply); peers' levels and
+    the constant baseline have none."""
+    from streamguard.evaluate import calibration as cal
     models = [e for e in entries if e.kind == "model"]
     if not models:
         return None
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    edges = np.linspace(0, 1, bins + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10.4, 4.6), sharey=True)
     for e in models:
-        p = e.test[0]
-        which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-        mean_p = [p[which == b].mean() for b in range(bins) if np.any(which == b)]
-        frac = [test.label[which == b].mean() for b in range(bins) if np.any(which == b)]
-        ax.plot(mean_p, frac, marker="o", label=label(e.name))
-    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfectly calibrated")
-    ax.set(xlabel="mean predicted probability", ylabel="share vulnerable", title="Calibration (test)",
-           xlim=(0, 1), ylim=(0, 1))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        fitted = cal.fit(e.valid[0], valid.label)
+        for ax, p in zip(axes, (e.test[0], fitted.apply(e.test[0]))):
+            rel = cal.reliability(p, test.label)
+            ax.plot(rel["mean_score"], rel["positive_share"], marker="o",
+                    label=f"{label(e.name)} (ECE {cal.ece(p, test.label):.3f})")
+    for ax, title in zip(axes, ("raw scores", f"calibrated on valid ({cal.DEFAULT_METHOD})")):
+        ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfectly calibrated")
+        ax.set(xlabel="mean predicted probability (bin)", title=f"Reliability, test: {title}", xlim=(0, 1),
+               ylim=(0, 1))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    axes[0].set_ylabel("share vulnerable")
     return _png(fig)
 
 

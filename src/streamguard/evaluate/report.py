@@ -18,6 +18,10 @@ tr.ref td{color:#777;font-style:italic}img{max-width:100%;border:1px solid #eee;
 pre{background:#f7f7f7;border:1px solid #ddd;padding:8px;overflow-x:auto;font-size:12px;max-height:420px}
 .note{color:#555;font-size:13px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}"""
 
+CAL_NOTE = ("Expected calibration error (15 equal-width bins) and Brier score on test, raw and after a calibration "
+            "fitted on each model's valid scores (first seed); bundles apply temperature scaling, which keeps the "
+            "ranking and the verdicts.")
+
 
 def _f(v: float | None, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
@@ -95,6 +99,20 @@ def project_table(res: dict[str, Any]) -> Table:
     return head, rows
 
 
+def calibration_table(res: dict[str, Any]) -> Table:
+    """ECE (15 bins) and Brier score on test of each model's raw scores and after either calibration fitted on
+    its valid scores (evaluate/calibration.py)."""
+    head = ["entry", "T", "ECE raw", "ECE\ntemperature", "ECE\nisotonic", "Brier raw", "Brier\ntemperature",
+            "Brier\nisotonic"]
+    rows = []
+    for name, c in (res.get("calibration") or {}).items():
+        t = c.get("test")
+        if t:
+            rows.append([name, _f(c["temperature"], 2)] + [_f(t[f"{m}_{k}"]) for m in ("ece", "brier")
+                                                            for k in ("raw", "temperature", "isotonic")])
+    return head, rows
+
+
 def _md_table(table: Table) -> str:
     head, rows = table
     lines = ["| " + " | ".join(h.replace("\n", " ") for h in head) + " |", "|" + "---|" * len(head)]
@@ -136,6 +154,8 @@ def render_markdown(res: dict[str, Any]) -> str:
              _md_table(main), "", "## Paired tests on the same test items", "", _md_table(paired_table(res))]
     if res["across_seeds"]:
         parts += ["", "## Across seeds", "", _md_table(seed_table(res))]
+    if calibration_table(res)[1]:
+        parts += ["", "## Calibration (test)", "", CAL_NOTE, "", _md_table(calibration_table(res))]
     parts += ["", "## Per project", "", _md_table(project_table(res)), ""]
     parts += label_markdown(res.get("labels"))
     if res.get("warnings"):
@@ -158,13 +178,16 @@ def _examples_html(examples: dict[str, Any]) -> str:
 def render_html(res: dict[str, Any], images: dict[str, str | None], examples: dict[str, Any]) -> str:
     main, ref = main_table(res)
     figs = {"roc_pr": "ROC and precision-recall curves", "confusion": "Confusion matrices (threshold chosen on "
-            "valid)", "calibration": "Calibration", "training": f"Training curves ({METRICS_FILE})"}
+            "valid)", "calibration": "Calibration: reliability diagram",
+            "training": f"Training curves ({METRICS_FILE})"}
     body = ["<h1>StreamGuard evaluation</h1>", "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes(res))
             + "</ul>", "<h2>Test results</h2>", _html_table(main, ref)]
     for key, title in figs.items():
         if images.get(key):
             body.append(f'<h2>{html.escape(title)}</h2>\n<img alt="{key}" src="data:image/png;base64,'
                         f'{images[key]}">')
+        if key == "calibration" and calibration_table(res)[1]:
+            body += [f'<p class="note">{html.escape(CAL_NOTE)}</p>', _html_table(calibration_table(res))]
     body += ["<h2>Paired tests on the same test items</h2>", _html_table(paired_table(res))]
     if res["across_seeds"]:
         body += ["<h2>Across seeds</h2>", _html_table(seed_table(res))]

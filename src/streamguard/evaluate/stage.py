@@ -11,7 +11,7 @@ import numpy as np
 from streamguard import atomic
 from streamguard.config import EvaluateConfig, to_dict
 from streamguard.errors import UserError
-from streamguard.evaluate import analysis, plots
+from streamguard.evaluate import analysis, calibration, plots
 from streamguard.evaluate.entries import Entry, Items, common_items, model_entries, peer_entry, trivial_entry
 from streamguard.evaluate.label_section import label_monitoring
 from streamguard.evaluate.report import render_html, render_markdown
@@ -99,7 +99,8 @@ def _evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pa
         "labels": label_monitoring(data_dir) if data_dir else None}
     examples = _examples(entries, test, code, cfg.examples)
     res["examples"] = [{k: v for k, v in ex.items() if k != "code"} for ex in examples["items"]]
-    images = _figures(entries, test, warnings)
+    res["calibration"] = calibration_rows(entries, valid, test)
+    images = _figures(entries, valid, test, warnings)
     res["environment"] = environment()
     res["seconds"] = round(time.time() - started, 2)
     res = _clean(res)
@@ -110,10 +111,20 @@ def _evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pa
     return res
 
 
-def _figures(entries: list[Entry], test: Items, warnings: list[str]) -> dict[str, str | None]:
+def calibration_rows(entries: list[Entry], valid: Items, test: Items) -> dict[str, Any]:
+    """Per model (first seed): both calibrations fitted on its valid scores, ECE and Brier on valid and test."""
+    out = {}
+    for e in entries:
+        if e.kind == "model":
+            c = calibration.fit(e.valid[0], valid.label, test=(e.test[0], test.label))
+            out[e.name] = {"temperature": c.temperature, **c.stats}
+    return out
+
+
+def _figures(entries: list[Entry], valid: Items, test: Items, warnings: list[str]) -> dict[str, str | None]:
     """Every figure, each on its own: one that fails is left out with a warning, never the report."""
     makers = {"roc_pr": lambda: plots.roc_pr(entries, test), "confusion": lambda: plots.confusion(entries, test),
-              "calibration": lambda: plots.calibration(entries, test),
+              "calibration": lambda: plots.calibration(entries, valid, test),
               "training": lambda: plots.training_curves(entries)}
     images: dict[str, str | None] = {}
     for key, make in makers.items():
