@@ -39,7 +39,7 @@ def measure(name: str, bundle: str, codes: list[str], k: int, seed: int) -> dict
     import streamguard
     from streamguard.train import registry
     det = streamguard.load(bundle)
-    base = np.array([s.prob for s in det.score(codes)])
+    base = np.array([s.raw_prob for s in det.score(codes)])
     t0 = time.perf_counter()
     per_line = registry.line_scores(det.kind, det.source.model_dir, det.source.prep_dir, codes)
     ev_s = (time.perf_counter() - t0) / len(codes)
@@ -50,8 +50,8 @@ def measure(name: str, bundle: str, codes: list[str], k: int, seed: int) -> dict
         nonblank = [i + 1 for i, line in enumerate(code.split("\n")) if line.strip()]
         top_del.append(_blank(code, top))
         rand_del.append(_blank(code, rng.sample(nonblank, k)))
-    p_top = np.array([s.prob for s in det.score(top_del)])
-    p_rand = np.array([s.prob for s in det.score(rand_del)])
+    p_top = np.array([s.raw_prob for s in det.score(top_del)])
+    p_rand = np.array([s.raw_prob for s in det.score(rand_del)])
     ok = np.isfinite(base) & np.isfinite(p_top) & np.isfinite(p_rand)
     d_top, d_rand = (base - p_top)[ok], (base - p_rand)[ok]
     diff = d_top - d_rand

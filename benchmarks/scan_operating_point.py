@@ -64,8 +64,8 @@ def measure(name: str, bundle: str, sets: dict[str, list[dict]], tree: Path | No
         for set_name, rows in sets.items():
             t0 = time.perf_counter()
             scores = det.score([r["func"] for r in rows])
-            keep = [i for i, s in enumerate(scores) if not np.isnan(s.prob)]
-            probs = np.array([scores[i].prob for i in keep])
+            keep = [i for i, s in enumerate(scores) if not np.isnan(s.prob)]  # the cuts are on the raw score
+            probs = np.array([scores[i].raw_prob for i in keep])
             y = np.array([int(rows[i]["target"]) for i in keep])
             out["sets"][set_name] = {"n": len(keep), "not_scored": len(rows) - len(keep),
                                      "base_rate": round(float(y.mean()), 4),
@@ -74,7 +74,7 @@ def measure(name: str, bundle: str, sets: dict[str, list[dict]], tree: Path | No
             print(name, set_name, json.dumps(out["sets"][set_name]), file=sys.stderr)
         if tree is not None:
             report = det.scan([tree], root=tree, evidence=0)
-            probs = np.array([f.score for f in report.findings])
+            probs = np.array([f.raw for f in report.findings])
             out["tree"] = {"path": str(tree), "functions": len(probs),
                            **{r: round(float((probs >= p.threshold).mean()), 4) for r, p in cuts.items()}}
     return out

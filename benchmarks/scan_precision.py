@@ -35,7 +35,7 @@ def _score(bundle: str, precision: str, codes: list[str], workers: int) -> tuple
     with streamguard.load(bundle, workers=workers, precision=precision) as det:
         det.score(codes[:8])  # load the weights and start the featurizing pool outside the timing
         t0 = time.perf_counter()
-        probs = np.array([s.prob for s in det.score(codes)])
+        probs = np.array([s.raw_prob for s in det.score(codes)])
         return probs, det.threshold, time.perf_counter() - t0
 
 
