@@ -103,7 +103,8 @@ def test_bundle_keeps_its_calibration_and_verdicts_do_not_change(model, tree, tm
     loaded = open_model(bundle).info["calibration"]
     assert loaded == Calibration.from_dict(doc) and loaded.active
     assert loaded.temperature == pytest.approx(cal_mod.fit_run(run).temperature)
-    assert "## Calibration" in (bundle / "MODEL_CARD.md").read_text()
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "## Calibration" in card and "temperature scaling" in card and "| test |" in card and "ECE raw" in card
     rep = _scan(bundle, tree, tmp_path / "r.json", "--threshold", "accuracy")
     jsonschema.validate(rep, formats.json_schema())
     raw = np.array([f["raw_score"] for f in rep["findings"]])
@@ -123,8 +124,14 @@ def test_bundle_keeps_its_calibration_and_verdicts_do_not_change(model, tree, tm
     rep2 = _scan(plain, tree, tmp_path / "p.json", "--threshold", "accuracy")
     assert [f["verdict"] for f in rep2["findings"]] == [f["verdict"] for f in rep["findings"]]
     assert [f["score"] for f in rep2["findings"]] == pytest.approx(list(raw))
-    sarif = formats.to_sarif(_report_of(bundle, tree))
+    report = _report_of(bundle, tree)
+    report.recut(rep["threshold"], {"description": "the cut"})
+    sarif = formats.to_sarif(report)
+    assert len(sarif["runs"][0]["results"]) == rep["summary"]["vulnerable"]  # flagged: raw score >= threshold
     assert all("raw_score" in r["properties"] for r in sarif["runs"][0]["results"])
+    shown = f"{loaded.one(rep['threshold']):.3f}"
+    assert f"threshold {shown}" in formats.write("html", report)  # the histogram's cut, on the drawn scale
+    assert f"the cut is {loaded.one(rep['threshold']):.4f}" in formats.write("table", report, width=200)
 
 
 def _report_of(bundle, tree):
