@@ -18,7 +18,8 @@ def load(path: Any, threshold: float | None = None, data: Any = None, workers: i
          precision: str = "auto") -> Any:
     """A ``streamguard.scan.detector.Detector`` for a bundle (``streamguard export``) or a run directory.
     ``precision``: of the neural forward passes; "fp32" reproduces the run's scores exactly, "auto" (the
-    default) uses bf16 where the CPU has it (faster, scores within about 0.004).
+    default) uses bf16 where the CPU has it (faster, scores within about 0.004). ``Score.prob`` is calibrated
+    (the bundle's calibration.json), ``Score.raw_prob`` the model's own; ``threshold`` cuts the raw one.
 
     >>> detector = streamguard.load("bundle/")          # doctest: +SKIP
     >>> detector.score("int f(char *s) { char b[8]; strcpy(b, s); return 0; }")
