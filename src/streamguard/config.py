@@ -157,6 +157,8 @@ class PreprocessConfig(Checked):
     quick_test: bool = False
     quick_test_size: int = _field(100, lo=1)
     reuse_from: str | None = None
+    # VAR_i/FUN_i/TYPE_i for the project's names, "STR" for strings (features/normalise.py); scan does the same
+    normalise_identifiers: bool = False
 
 
 @FROZEN
@@ -201,6 +203,9 @@ class EngineConfig(OptimiserConfig, RuntimeConfig):
     # the early-stopping and best-checkpoint metric; ROC-AUC is threshold-free (argmax F1 is fragile on Devign)
     monitor: str = _field("val_roc_auc", choices=MONITORS)
     sample_weights: str | None = None     # jsonl or json of id -> weight
+    # pairwise margin ranking loss on fix pairs (raw pair_id; train/pairs.py): 0 = classification loss only
+    pair_loss_weight: float = _field(0.0, lo=0)
+    pair_margin: float = _field(1.0, lo=0)
     quick_test: bool = False
     quick_test_size: int = _field(64, lo=1)  # items per split with quick_test
 
@@ -269,6 +274,7 @@ class LexicalConfig(Checked):
     code_source: str = _field("raw", choices=("raw", "processed"))
     collapse_blank_lines: bool = False       # squeeze whitespace-only line runs before the n-grams
     sample_weights: str | None = None        # jsonl/json of id -> weight (denoise); ids not in it weigh 1
+    pair_loss_weight: float = _field(0.0, lo=0)  # weight of the fix pairs' difference rows (train/pairs.py)
 
     def __post_init__(self) -> None:
         super().__post_init__()

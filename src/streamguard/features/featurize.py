@@ -16,6 +16,7 @@ from tokenizers import Tokenizer
 
 from streamguard.atomic import write_text
 from streamguard.features.ast import ASTParser, Graph
+from streamguard.features.normalise import normalise_code
 from streamguard.features.trim import choose_window, find_risky_spans
 
 UNK = "<unk>"
@@ -29,13 +30,18 @@ class Featurizer:
     max_tokens: int
     parser: ASTParser
     vocab: dict[str, int] | None = None  # None while the node vocabulary is being counted
+    normalise: bool = False  # PreprocessConfig.normalise_identifiers: the model reads normalise_code(func)
 
     @classmethod
     def from_dir(cls, tokenizer_dir: Path, identity: dict, max_tokens: int, ast_options: dict[str, Any],
-                 vocab: list[str] | None) -> Featurizer:
+                 vocab: list[str] | None, normalise: bool = False) -> Featurizer:
         tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
         return cls(tok, identity["cls_id"], identity["sep_id"], max_tokens, ASTParser(**ast_options),
-                   {label: i for i, label in enumerate(vocab)} if vocab else None)
+                   {label: i for i, label in enumerate(vocab)} if vocab else None, normalise)
+
+    def text(self, code: str) -> str:
+        """What the model reads of ``code`` (idempotent: already normalised code passes unchanged)."""
+        return normalise_code(code) if self.normalise else code
 
     def kept_code(self, code: str) -> tuple[str, dict[str, Any], list[int], list[list[int]]]:
         """Tokenize, trim to the budget around risky code, and return the kept text with its tokens."""
@@ -53,6 +59,7 @@ class Featurizer:
         return code[first:last], info, kept_ids, rel
 
     def labels(self, code: str) -> Graph:
+        code = self.text(code)
         _, info, _, _ = self.kept_code(code)
         return self.parser.parse(code, tuple(info["trim_span"]))
 
@@ -68,8 +75,9 @@ class Featurizer:
         return [label if is_text else "" for label, is_text in zip(graph.labels, graph.leaf_text)]
 
     def record(self, row: dict[str, Any], split: str, row_no: int, source: str) -> dict[str, Any]:
-        code, info, ids, offsets = self.kept_code(row["func"])
-        graph = self.parser.parse(row["func"], tuple(info["trim_span"]))
+        func = self.text(row["func"])
+        code, info, ids, offsets = self.kept_code(func)
+        graph = self.parser.parse(func, tuple(info["trim_span"]))
         tokens = [self.cls_id, *ids, self.sep_id]
         idx = row.get("idx")
         return {

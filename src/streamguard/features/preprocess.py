@@ -46,9 +46,9 @@ def ast_options(cfg: PreprocessConfig) -> dict[str, Any]:
 
 
 def _init_worker(tokenizer_dir: str, identity: dict, max_tokens: int, ast_options: dict[str, Any],
-                 vocab: list[str] | None, source: str) -> None:
+                 vocab: list[str] | None, source: str, normalise: bool = False) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _WORKER["f"] = Featurizer.from_dir(Path(tokenizer_dir), identity, max_tokens, ast_options, vocab)
+    _WORKER["f"] = Featurizer.from_dir(Path(tokenizer_dir), identity, max_tokens, ast_options, vocab, normalise)
     _WORKER["source"] = source
 
 
@@ -109,10 +109,10 @@ def _read_raw(raw: Path, cfg: PreprocessConfig) -> dict[str, list[tuple[int, Any
 def _fingerprint(raw: Path, cfg: PreprocessConfig) -> str:
     parts = [sha256_file(RawDir(raw).split_path(s)) for s in SPLITS] + [json.dumps(to_dict(cfg), sort_keys=True)]
     # the code that makes records is part of the input: a changed parser must not reuse stale output
-    from streamguard.data import records, risky_api
-    from streamguard.features import ast, featurize, tokenize, trim
+    from streamguard.data import neardup, records, risky_api
+    from streamguard.features import ast, featurize, normalise, tokenize, trim
     parts += [sha256_file(m.__file__) for m in (sys.modules[__name__], featurize, ast, trim, tokenize, records,
-                                                 risky_api)]
+                                                 risky_api, normalise, neardup)]
     if cfg.reuse_from:
         parts.append(sha256_file(ProcessedDir(cfg.reuse_from).vocab_path))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
@@ -236,7 +236,8 @@ def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     timings["tokenizer_s"] = round(time.time() - started, 2)
     source = _source_name(raw)
     workers = cfg.workers or os.cpu_count() or 1
-    init = [str(out / "tokenizer"), identity, cfg.max_tokens, ast_options(cfg), None, source]
+    init = [str(out / "tokenizer"), identity, cfg.max_tokens, ast_options(cfg), None, source,
+            cfg.normalise_identifiers]
     tasks = [(split, i, obj) for split in SPLITS for i, (_, obj, _) in enumerate(splits[split])]
     raw_of = {(split, i): prefix for split in SPLITS for i, (_, obj, prefix) in enumerate(splits[split])
               if isinstance(obj, RecordError)}
@@ -295,8 +296,9 @@ def preprocess_config(prep_dir: Path) -> PreprocessConfig:
 
 def featurizer_init(prep_dir: Path, source: str = "scan") -> list[Any]:
     """The worker's init arguments that featurize new functions exactly as ``prep_dir``'s records were: the same
-    tokenizer, budget, AST options and vocabulary (scan, line evidence, the GNN's node text)."""
+    tokenizer, budget, AST options, vocabulary and identifier normalisation (scan, line evidence, the GNN's
+    node text)."""
     data = ProcessedDir(prep_dir)
     cfg = preprocess_config(prep_dir)
     return [str(data.tokenizer_dir), data.metadata["tokenizer"], cfg.max_tokens, ast_options(cfg),
-            data.node_vocab["labels"], source]
+            data.node_vocab["labels"], source, cfg.normalise_identifiers]

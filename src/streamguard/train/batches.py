@@ -26,3 +26,42 @@ def length_grouped_batches(order: Sequence[int], lengths: Sequence[int], batch_s
     full = [b for b in batches if len(b) == batch_size]
     short = [b for b in batches if len(b) < batch_size]
     return [full[i] for i in torch.randperm(len(full), generator=generator).tolist()] + short
+
+
+def paired_batches(order: Sequence[int], groups: Sequence[int], lengths: Sequence[int] | None, batch_size: int,
+                   window: int, generator: torch.Generator) -> list[list[int]]:
+    """Batches of ``order``'s items in which the items of one group (a fix pair: ``groups[i] >= 0``) always sit
+    together, so a pairwise loss sees both sides. A group is a unit placed where its first member falls in
+    ``order``; units are packed into batches of at most ``batch_size`` items (a unit larger than that is a batch of
+    its own). With ``lengths``, units are grouped by their longest item like ``length_grouped_batches`` and the
+    batches are then shuffled."""
+    units: list[list[int]] = []
+    at: dict[int, int] = {}
+    for i in order:
+        g = groups[i]
+        if g < 0:
+            units.append([i])
+        elif g in at:
+            units[at[g]].append(i)
+        else:
+            at[g] = len(units)
+            units.append([i])
+    if lengths is not None:
+        span = window * batch_size
+        grouped: list[list[int]] = []
+        start = size = 0
+        for k, unit in enumerate(units + [[]]):  # windows of about ``span`` items, each sorted by length
+            if size >= span or k == len(units):
+                grouped += sorted(units[start:k], key=lambda u: max(lengths[i] for i in u))
+                start, size = k, 0
+            size += len(unit)
+        units = grouped
+    batches: list[list[int]] = []
+    for unit in units:
+        if batches and len(batches[-1]) + len(unit) <= batch_size:
+            batches[-1].extend(unit)
+        else:
+            batches.append(list(unit))
+    if lengths is None:
+        return batches
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]

@@ -36,6 +36,7 @@ from streamguard.thresholds import write_predictions
 from streamguard.train import checkpoint as ck
 from streamguard.train.batches import length_grouped_batches
 from streamguard.train.bestckpt import BestCheckpoint, load_best, repair_before_resume
+from streamguard.train.pairs import PairBatchSampler, dataset_groups, pair_margin_loss
 from streamguard.train.schedule import lr_scale
 from streamguard.train.tracking import (
     MetricsCallback,
@@ -61,9 +62,11 @@ class ClassificationDataset(Protocol):
 class LitClassifier(pl.LightningModule):
     """Weighted cross-entropy training of any logits model; validation metrics of the vulnerable class."""
 
-    def __init__(self, model: nn.Module, cfg: EngineConfig) -> None:
+    def __init__(self, model: nn.Module, cfg: EngineConfig, pair_groups: np.ndarray | None = None) -> None:
         super().__init__()
         self.model, self.cfg = model, cfg
+        # fix pair of each training item (train/pairs.py); None: no pair loss (not a buffer: checkpoints unchanged)
+        self.pair_groups = None if pair_groups is None else torch.as_tensor(pair_groups)
         self.val_acc, self.val_f1, self.val_auc = BinaryAccuracy(), BinaryF1Score(), BinaryAUROC()
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._loss_sum = torch.zeros(())
@@ -104,6 +107,11 @@ class LitClassifier(pl.LightningModule):
         logits = self(batch["inputs"]).float()
         per_sample = nn.functional.cross_entropy(logits, batch["label"], reduction="none")
         loss = (per_sample * batch["weight"]).mean()
+        if self.pair_groups is not None:
+            groups = self.pair_groups[batch["index"].cpu()].to(logits.device)
+            ranking = pair_margin_loss(logits, batch["label"], groups, self.cfg.pair_margin)
+            if ranking is not None:
+                loss = loss + self.cfg.pair_loss_weight * ranking
         n = batch["label"].numel()
         self._loss_sum += loss.detach() * n
         self._loss_n += n
@@ -259,9 +267,15 @@ def _longest_first(ds: ClassificationDataset) -> list[int] | None:
     return None if lengths is None else sorted(range(len(ds)), key=lambda i: -lengths[i])
 
 
-def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: EngineConfig) -> DataLoader:
+def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: EngineConfig,
+            pair_groups: np.ndarray | None = None) -> DataLoader:
     # A private generator: the loader's per-iterator seed draw must not consume the global RNG that
     # dropout uses, or a resumed run would drift from an uninterrupted one.
+    if shuffle and pair_groups is not None:  # variable-size batches that keep fix pairs together
+        grouped = _lengths(ds) if getattr(cfg, "group_by_length", False) else None
+        return DataLoader(ds, batch_sampler=PairBatchSampler(pair_groups, cfg.seed, batch_size, grouped),
+                          collate_fn=ds.collate, num_workers=cfg.num_workers,
+                          persistent_workers=cfg.num_workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
     if shuffle:
         grouped = _lengths(ds) if getattr(cfg, "group_by_length", False) else None
         sampler: Any = EpochSampler(len(ds), cfg.seed, grouped, batch_size)
@@ -304,10 +318,11 @@ def _fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engi
                          num_sanity_val_steps=0, plugins=[ckpt_io], logger=logger or False,
                          callbacks=_callbacks(cfg, ckpt_dir, out_dir), default_root_dir=out_dir,
                          enable_model_summary=False, log_every_n_steps=50)
-    lit = LitClassifier(model, cfg)
+    groups = dataset_groups(data_dir, datasets["train"].ids) if cfg.pair_loss_weight > 0 else None
+    lit = LitClassifier(model, cfg, groups)
     started = time.time()
     try:
-        trainer.fit(lit, _loader(datasets["train"], cfg.batch_size, True, cfg),
+        trainer.fit(lit, _loader(datasets["train"], cfg.batch_size, True, cfg, groups),
                     _loader(datasets["valid"], cfg.batch_size, False, cfg), ckpt_path=str(resume) if resume else None)
     except SIGTERMException:
         # Lightning's SIGTERMException exits with status 0, which reads as a finished run (a spot

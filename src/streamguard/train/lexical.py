@@ -17,6 +17,7 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from streamguard.atomic import make_dir
 from streamguard.config import LexicalConfig, to_dict
 from streamguard.errors import UserError
+from streamguard.features.normalise import normaliser
 from streamguard.features.processed import ProcessedDir
 from streamguard.models import loaded
 from streamguard.models.lexical import LexicalFeatures, fit_classifier, logits, normalise_with_map, occurrences
@@ -35,17 +36,19 @@ BUNDLE_FILES = (PARAMS, ARRAYS)
 
 def texts(records: list[dict[str, Any]], data: ProcessedDir, split: str, source: str) -> list[str]:
     """Whole raw functions (``source`` raw) where the raw row still holds the kept code, else the processed
-    (trimmed) code."""
+    (trimmed) code; normalised (``features.normalise``) where the dataset was preprocessed so."""
     if source == "processed":
         return [r["code"] for r in records]
-    funcs = data.raw_functions(split, records)
+    norm = normaliser(data.path)
+    funcs = [norm(f) for f in data.raw_functions(split, records)]
     out, fallback = [], 0
     for rec, func in zip(records, funcs):
-        # The kept code is a window of the raw function; anything else means the raw file changed.
-        if rec["code"].strip() in func:
+        # The kept code is a window of the raw function; anything else means the raw file changed. (A scan's
+        # record holds the code as found: normalised here, if the model reads normalised code.)
+        if rec["code"].strip() in func or norm(rec["code"]).strip() in func:
             out.append(func)
         else:
-            out.append(rec["code"])
+            out.append(norm(rec["code"]))
             fallback += 1
     if fallback:
         log.warning("lexical: %d of %d %s records did not match their raw row; used the processed code",
@@ -107,7 +110,11 @@ def _train(data: ProcessedDir, out_dir: Path, cfg: LexicalConfig, train_ids: set
     x = feats.fit_transform(texts(tr, data, "train", cfg.code_source))
     xv = feats.transform(texts(va, data, "valid", cfg.code_source))
     y, yv = np.array([r["label"] for r in tr]), np.array([r["label"] for r in va])
-    clf, best_c, trials = _select_c(x, y, xv, yv, cfg, _weights(tr, cfg))
+    weights = _weights(tr, cfg)
+    if cfg.pair_loss_weight > 0:  # fix pairs (raw pair_id) as difference rows: the vulnerable side ranks higher
+        from streamguard.train.pairs import pair_groups, with_difference_rows
+        x, y, weights = with_difference_rows(x, y, weights, pair_groups(data.path, tr), cfg.pair_loss_weight)
+    clf, best_c, trials = _select_c(x, y, xv, yv, cfg, weights)
     fit_s = time.perf_counter() - t0
     save_lexical(out_dir, feats, clf)
     write_predictions(out_dir, "valid", prediction_rows(va, logits(clf, xv)))

@@ -146,5 +146,8 @@ def missing_bundle_file(model_dir: Path, kind: str) -> str | None:
 
 
 def line_scores(kind: str, model_dir: Path, prep_dir: Path, codes: list[str]) -> list[Any]:
-    """Per function, one score per line (index 0 = line 1), by the model of ``kind`` in ``model_dir``."""
-    return get(kind).line_scores(model_dir, prep_dir, codes)
+    """Per function, one score per line (index 0 = line 1), by the model of ``kind`` in ``model_dir``. The kind
+    reads what its model was trained on: the normalised code where the data was (its lines are the code's)."""
+    from streamguard.features.normalise import normaliser
+    text = normaliser(prep_dir)
+    return get(kind).line_scores(model_dir, prep_dir, [text(c) for c in codes])
