@@ -119,3 +119,11 @@ def test_a_normalised_bundle_scans_as_its_run_predicted(processed_normalised, ra
     assert len(report.findings) == 4
     for f in report.findings:
         assert f.evidence and all(f.start_line <= e.line <= f.end_line for e in f.evidence)
+
+
+def test_reuse_from_refuses_data_made_without_the_models_normalisation(processed_normalised, tmp_path) -> None:
+    from streamguard.errors import UserError
+    from streamguard.features.preprocess import preprocess
+    raw = json.loads((processed_normalised / "preprocessing_metadata.json").read_text())["raw_dir"]
+    with pytest.raises(UserError, match="normalise_identifiers=True: set the same"):
+        preprocess(Path(raw), tmp_path / "out", PreprocessConfig(workers=1, reuse_from=str(processed_normalised)))

@@ -222,6 +222,10 @@ def preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
 def _preprocess(raw: Path, out: Path, cfg: PreprocessConfig) -> dict[str, Any]:
     if cfg.reuse_from and not ProcessedDir(cfg.reuse_from).vocab_path.is_file():
         raise UserError(f"--reuse-from {cfg.reuse_from}: not a processed dataset (no {VOCAB_FILE})")
+    if cfg.reuse_from and preprocess_config(Path(cfg.reuse_from)).normalise_identifiers != cfg.normalise_identifiers:
+        # its models read (or do not read) normalised code: data for them must be made the same way
+        raise UserError(f"--reuse-from {cfg.reuse_from} was preprocessed with normalise_identifiers="
+                        f"{not cfg.normalise_identifiers}: set the same (--set normalise_identifiers=...)")
     started = time.time()
     splits = _read_raw(raw, cfg)
     fingerprint = _fingerprint(raw, cfg)
