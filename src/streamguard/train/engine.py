@@ -318,6 +318,8 @@ def _fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: Engi
                          num_sanity_val_steps=0, plugins=[ckpt_io], logger=logger or False,
                          callbacks=_callbacks(cfg, ckpt_dir, out_dir), default_root_dir=out_dir,
                          enable_model_summary=False, log_every_n_steps=50)
+    if cfg.pair_loss_weight > 0 and cfg.devices * cfg.num_nodes > 1:  # DDP's sampler would split the pairs
+        raise UserError("pair_loss_weight > 0 trains on one device only (fix-pair batches); use --devices 1")
     groups = dataset_groups(data_dir, datasets["train"].ids) if cfg.pair_loss_weight > 0 else None
     lit = LitClassifier(model, cfg, groups)
     started = time.time()
