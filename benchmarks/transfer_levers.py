@@ -43,17 +43,21 @@ def rows(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def fit(cfg: LexicalConfig, train: list[str], y: np.ndarray, valid: list[str], yv: np.ndarray,
-        groups: np.ndarray | None = None, pair_weight: float = 0.0):
+def features(cfg: LexicalConfig, train: list[str], valid: list[str]):
+    """The kind's TF-IDF views fitted on the train texts (they do not depend on the pair weight: fitted once)."""
     feats = LexicalFeatures(cfg.analyzer, cfg.ngram_min, cfg.ngram_max, cfg.max_features, cfg.strip_comments,
                             cfg.collapse_blank_lines)
-    x = feats.fit_transform(train)
-    xv = feats.transform(valid)
+    return feats, feats.fit_transform(train), feats.transform(valid)
+
+
+def classifier(cfg: LexicalConfig, x, y: np.ndarray, xv, yv: np.ndarray, groups: np.ndarray | None = None,
+               pair_weight: float = 0.0):
+    """What ``train.lexical._train`` does after the features: difference rows when weighted, C chosen on valid."""
     weights = None
     if pair_weight > 0:
         x, y, weights = with_difference_rows(x, y, None, groups, pair_weight)
-    clf, c, trials = _select_c(x, y, xv, yv, cfg, weights)
-    return feats, clf, c
+    clf, c, _ = _select_c(x, y, xv, yv, cfg, weights)
+    return clf, c
 
 
 def part_a(cfg: LexicalConfig) -> list[dict]:
@@ -65,8 +69,8 @@ def part_a(cfg: LexicalConfig) -> list[dict]:
             tr = [r for r in split["train"] if r["project"] == src]
             va = [r for r in split["valid"] if r["project"] == src]
             te = [r for r in split["test"] if r["project"] == dst]
-            feats, clf, c = fit(cfg, [text(r["func"]) for r in tr], np.array([r["target"] for r in tr]),
-                                [text(r["func"]) for r in va], np.array([r["target"] for r in va]))
+            feats, x, xv = features(cfg, [text(r["func"]) for r in tr], [text(r["func"]) for r in va])
+            clf, c = classifier(cfg, x, np.array([r["target"] for r in tr]), xv, np.array([r["target"] for r in va]))
             d = clf.decision_function(feats.transform([text(r["func"]) for r in te]))
             y = np.array([r["target"] for r in te])
             res = {"direction": f"{src} -> {dst}", "text": mode, "n_train": len(tr), "n_test": len(te), "C": c,
@@ -111,10 +115,12 @@ def part_b(cfg: LexicalConfig, weights: list[float]) -> dict:
     pairs = list(held_by.values())
     result = {"n_train": len(train), "n_devign": len(devign), "n_bigvul_pair_rows": len(bigvul),
               "n_debian_pair_rows": len(deb_train), "n_heldout_pairs": len(pairs), "runs": []}
+    t0 = time.time()
+    feats, x, xv = features(cfg, [r["func"] for r in train], [r["func"] for r in valid])
+    result["features_seconds"] = round(time.time() - t0)
     for w in weights:
         t0 = time.time()
-        feats, clf, c = fit(cfg, [r["func"] for r in train], y, [r["func"] for r in valid],
-                            np.array([r["target"] for r in valid]), groups, w)
+        clf, c = classifier(cfg, x, y, xv, np.array([r["target"] for r in valid]), groups, w)
         dv = clf.decision_function(feats.transform([p[1] for p in pairs]))
         df = clf.decision_function(feats.transform([p[0] for p in pairs]))
         yy = np.r_[np.ones(len(pairs)), np.zeros(len(pairs))]
