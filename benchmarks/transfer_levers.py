@@ -137,20 +137,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", default="AB")
     ap.add_argument("--weights", default="0,1")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    out = args.out
     cfg = LexicalConfig()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT).stdout)
-    report = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    report = json.loads(out.read_text()) if out.is_file() else {}
     report.update({"command": " ".join(["python", *sys.argv]), "commit": commit, "dirty": dirty,
                    "machine": "2-core AMD EPYC, shared with other jobs (timings not comparable)",
                    "date": datetime.now(UTC).isoformat(timespec="seconds"), "lexical_config": "defaults"})
     if "A" in args.part:
         report["normalise_cross_project"] = part_a(cfg)
-        OUT.write_text(json.dumps(report, indent=1) + "\n")
+        out.write_text(json.dumps(report, indent=1) + "\n")
     if "B" in args.part:
         report["fix_pairs"] = part_b(cfg, [float(w) for w in args.weights.split(",")])
-        OUT.write_text(json.dumps(report, indent=1) + "\n")
+        out.write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":
