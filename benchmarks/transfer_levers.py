@@ -138,15 +138,17 @@ def main() -> None:
     ap.add_argument("--part", default="AB")
     ap.add_argument("--weights", default="0,1")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--c-grid", default="0.5,1,2,4", help="the lexical C grid (one value: no choice on valid)")
     args = ap.parse_args()
     out = args.out
-    cfg = LexicalConfig()
+    cfg = LexicalConfig(c_grid=[float(c) for c in args.c_grid.split(",")])
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT).stdout)
     report = json.loads(out.read_text()) if out.is_file() else {}
     report.update({"command": " ".join(["python", *sys.argv]), "commit": commit, "dirty": dirty,
                    "machine": "2-core AMD EPYC, shared with other jobs (timings not comparable)",
-                   "date": datetime.now(UTC).isoformat(timespec="seconds"), "lexical_config": "defaults"})
+                   "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                   "lexical_config": f"defaults, c_grid {cfg.c_grid}"})
     if "A" in args.part:
         report["normalise_cross_project"] = part_a(cfg)
         out.write_text(json.dumps(report, indent=1) + "\n")
