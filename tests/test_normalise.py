@@ -113,7 +113,7 @@ def test_a_normalised_bundle_scans_as_its_run_predicted(processed_normalised, ra
         (tree / f"f{i}.c").write_text(func)
     with streamguard.load(bundle, threshold=0.0, precision="fp32") as det:
         scores = det.score(funcs)  # raw code in: the bundle normalises it as preprocessing did
-        np.testing.assert_allclose([s.prob for s in scores], [predicted[f"CODEXGLUE-TEST-{i}"] for i in range(4)],
+        np.testing.assert_allclose([s.raw_prob for s in scores], [predicted[f"CODEXGLUE-TEST-{i}"] for i in range(4)],
                                    rtol=0, atol=1e-5)
         report = det.scan([tree], root=tree, evidence=2, evidence_for=4)
     assert len(report.findings) == 4
