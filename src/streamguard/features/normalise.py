@@ -173,7 +173,10 @@ def normaliser(prep_dir: Path | str) -> Callable[[str], str]:
     """What the model of a processed dataset (or a bundle's ``preprocess/``) reads instead of the code:
     ``normalise_code`` where it was preprocessed with ``normalise_identifiers``, else the code unchanged."""
     from streamguard.features.processed import ProcessedDir
-    meta = ProcessedDir(prep_dir).metadata
+    data = ProcessedDir(prep_dir)
+    if not data.meta_path.is_file():  # no record of the preprocessing (a hand-made folder): nothing was applied
+        return _same
+    meta = data.metadata
     return normalise_code if (meta.get("config") or {}).get("normalise_identifiers") else _same
 
 
