@@ -1,0 +1,149 @@
+"""The transfer benchmark (docs/transfer.md): prepare the collected data, run configs/pipeline-transfer.yaml, write
+one table of every model on every unseen set (benchmarks/results/transfer.{md,json} by default).
+
+    python benchmarks/transfer.py [--set key=value ...]        # make transfer
+    python benchmarks/transfer.py --set quick=true work=/tmp/t  # the bundled sample and small slices, seconds
+
+Keys: work (build/transfer), out (benchmarks/results/transfer; quick: {work}/transfer), kinds (lexical; or
+lexical,gnn), devign (../shared/data/devign; quick: data/sample), bigvul_source (the shared Big-Vul subset),
+debian_gz (data/collected/debian/pool.jsonl.gz), context_train (false: Debian context rows are for the ranking
+metrics; they are unlabelled by a fix, so training leaves them out), quick_patches (quick: patches per Debian
+holdout group, 4), quick_pairs (quick: Big-Vul pairs, 40); any other key is a pipeline param (e.g. lexical=FILE).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "pipeline-transfer.yaml"
+KIND_STEPS = ("{k}", "{k}-heldout", "{k}-xp-ffmpeg", "{k}-xp-qemu", "{k}-evaluate")
+DATA_STEPS = ("import-devign", "import-bigvul", "merge", "preprocess-devign", "preprocess-merged",
+              "preprocess-heldout", "split-ffmpeg", "split-qemu")
+DEFAULTS = {"work": "build/transfer", "kinds": "lexical", "devign": "../shared/data/devign",
+            "bigvul_source": "../shared/data/collected/bigvul_subset/all.jsonl",
+            "debian_gz": str(ROOT / "data/collected/debian/pool.jsonl.gz"), "context_train": "false",
+            "quick": "false", "quick_patches": "4", "quick_pairs": "40"}
+QUICK = {"devign": str(ROOT / "data/sample"), "lexical": str(ROOT / "configs/transfer/lexical-quick.yaml"),
+         "gnn": str(ROOT / "configs/transfer/gnn-quick.yaml")}
+
+
+def settings(pairs: list[str]) -> dict[str, str]:
+    values = dict(DEFAULTS)
+    given = dict(p.split("=", 1) for p in pairs if "=" in p)
+    if given.get("quick", "false").lower() == "true":
+        values.update(QUICK)
+    values.update(given)
+    values.setdefault("out", str(Path(values["work"]) / "transfer") if _true(values["quick"])
+                      else str(ROOT / "benchmarks/results/transfer"))
+    return values
+
+
+def _true(value: str) -> bool:
+    return str(value).lower() in ("true", "1", "yes")
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    tmp.replace(path)
+
+
+def debian_rows(gz: Path, context_train: bool, quick_patches: int | None) -> list[dict[str, Any]]:
+    """The Debian pool's rows the job uses: every pair; context rows of held-out patches (and of the others with
+    ``context_train``); with ``quick_patches``, only that many patches (commit + file) per holdout group."""
+    rows = []
+    with gzip.open(gz, "rt") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["kind"] == "context" and not r.get("holdout") and not context_train:
+                continue
+            rows.append(r)
+    if quick_patches is None:
+        return rows
+    chosen: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for r in rows:
+        key, group = (r["commit_id"], r["file"]), r.get("holdout") or ""
+        if r["kind"] == "before" and key not in chosen[group] and len(chosen[group]) < quick_patches:
+            chosen[group].append(key)
+    keep = {k for keys in chosen.values() for k in keys}
+    per_key: dict[tuple[str, str], int] = defaultdict(int)
+    out = []
+    for r in rows:
+        key = (r["commit_id"], r["file"])
+        if key in keep and (r["kind"] != "context" or per_key[key] < 6):
+            per_key[key] += r["kind"] == "context"
+            out.append(r)
+    return out
+
+
+def bigvul_rows(path: Path, quick_pairs: int | None) -> list[dict[str, Any]]:
+    """Big-Vul subset rows; with ``quick_pairs``, the rows of that many complete before/after pairs."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if quick_pairs is None:
+        return rows
+    count: dict[str, int] = defaultdict(int)
+    for r in rows:
+        count[r.get("pair_id") or ""] += 1
+    pairs = [p for p in dict.fromkeys(r.get("pair_id") or "" for r in rows) if p and count[p] == 2][:quick_pairs]
+    return [r for r in rows if (r.get("pair_id") or "") in set(pairs)]
+
+
+def prepare(values: dict[str, str]) -> None:
+    """{work}/debian/pool.jsonl and {work}/bigvul.jsonl, once (a stamp records the settings they came from)."""
+    work, quick = Path(values["work"]), _true(values["quick"])
+    stamp = {k: values[k] for k in ("debian_gz", "bigvul_source", "context_train", "quick", "quick_patches",
+                                    "quick_pairs")}
+    stamp_path = work / "prepared.json"
+    if stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
+        return
+    for p in (Path(values["debian_gz"]), Path(values["bigvul_source"])):
+        if not p.is_file():
+            sys.exit(f"transfer: error: {p} not found (set debian_gz= / bigvul_source=)")
+    debian = debian_rows(Path(values["debian_gz"]), _true(values["context_train"]),
+                         int(values["quick_patches"]) if quick else None)
+    _write_jsonl(work / "debian" / "pool.jsonl", debian)
+    _write_jsonl(work / "bigvul.jsonl", bigvul_rows(Path(values["bigvul_source"]),
+                                                    int(values["quick_pairs"]) if quick else None))
+    stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
+
+
+def steps(kinds: list[str]) -> list[str]:
+    return [*DATA_STEPS, *(s.format(k=k) for k in kinds for s in KIND_STEPS)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    values = settings(args.set)
+    kinds = [k for k in values["kinds"].split(",") if k]
+    if not kinds or set(kinds) - {"lexical", "gnn"}:
+        sys.exit(f"transfer: error: kinds must be lexical and/or gnn, got {values['kinds']!r}")
+    from streamguard.cli import main as sg_main
+    from streamguard.evaluate.transfer import summarize
+    from streamguard.pipeline import run_pipeline
+    started = time.time()
+    prepare(values)
+    params = {k: v for k, v in values.items() if k not in ("out",)}
+    timings = run_pipeline(CONFIG, params, steps(kinds), main=sg_main)
+    command = "python benchmarks/transfer.py" + "".join(f" --set {s}" for s in args.set)
+    res = summarize(Path(values["work"]), kinds, Path(values["out"]), command=command,
+                    timings=timings, seconds=time.time() - started)
+    print(f"transfer: {len(res['rows'])} rows -> {values['out']}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())
