@@ -94,3 +94,21 @@ def all_pair_metrics(ids: Sequence[str], labels: Sequence[int], scores: Sequence
     """Both families for one model's scores on one item set (empty counts where the data has no pairs/files)."""
     return {"pairs": pair_metrics(scores, threshold, find_pairs(ids, labels, info)),
             "ranking": ranking_metrics(scores, file_groups(ids, labels, info))}
+
+
+def entry_pair_metrics(entries: list[Any], ids: Sequence[str], labels: Sequence[int],
+                       info: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per scored entry (models and peers; ``evaluate.entries.Entry``): both families on the test items, each
+    number the mean over the entry's seeds (its own threshold per seed). Empty when the data has neither."""
+    pairs, groups = find_pairs(ids, labels, info), file_groups(ids, labels, info)
+    if not pairs and not groups:
+        return {}
+    out = {}
+    for e in entries:
+        if e.kind == "trivial":
+            continue
+        per_seed = [{"pairs": pair_metrics(s, t, pairs), "ranking": ranking_metrics(s, groups)}
+                    for s, t in zip(e.test, e.thresholds)]
+        out[e.name] = {fam: {k: float(np.mean([p[fam][k] for p in per_seed])) if k not in ("n_pairs", "n_files")
+                             else per_seed[0][fam][k] for k in per_seed[0][fam]} for fam in ("pairs", "ranking")}
+    return out

@@ -113,6 +113,26 @@ def calibration_table(res: dict[str, Any]) -> Table:
     return head, rows
 
 
+def pair_table(res: dict[str, Any]) -> Table | None:
+    """Before/after pairs and the fixed function's rank within its file (evaluate/pairs.py), when the data has them."""
+    if not res.get("pairs"):
+        return None
+    head = ["entry", "pairs", "P-C", "P-V", "P-B", "P-R", "vulnerable\nscores higher", "files", "MRR\n(chance)",
+            "recall@1\n(chance)", "recall@5\n(chance)"]
+    rows = []
+    for name, m in res["pairs"].items():
+        p, r = m["pairs"], m["ranking"]
+        rank = [f"{_f(r[k])}\n({_f(r['chance_' + k])})" for k in ("mrr", "recall_at_1", "recall_at_5")] \
+            if r["n_files"] else ["-"] * 3
+        rows.append([name, str(p["n_pairs"]), *([_f(p[k]) for k in ("p_c", "p_v", "p_b", "p_r", "vulnerable_higher")]
+                                               if p["n_pairs"] else ["-"] * 5), str(r["n_files"]), *rank])
+    return head, rows
+
+
+PAIR_NOTE = ("P-C both right, P-V both called vulnerable, P-B both called safe, P-R reversed (threshold chosen on "
+             "valid); rank of the fixed function among its file's functions, ties against it (docs/evaluation.md).")
+
+
 def _md_table(table: Table) -> str:
     head, rows = table
     lines = ["| " + " | ".join(h.replace("\n", " ") for h in head) + " |", "|" + "---|" * len(head)]
@@ -157,6 +177,8 @@ def render_markdown(res: dict[str, Any]) -> str:
     if calibration_table(res)[1]:
         parts += ["", "## Calibration (test)", "", CAL_NOTE, "", _md_table(calibration_table(res))]
     parts += ["", "## Per project", "", _md_table(project_table(res)), ""]
+    if (pairs := pair_table(res)) is not None:
+        parts += ["## Pairs and within-file ranking", "", PAIR_NOTE, "", _md_table(pairs), ""]
     parts += label_markdown(res.get("labels"))
     if res.get("warnings"):
         parts += ["## Warnings", "", *[f"- {_md(w)}" for w in res["warnings"]], ""]
@@ -191,8 +213,11 @@ def render_html(res: dict[str, Any], images: dict[str, str | None], examples: di
     body += ["<h2>Paired tests on the same test items</h2>", _html_table(paired_table(res))]
     if res["across_seeds"]:
         body += ["<h2>Across seeds</h2>", _html_table(seed_table(res))]
-    body += ["<h2>Per project</h2>", _html_table(project_table(res)), "<h2>Examples</h2>",
-             _examples_html(examples)]
+    body += ["<h2>Per project</h2>", _html_table(project_table(res))]
+    if (pairs := pair_table(res)) is not None:
+        body += ["<h2>Pairs and within-file ranking</h2>", f'<p class="note">{html.escape(PAIR_NOTE)}</p>',
+                 _html_table(pairs)]
+    body += ["<h2>Examples</h2>", _examples_html(examples)]
     if res.get("warnings"):
         body += ["<h2>Warnings</h2><ul>"] + [f"<li>{html.escape(w)}</li>" for w in res["warnings"]] + ["</ul>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>StreamGuard evaluation"

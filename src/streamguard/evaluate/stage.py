@@ -14,8 +14,11 @@ from streamguard.errors import UserError
 from streamguard.evaluate import analysis, calibration, plots
 from streamguard.evaluate.entries import Entry, Items, common_items, model_entries, peer_entry, trivial_entry
 from streamguard.evaluate.label_section import label_monitoring
+from streamguard.evaluate.pairs import PAIR_FIELDS, entry_pair_metrics
 from streamguard.evaluate.report import render_html, render_markdown
 from streamguard.evaluate.runs import check_same_data, group_runs, select_seeds
+from streamguard.features.processed import ProcessedDir
+from streamguard.features.rawjoin import raw_fields
 from streamguard.provenance import environment, sha256_file
 from streamguard.rundir import RunDir
 from streamguard.runlock import locked
@@ -96,7 +99,8 @@ def _evaluate(specs: list[str], out_dir: Path, cfg: EvaluateConfig, data_dir: Pa
         "across_seeds": analysis.across_seeds(entries, results),
         "per_project": analysis.per_project(entries, test, cfg), "warnings": warnings,
         "inputs": _inputs(entries), "data_dir": str(data_dir) if data_dir else None,
-        "labels": label_monitoring(data_dir) if data_dir else None}
+        "labels": label_monitoring(data_dir) if data_dir else None,
+        "pairs": _pairs(entries, test, data_dir)}
     examples = _examples(entries, test, code, cfg.examples)
     res["examples"] = [{k: v for k, v in ex.items() if k != "code"} for ex in examples["items"]]
     res["calibration"] = calibration_rows(entries, valid, test)
@@ -119,6 +123,20 @@ def calibration_rows(entries: list[Entry], valid: Items, test: Items) -> dict[st
             c = calibration.fit(e.valid[0], valid.label, test=(e.test[0], test.label))
             out[e.name] = {"temperature": c.temperature, **c.stats}
     return out
+
+
+def _pairs(entries: list[Entry], test: Items, data_dir: Path | None) -> dict[str, Any]:
+    """Pair and within-file ranking metrics (evaluate/pairs.py) where the raw rows carry pairs or file context."""
+    if data_dir is None:
+        return {}
+    recs = [{"id": i, "metadata": m} for i, m in zip(test.ids, _metadata(data_dir, test.ids))]
+    return entry_pair_metrics(entries, test.ids, test.label.tolist(), raw_fields(data_dir, "test", recs, PAIR_FIELDS))
+
+
+def _metadata(data_dir: Path, ids: list[str]) -> list[dict[str, Any]]:
+    """The processed test records' metadata (its raw row number) in ``ids`` order; {} for an id not there."""
+    by_id = {r["id"]: r.get("metadata") for r in ProcessedDir(data_dir).read_split("test", keep=("id", "metadata"))}
+    return [by_id.get(i) or {} for i in ids]
 
 
 def _figures(entries: list[Entry], valid: Items, test: Items, warnings: list[str]) -> dict[str, str | None]:

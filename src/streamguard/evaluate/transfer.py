@@ -1,0 +1,128 @@
+"""The table of the transfer benchmark (benchmarks/transfer.py, docs/transfer.md): every model on every set of
+code it never trained on, with ROC-AUC (95% bootstrap CI), accuracy at the run's own threshold (chosen on its
+valid split), the pair metrics and the within-file ranking of ``evaluate.pairs``.
+
+Sets: (a) Devign's official test; (b) Devign cross-project, FFmpeg -> QEMU and QEMU -> FFmpeg; (c) the held-out
+Debian packages and the Debian time split; (d) the held-out Big-Vul pairs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamguard import atomic
+from streamguard.evaluate.metrics import _ranking_metrics, percentile_ci, point_metrics, resample_weights
+from streamguard.evaluate.pairs import PAIR_FIELDS, all_pair_metrics
+from streamguard.features.processed import ProcessedDir
+from streamguard.features.rawjoin import raw_fields
+from streamguard.provenance import git_state
+from streamguard.rundir import RunDir
+from streamguard.thresholds import run_threshold
+
+XP = (("devign-xp FFmpeg->QEMU", "xp-FFmpeg-to-qemu"), ("devign-xp QEMU->FFmpeg", "xp-qemu-to-FFmpeg"))
+N_BOOT, CHUNK = 1000, 100
+
+
+def auc_ci(y: np.ndarray, s: np.ndarray, seed: int = 0) -> list[float | None]:
+    """95% percentile CI of the ROC-AUC over items, drawn CHUNK resamples at a time (held-out sets are large)."""
+    parts = [_ranking_metrics(resample_weights(len(y), CHUNK, seed + k), y.astype(float), s, 0.005)["roc_auc"]
+             for k in range(N_BOOT // CHUNK)]
+    return percentile_ci(np.concatenate(parts))
+
+
+def score_set(ids: list[str], y: np.ndarray, s: np.ndarray, threshold: float,
+              info: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Point metrics, the ROC-AUC CI, pair and ranking metrics of one model on one item set."""
+    point = point_metrics(y, s, threshold)
+    return {"n": len(y), "vulnerable_share": float(y.mean()) if len(y) else None, "threshold": threshold,
+            "accuracy": point["accuracy"], "roc_auc": point["roc_auc"],
+            "roc_auc_ci": auc_ci(y, s) if len(set(y.tolist())) == 2 else [None, None],
+            **all_pair_metrics(ids, y.tolist(), s.tolist(), threshold, info)}
+
+
+def _arrays(rows: list[dict[str, Any]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    return ([r["id"] for r in rows], np.array([int(r["label"]) for r in rows]),
+            np.array([float(r["prob_vulnerable"]) for r in rows]))
+
+
+def _run_rows(run: Path, data: Path, set_name: str, kind: str) -> list[dict[str, Any]]:
+    ids, y, s = _arrays(RunDir(run).read_predictions("test"))
+    recs = ProcessedDir(data).read_split("test", keep=("id", "label", "metadata"))
+    info = raw_fields(data, "test", recs, PAIR_FIELDS)
+    return [{"set": set_name, "model": kind, **score_set(ids, y, s, run_threshold(run), info)}]
+
+
+def heldout_group(row: dict[str, Any]) -> str:
+    """Which held-out set a row belongs to: Debian by its ``holdout`` field, Big-Vul by source."""
+    if row.get("source") == "debian":
+        return f"debian-{row['holdout']}" if row.get("holdout") else "debian-linked"
+    return str(row.get("source") or "other")
+
+
+def _heldout_rows(preds: Path, data: Path, kind: str) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in preds.read_text().splitlines() if line.strip()]
+    threshold = float(rows[0]["threshold"]) if rows else 0.5
+    recs = ProcessedDir(data).read_split("test", keep=("id", "label", "metadata"))
+    info = raw_fields(data, "test", recs, PAIR_FIELDS)
+    out = []
+    for group, title in (("debian-package", "debian held-out packages"), ("debian-time", "debian time split"),
+                         ("bigvul", "big-vul held-out pairs")):
+        sub = [r for r in rows if heldout_group(info.get(r["id"], {})) == group]
+        if sub:
+            ids, y, s = _arrays(sub)
+            out.append({"set": title, "model": kind, **score_set(ids, y, s, threshold, info)})
+    return out
+
+
+def collect(work: Path, kinds: list[str]) -> list[dict[str, Any]]:
+    data, runs = work / "processed", work / "runs"
+    rows: list[dict[str, Any]] = []
+    for kind in kinds:
+        rows += _run_rows(runs / kind, data / "merged", "devign test (official)", kind)
+        for title, name in XP:
+            rows += _run_rows(runs / name / kind, data / name, title, kind)
+        rows += _heldout_rows(work / "predictions" / f"{kind}-heldout.jsonl", data / "heldout", kind)
+    return rows
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = ("| set | model | n | vuln. share | accuracy | ROC-AUC [95% CI] | pairs | P-C | P-V | P-B | P-R | "
+            "vuln > fix | files | MRR (chance) | R@1 (chance) | R@5 (chance) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        p, k = r["pairs"], r["ranking"]
+        ci = r["roc_auc_ci"]
+        pair = [str(p["n_pairs"])] + ([_f(p[m]) for m in ("p_c", "p_v", "p_b", "p_r", "vulnerable_higher")]
+                                      if p["n_pairs"] else ["-"] * 5)
+        rank = [str(k["n_files"])] + ([f"{_f(k[m])} ({_f(k['chance_' + m])})" for m in
+                                       ("mrr", "recall_at_1", "recall_at_5")] if k["n_files"] else ["-"] * 3)
+        cells = [r["set"], r["model"], str(r["n"]), _f(r["vulnerable_share"]), _f(r["accuracy"]),
+                 f"{_f(r['roc_auc'])} [{_f(ci[0])}, {_f(ci[1])}]", *pair, *rank]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summarize(work: Path, kinds: list[str], out: Path, command: str, timings: list[dict[str, Any]],
+              seconds: float) -> dict[str, Any]:
+    """Score everything, write ``out``.json and ``out``.md; return the result."""
+    rows = collect(work, kinds)
+    res = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "git": git_state(),
+           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
+           "seconds": round(seconds, 1), "steps": timings, "rows": rows}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out.with_suffix(".json"), json.dumps(res, indent=2, default=float) + "\n")
+    head = (f"# Transfer benchmark\n\nCommand: `{command}`; commit {res['git'].get('commit')} "
+            f"(dirty: {res['git'].get('dirty')}); {res['date']}; {res['machine']['platform']}, "
+            f"{res['machine']['cpus']} CPUs; {res['seconds']} s.\n\n")
+    atomic.write_text(out.with_suffix(".md"), head + markdown_table(rows))
+    return res
