@@ -14,9 +14,10 @@ from streamguard.errors import UserError  # what bad input raises: one line to s
 __all__ = ["UserError", "export", "import_dataset", "load", "preprocess", "train_model"]
 
 
-def load(path: Any, threshold: float | None = None, data: Any = None, workers: int = 1,
+def load(path: Any = None, threshold: float | None = None, data: Any = None, workers: int = 1,
          precision: str = "auto") -> Any:
-    """A ``streamguard.scan.detector.Detector`` for a bundle (``streamguard export``) or a run directory.
+    """A ``streamguard.scan.detector.Detector`` for a bundle (``streamguard export``) or a run directory; with no
+    path, the default model shipped in the package (``streamguard.resources.default_model_dir()``).
     ``precision``: of the neural forward passes; "fp32" reproduces the run's scores exactly, "auto" (the
     default) uses bf16 where the CPU has it (faster, scores within about 0.004). ``Score.prob`` is calibrated
     (the bundle's calibration.json), ``Score.raw_prob`` the model's own; ``threshold`` cuts the raw one.

@@ -14,7 +14,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        description="Exit status: 0 no finding at or above --fail-on, 1 findings, 2 usage or "
                                    "input error.")
     p.add_argument("paths", nargs="*", type=Path, help="files and directories (default: .)")
-    p.add_argument("--model", required=True, type=Path, help="a bundle (streamguard export) or a run directory")
+    p.add_argument("--model", type=Path, default=None,
+                   help="a bundle (streamguard export) or a run directory (default: the bundled default model, "
+                        "docs/transfer.md)")
     p.add_argument("--data", type=Path, default=None, help="a run directory's processed data (if moved)")
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table (terminal), json, sarif (code scanning) or html (default %(default)s)")

@@ -178,7 +178,11 @@ def _changed_files(paths: list[Path], changed: dict[str, list[tuple[int, int]]],
     return out
 
 
-def load(path: str | os.PathLike, threshold: float | None = None, data: str | os.PathLike | None = None,
+def load(path: str | os.PathLike | None, threshold: float | None = None, data: str | os.PathLike | None = None,
          workers: int = 1, precision: str = "auto") -> Detector:
-    """A detector from a bundle (``streamguard export``) or a run directory (``data``: its processed data)."""
+    """A detector from a bundle (``streamguard export``) or a run directory (``data``: its processed data);
+    ``path`` None: the default model shipped in the package."""
+    if path is None:
+        from streamguard.resources import default_model_dir
+        path = default_model_dir()
     return Detector(open_model(path, data), threshold, workers, precision)

@@ -1,0 +1,53 @@
+"""The transfer benchmark end to end at its quick size (benchmarks/transfer.py --set quick=true): real Devign
+functions (tests/fixtures/raw_small), real Big-Vul pairs and Debian fix pairs with their files' context rows
+(tests/fixtures/transfer), every step of configs/pipeline-transfer.yaml for the lexical kind, one table."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = ROOT / "tests" / "fixtures"
+
+
+def _driver():
+    spec = importlib.util.spec_from_file_location("transfer_driver", ROOT / "benchmarks" / "transfer.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_quick_job_reports_every_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    work = tmp_path / "work"
+    rc = _driver().main(["--set", "quick=true", f"work={work}", f"devign={FIX / 'raw_small'}",
+                         f"debian_gz={FIX / 'transfer' / 'debian.jsonl.gz'}",
+                         f"bigvul_source={FIX / 'transfer' / 'bigvul.jsonl'}", "quick_pairs=16", "quick_patches=3"])
+    assert rc == 0
+    res = json.loads((work / "transfer.json").read_text())
+    sets = [r["set"] for r in res["rows"]]
+    assert sets == ["devign test (official)", "devign-xp FFmpeg->QEMU", "devign-xp QEMU->FFmpeg",
+                    "debian held-out packages", "debian time split", "big-vul held-out pairs"]
+    by_set = {r["set"]: r for r in res["rows"]}
+    # held-out Debian: pairs and ranked files; Big-Vul: pairs only; Devign: neither
+    assert by_set["debian time split"]["pairs"]["n_pairs"] > 0 and by_set["debian time split"]["ranking"]["n_files"] > 0
+    assert by_set["big-vul held-out pairs"]["pairs"]["n_pairs"] > 0
+    assert by_set["devign test (official)"]["pairs"] == {"n_pairs": 0}
+    for r in res["rows"]:
+        p = r["pairs"]
+        if p["n_pairs"]:
+            assert p["p_c"] + p["p_v"] + p["p_b"] + p["p_r"] == pytest.approx(1.0)
+    # nothing held out was trained on: no training row of the merge is a held-out Debian row
+    train = [json.loads(x) for x in (work / "raw" / "merged" / "train.jsonl").read_text().splitlines()]
+    assert not [r for r in train if r.get("holdout")]
+    assert "| debian time split | lexical |" in (work / "transfer.md").read_text()
+    # the pipeline's evaluate report carries the pair section's data (Devign test: none)
+    assert json.loads((work / "reports" / "lexical" / "metrics.json").read_text())["pairs"] == {}
+
+
+def test_bad_kind_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="kinds must be lexical and/or gnn"):
+        _driver().main(["--set", "kinds=svm", f"work={tmp_path}"])
