@@ -3,6 +3,7 @@
 # make test   - the whole test suite (offline, CPU)
 # make devign - the same pipeline on the full Devign data in ../shared/data/devign
 # make encoder KERNEL=DIR - pre-train the shipped C encoder from the kernel source (docs/pretrain.md)
+# make transfer - the transfer benchmark: held-out packages, fix pairs, cross-project (docs/transfer.md)
 # make collect - rebuild data/collected/debian from Debian's security patches (network; docs/data-debian.md)
 
 VENV     ?= .venv
@@ -15,7 +16,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test devign encoder collect lint clean
+.PHONY: demo test devign encoder collect transfer lint clean
 
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build
 $(STAMP): pyproject.toml
@@ -33,6 +34,11 @@ devign: $(STAMP)
 
 encoder: $(STAMP)
 	$(SG) pipeline --config configs/pipeline-encoder.yaml --set kernel=$(KERNEL) devign=$(DEVIGN)
+
+# TRANSFER_SET: extra key=value settings of benchmarks/transfer.py (kinds=lexical,gnn; quick=true)
+TRANSFER_SET ?=
+transfer: $(STAMP)
+	nice -n 10 $(PY) benchmarks/transfer.py --set devign=$(DEVIGN) $(TRANSFER_SET)
 
 DEBIAN_SUITES ?= bullseye-security,bookworm-security,trixie-security,bullseye,bookworm,trixie,forky
 DEBIAN_CACHE  ?= $(HOME)/.cache/streamguard/debian
