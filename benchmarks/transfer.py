@@ -133,6 +133,7 @@ def export_default(values: dict[str, str], kind: str) -> Path:
     if DEFAULT_MODEL.exists():
         shutil.rmtree(DEFAULT_MODEL)
     export(Path(values["work"]) / "runs" / kind, DEFAULT_MODEL)
+    (DEFAULT_MODEL.parent / f".{DEFAULT_MODEL.name}.export.lock").unlink(missing_ok=True)
     card = DEFAULT_MODEL / "MODEL_CARD.md"
     card.write_text(card.read_text().replace("# Model card: ", "# Model card (the default model): ", 1)
                     + card_section(res, kind))
@@ -152,10 +153,17 @@ def card_section(res: dict[str, Any], kind: str) -> str:
             "cross-project (trained on one project only), the held-out Debian packages and fixes from 2025 on, "
             f"and held-out Big-Vul pairs. Commit {res['git'].get('commit')}, {res['date']}.\n\n"
             + markdown_table(rows) +
-            "\nWhat this means: a ROC-AUC near 0.5, a share of pairs with the vulnerable side higher near 0.5, or an "
-            "MRR near its chance figure is a model that does not tell these functions apart. On the held-out "
-            "sets this model is near chance (docs/transfer.md): treat its findings as a ranking of code to "
-            "review, with many false positives and misses, never as proof of a bug.\n")
+            + near_chance(rows))
+
+
+def near_chance(rows: list[dict[str, Any]]) -> str:
+    """The card's plain statement: on which unseen sets the model is indistinguishable from chance."""
+    near = [r["set"] for r in rows if r["roc_auc_ci"][0] is not None and r["roc_auc_ci"][0] <= 0.5]
+    pairs = [r["set"] for r in rows if r["pairs"].get("n_pairs") and abs(r["pairs"]["vulnerable_higher"] - 0.5) < 0.05]
+    return ("\nNear chance (ROC-AUC 95% CI reaching 0.5): " + (", ".join(near) or "none") + ". Pairs where the "
+            "vulnerable side scores higher in under 55% of pairs (the model barely tells a function from its own "
+            "fix): " + (", ".join(pairs) or "none") + ". Use its findings to rank code for review, with many false "
+            "positives and misses; never as proof of a bug (docs/transfer.md).\n")
 
 
 def main(argv: list[str] | None = None) -> int:
