@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ DATA_STEPS = ("import-devign", "import-bigvul", "merge", "preprocess-devign", "p
 DEFAULTS = {"work": "build/transfer", "kinds": "lexical", "devign": "../shared/data/devign",
             "bigvul_source": "../shared/data/collected/bigvul_subset/all.jsonl",
             "debian_gz": str(ROOT / "data/collected/debian/pool.jsonl.gz"), "context_train": "false",
-            "quick": "false", "quick_patches": "4", "quick_pairs": "40"}
+            "quick": "false", "quick_patches": "4", "quick_pairs": "40", "train": "merged", "context_share": "1"}
 QUICK = {"devign": str(ROOT / "data/sample"), "lexical": str(ROOT / "configs/transfer/lexical-quick.yaml"),
          "gnn": str(ROOT / "configs/transfer/gnn-quick.yaml")}
 
@@ -60,14 +61,17 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
-def debian_rows(gz: Path, context_train: bool, quick_patches: int | None) -> list[dict[str, Any]]:
+def debian_rows(gz: Path, context_train: bool, quick_patches: int | None,
+                context_share: float = 1.0) -> list[dict[str, Any]]:
     """The Debian pool's rows the job uses: every pair; context rows of held-out patches (and of the others with
-    ``context_train``); with ``quick_patches``, only that many patches (commit + file) per holdout group."""
+    ``context_train``), of the files drawn by ``context_share`` (a stable hash of patch and file: a file keeps all
+    its context or none); with ``quick_patches``, only that many patches (commit + file) per holdout group."""
     rows = []
     with gzip.open(gz, "rt") as f:
         for line in f:
             r = json.loads(line)
-            if r["kind"] == "context" and not r.get("holdout") and not context_train:
+            if r["kind"] == "context" and ((not r.get("holdout") and not context_train)
+                                           or _draw(r["commit_id"] + "/" + r["file"]) >= context_share):
                 continue
             rows.append(r)
     if quick_patches is None:
@@ -88,6 +92,24 @@ def debian_rows(gz: Path, context_train: bool, quick_patches: int | None) -> lis
     return out
 
 
+def _draw(key: str) -> float:
+    return int(hashlib.sha256(f"streamguard-transfer:{key}".encode()).hexdigest()[:8], 16) / 16**8
+
+
+def _norm(code: str) -> str:
+    return " ".join(code.split())
+
+
+def baseline_heldout(values: dict[str, str], debian: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``train=devign``: the held-out raw rows without a merge: the Debian rows of held-out groups and every
+    Big-Vul pair none of whose functions is in Devign's train split (whitespace-normalised text)."""
+    seen = {_norm(json.loads(line)["func"]) for line in (Path(values["devign"]) / "train.jsonl").open()}
+    bigvul = bigvul_rows(Path(values["bigvul_source"]), int(values["quick_pairs"]) if _true(values["quick"]) else None)
+    leaked = {r.get("pair_id") for r in bigvul if _norm(r["func"]) in seen}
+    bigvul = [{**r, "source": "bigvul"} for r in bigvul if r.get("pair_id") and r.get("pair_id") not in leaked]
+    return [r for r in debian if r.get("holdout")] + bigvul
+
+
 def bigvul_rows(path: Path, quick_pairs: int | None) -> list[dict[str, Any]]:
     """Big-Vul subset rows; with ``quick_pairs``, the rows of that many complete before/after pairs."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -104,7 +126,7 @@ def prepare(values: dict[str, str]) -> None:
     """{work}/debian/pool.jsonl and {work}/bigvul.jsonl, once (a stamp records the settings they came from)."""
     work, quick = Path(values["work"]), _true(values["quick"])
     stamp = {k: values[k] for k in ("debian_gz", "bigvul_source", "context_train", "quick", "quick_patches",
-                                    "quick_pairs")}
+                                    "quick_pairs", "train", "context_share")}
     stamp_path = work / "prepared.json"
     if stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
         return
@@ -112,15 +134,18 @@ def prepare(values: dict[str, str]) -> None:
         if not p.is_file():
             sys.exit(f"transfer: error: {p} not found (set debian_gz= / bigvul_source=)")
     debian = debian_rows(Path(values["debian_gz"]), _true(values["context_train"]),
-                         int(values["quick_patches"]) if quick else None)
+                         int(values["quick_patches"]) if quick else None, float(values["context_share"]))
+    if values["train"] == "devign":
+        _write_jsonl(work / "heldout-devign" / "test.jsonl", baseline_heldout(values, debian))
     _write_jsonl(work / "debian" / "pool.jsonl", debian)
     _write_jsonl(work / "bigvul.jsonl", bigvul_rows(Path(values["bigvul_source"]),
                                                     int(values["quick_pairs"]) if quick else None))
     stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
 
 
-def steps(kinds: list[str]) -> list[str]:
-    return [*DATA_STEPS, *(s.format(k=k) for k in kinds for s in KIND_STEPS)]
+def steps(kinds: list[str], train: str) -> list[str]:
+    skip = {"import-bigvul", "merge", "preprocess-merged"} if train == "devign" else set()
+    return [*(s for s in DATA_STEPS if s not in skip), *(s.format(k=k) for k in kinds for s in KIND_STEPS)]
 
 
 def export_default(values: dict[str, str], kind: str) -> Path:
@@ -132,7 +157,7 @@ def export_default(values: dict[str, str], kind: str) -> Path:
     res = json.loads(Path(values["out"]).with_suffix(".json").read_text())
     if DEFAULT_MODEL.exists():
         shutil.rmtree(DEFAULT_MODEL)
-    export(Path(values["work"]) / "runs" / kind, DEFAULT_MODEL)
+    export(Path(values["work"]) / "runs" / values["train"] / kind, DEFAULT_MODEL)
     (DEFAULT_MODEL.parent / f".{DEFAULT_MODEL.name}.export.lock").unlink(missing_ok=True)
     card = DEFAULT_MODEL / "MODEL_CARD.md"
     card.write_text(card.read_text().replace("# Model card: ", "# Model card (the default model): ", 1)
@@ -179,15 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k for k in values["kinds"].split(",") if k]
     if not kinds or set(kinds) - {"lexical", "gnn"}:
         sys.exit(f"transfer: error: kinds must be lexical and/or gnn, got {values['kinds']!r}")
+    if values["train"] not in ("merged", "devign"):
+        sys.exit(f"transfer: error: train must be merged or devign, got {values['train']!r}")
     from streamguard.cli import main as sg_main
     from streamguard.evaluate.transfer import summarize
     from streamguard.pipeline import run_pipeline
     started = time.time()
     prepare(values)
     params = {k: v for k, v in values.items() if k not in ("out",)}
-    timings = run_pipeline(CONFIG, params, steps(kinds), main=sg_main)
+    if values["train"] == "devign":
+        params["heldout_raw"] = str(Path(values["work"]) / "heldout-devign")
+    timings = run_pipeline(CONFIG, params, steps(kinds, values["train"]), main=sg_main)
     command = "python benchmarks/transfer.py" + "".join(f" --set {s}" for s in args.set)
-    res = summarize(Path(values["work"]), kinds, Path(values["out"]), command=command,
+    res = summarize(Path(values["work"]), kinds, values["train"], Path(values["out"]), command=command,
                     timings=timings, seconds=time.time() - started)
     print(f"transfer: {len(res['rows'])} rows -> {values['out']}.md")
     return 0

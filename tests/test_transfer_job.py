@@ -45,7 +45,7 @@ def test_quick_job_reports_every_set(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not [r for r in train if r.get("holdout")]
     assert "| debian time split | lexical |" in (work / "transfer.md").read_text()
     # the pipeline's evaluate report carries the pair section's data (Devign test: none)
-    assert json.loads((work / "reports" / "lexical" / "metrics.json").read_text())["pairs"] == {}
+    assert json.loads((work / "reports" / "merged-lexical" / "metrics.json").read_text())["pairs"] == {}
 
 
 def test_bad_kind_is_one_line(tmp_path: Path) -> None:

@@ -80,14 +80,15 @@ def _heldout_rows(preds: Path, data: Path, kind: str) -> list[dict[str, Any]]:
     return out
 
 
-def collect(work: Path, kinds: list[str]) -> list[dict[str, Any]]:
+def collect(work: Path, kinds: list[str], train: str = "merged") -> list[dict[str, Any]]:
+    """Every row of the table; ``train`` names the main model's training data (merged, or the devign baseline)."""
     data, runs = work / "processed", work / "runs"
     rows: list[dict[str, Any]] = []
     for kind in kinds:
-        rows += _run_rows(runs / kind, data / "merged", "devign test (official)", kind)
+        rows += _run_rows(runs / train / kind, data / train, "devign test (official)", kind)
         for title, name in XP:
             rows += _run_rows(runs / name / kind, data / name, title, kind)
-        rows += _heldout_rows(work / "predictions" / f"{kind}-heldout.jsonl", data / "heldout", kind)
+        rows += _heldout_rows(work / "predictions" / f"{train}-{kind}-heldout.jsonl", data / f"heldout-{train}", kind)
     return rows
 
 
@@ -112,11 +113,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summarize(work: Path, kinds: list[str], out: Path, command: str, timings: list[dict[str, Any]],
+def summarize(work: Path, kinds: list[str], train: str, out: Path, command: str, timings: list[dict[str, Any]],
               seconds: float) -> dict[str, Any]:
     """Score everything, write ``out``.json and ``out``.md; return the result."""
-    rows = collect(work, kinds)
-    res = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "git": git_state(),
+    rows = collect(work, kinds, train)
+    res = {"command": command, "train": train, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "git": git_state(),
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
            "seconds": round(seconds, 1), "steps": timings, "rows": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
