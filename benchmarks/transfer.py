@@ -137,6 +137,8 @@ def prepare(values: dict[str, str]) -> None:
                          int(values["quick_patches"]) if quick else None, float(values["context_share"]))
     if values["train"] == "devign":
         _write_jsonl(work / "heldout-devign" / "test.jsonl", baseline_heldout(values, debian))
+        for split in ("train", "valid"):  # an evaluation-only raw dataset, as data merge writes OUT/heldout
+            _write_jsonl(work / "heldout-devign" / f"{split}.jsonl", [])
     _write_jsonl(work / "debian" / "pool.jsonl", debian)
     _write_jsonl(work / "bigvul.jsonl", bigvul_rows(Path(values["bigvul_source"]),
                                                     int(values["quick_pairs"]) if quick else None))
