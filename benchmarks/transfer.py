@@ -136,9 +136,11 @@ def prepare(values: dict[str, str]) -> None:
     debian = debian_rows(Path(values["debian_gz"]), _true(values["context_train"]),
                          int(values["quick_patches"]) if quick else None, float(values["context_share"]))
     if values["train"] == "devign":
-        _write_jsonl(work / "heldout-devign" / "test.jsonl", baseline_heldout(values, debian))
-        for split in ("train", "valid"):  # an evaluation-only raw dataset, as data merge writes OUT/heldout
-            _write_jsonl(work / "heldout-devign" / f"{split}.jsonl", [])
+        from streamguard.data.rawdir import RawDir
+        with RawDir.writing(work / "heldout-devign") as raw:  # evaluation-only, as data merge writes OUT/heldout
+            for split, rows in (("train", []), ("valid", []), ("test", baseline_heldout(values, debian))):
+                raw.write_split(split, rows)
+            raw.write_manifest("heldout", "transfer-baseline", audit={})
     _write_jsonl(work / "debian" / "pool.jsonl", debian)
     _write_jsonl(work / "bigvul.jsonl", bigvul_rows(Path(values["bigvul_source"]),
                                                     int(values["quick_pairs"]) if quick else None))
