@@ -51,3 +51,21 @@ def test_quick_job_reports_every_set(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_bad_kind_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="kinds must be lexical and/or gnn"):
         _driver().main(["--set", "kinds=svm", f"work={tmp_path}"])
+
+
+def test_baseline_heldout_drops_pairs_seen_in_devign_train(tmp_path: Path) -> None:
+    driver = _driver()
+    devign = tmp_path / "devign"
+    devign.mkdir()
+    bigvul = [json.loads(x) for x in (FIX / "transfer" / "bigvul.jsonl").read_text().splitlines()][:6]
+    # Devign train holds the first pair's vulnerable function (reformatted): that pair is not unseen
+    (devign / "train.jsonl").write_text(json.dumps({"func": "  ".join(bigvul[0]["func"].split())}) + "\n")
+    src = tmp_path / "bigvul.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in bigvul))
+    values = driver.settings([f"devign={devign}", f"bigvul_source={src}", "train=devign"])
+    debian = [{"kind": "before", "holdout": "time", "func": "int f(void) { return 0; }"},
+              {"kind": "before", "holdout": "", "func": "int g(void) { return 1; }"}]
+    rows = driver.baseline_heldout(values, debian)
+    kept = {r.get("pair_id") for r in rows if r.get("source") == "bigvul"}
+    assert bigvul[0]["pair_id"] not in kept and len(kept) == len({r["pair_id"] for r in bigvul}) - 1
+    assert [r["holdout"] for r in rows if r.get("kind")] == ["time"]  # trainable Debian rows are not held out
