@@ -175,14 +175,15 @@ def export_default(values: dict[str, str], kind: str) -> Path:
 def card_section(res: dict[str, Any], kind: str) -> str:
     from streamguard.evaluate.transfer import markdown_table
     rows = [r for r in res["rows"] if r["model"] == kind]
+    trained = ("Devign's train split alone (FFmpeg and QEMU functions; the baseline of the benchmark, "
+               "`train=devign`)" if res.get("train") == "devign" else
+               "Devign's train split + the Big-Vul subset + the Debian CVE fix pairs (data/collected/debian), merged "
+               "(duplicates, near-duplicates and leakage removed), minus every held-out group")
     return ("\n## Where it was trained and how it transfers (benchmarks/results/transfer.md)\n\n"
-            "Trained on Devign's train split + the Big-Vul subset + the Debian CVE fix pairs (data/collected/debian),"
-            " merged (duplicates, near-duplicates and leakage removed), minus every held-out group. The metrics "
-            "section above is Devign's official test. The rows below are code it never trained on: Devign "
-            "cross-project (trained on one project only), the held-out Debian packages and fixes from 2025 on, "
-            f"and held-out Big-Vul pairs. Commit {res['git'].get('commit')}, {res['date']}.\n\n"
-            + markdown_table(rows) +
-            + near_chance(rows))
+            f"Trained on {trained}. The metrics section above is Devign's official test. The rows below add code it "
+            "never trained on: Devign cross-project (a model of the same kind trained on one project only), the "
+            "held-out Debian packages and fixes from 2025 on, and Big-Vul pairs. "
+            f"Commit {res['git'].get('commit')}, {res['date']}.\n\n" + markdown_table(rows) + near_chance(rows))
 
 
 def near_chance(rows: list[dict[str, Any]]) -> str:
