@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         params["heldout_raw"] = str(Path(values["work"]) / "heldout-devign")
     timings = run_pipeline(CONFIG, params, steps(kinds, values["train"]), main=sg_main)
     command = "python benchmarks/transfer.py" + "".join(f" --set {s}" for s in args.set)
-    res = summarize(Path(values["work"]), kinds, values["train"], Path(values["out"]), command=command,
+    res = summarize(Path(values["work"]), kinds, values["train"], Path(values["work"]) / "predictions",
+                    Path(values["out"]), command=command,
                     timings=timings, seconds=time.time() - started)
     print(f"transfer: {len(res['rows'])} rows -> {values['out']}.md")
     return 0

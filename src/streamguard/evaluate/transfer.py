@@ -80,15 +80,16 @@ def _heldout_rows(preds: Path, data: Path, kind: str) -> list[dict[str, Any]]:
     return out
 
 
-def collect(work: Path, kinds: list[str], train: str = "merged") -> list[dict[str, Any]]:
-    """Every row of the table; ``train`` names the main model's training data (merged, or the devign baseline)."""
+def collect(work: Path, kinds: list[str], train: str, preds: Path) -> list[dict[str, Any]]:
+    """Every row of the table; ``train`` names the main model's training data (merged, or the devign baseline);
+    ``preds`` holds the held-out scores (``TRAIN-KIND-heldout.jsonl``, written by ``streamguard predict``)."""
     data, runs = work / "processed", work / "runs"
     rows: list[dict[str, Any]] = []
     for kind in kinds:
         rows += _run_rows(runs / train / kind, data / train, "devign test (official)", kind)
         for title, name in XP:
             rows += _run_rows(runs / name / kind, data / name, title, kind)
-        rows += _heldout_rows(work / "predictions" / f"{train}-{kind}-heldout.jsonl", data / f"heldout-{train}", kind)
+        rows += _heldout_rows(preds / f"{train}-{kind}-heldout.jsonl", data / f"heldout-{train}", kind)
     return rows
 
 
@@ -113,10 +114,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summarize(work: Path, kinds: list[str], train: str, out: Path, command: str, timings: list[dict[str, Any]],
-              seconds: float) -> dict[str, Any]:
+def summarize(work: Path, kinds: list[str], train: str, preds: Path, out: Path, command: str,
+              timings: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     """Score everything, write ``out``.json and ``out``.md; return the result."""
-    rows = collect(work, kinds, train)
+    rows = collect(work, kinds, train, preds)
     res = {"command": command, "train": train, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "git": git_state(),
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
