@@ -112,6 +112,25 @@ def dominators(cfg: CFG) -> list[int]:
     return dom
 
 
+def backward_slice(sink: int, facts: list[Facts], defs: list[tuple[str, int, bool]], inn: list[int],
+                   var_defs: dict[str, int]) -> int:
+    """The definitions whose values flow into the sink's sink variables, through def-use chains (a bitmask)."""
+    found = 0
+    for var in facts[sink].sink_vars:
+        found |= inn[sink] & var_defs.get(var, 0)
+    todo = found
+    while todo:
+        low = todo & -todo
+        todo ^= low
+        node = defs[low.bit_length() - 1][1]
+        more = 0
+        for var in facts[node].uses:
+            more |= inn[node] & var_defs.get(var, 0)
+        todo |= more & ~found
+        found |= more
+    return found
+
+
 def analyse(cfg: CFG, facts: list[Facts]) -> tuple[dict[str, set[tuple[int, int]]], list[int]]:
     """Typed edges over CFG nodes and each CFG node's flags."""
     defs, inn, var_defs = reaching_definitions(cfg, facts)
@@ -142,12 +161,14 @@ def analyse(cfg: CFG, facts: list[Facts]) -> tuple[dict[str, set[tuple[int, int]
         if not f.sink:
             continue
         flags[s] |= FLAGS["sink"]
+        flowing = backward_slice(s, facts, defs, inn, var_defs)
         for c in conds:
             if c == s or not dom[s] >> c & 1:
                 continue
-            for var in facts[c].uses & f.sink_vars:
-                same = inn[c] & inn[s] & var_defs.get(var, 0)
-                if same or not (inn[s] & var_defs.get(var, 0)):  # the same value, or one never defined here
+            for var in facts[c].uses:
+                reach = inn[c] & var_defs.get(var, 0)
+                # the condition tests a value that flows into the sink (or, never defined here, the same name)
+                if reach & flowing or (not reach and var in f.sink_vars):
                     edges["guard"].add((c, s))
                     flags[c] |= FLAGS["guard"]
                     flags[s] |= FLAGS["guarded"]
