@@ -293,7 +293,8 @@ class CFGBuilder:
                 continue
             value = case.child_by_field_name("value")
             has_default |= value is None
-            fall = [self.cfg.new(value or case, "stmt", fall + [c])]
+            # the label alone (``default`` is its keyword): its facts must not read the statements under it
+            fall = [self.cfg.new(value or case.children[0], "stmt", fall + [c])]
             for child in case.named_children:
                 if value is None or child != value:
                     fall = self.stmt(child, fall)

@@ -199,6 +199,26 @@ def node_placement(cfg: CFG, spans: Sequence[tuple[int, int]]) -> list[int | Non
     return out
 
 
+def bridged(cfg: CFG, place: list[int | None]) -> set[tuple[int, int]]:
+    """Control-flow edges between placed nodes, through any nodes without a place (entry, exit, a ``default``
+    label, statements outside the trimmed window), so that the flow stays connected."""
+    out = set()
+    for a in range(len(cfg.nodes)):
+        if place[a] is None:
+            continue
+        seen, stack = set(), list(cfg.succ[a])
+        while stack:
+            b = stack.pop()
+            if b in seen:
+                continue
+            seen.add(b)
+            if place[b] is not None:
+                out.add((a, b))
+            else:
+                stack.extend(cfg.succ[b])
+    return out
+
+
 def function_node(root: Node) -> Node | None:
     """The (first) function definition in the tree, also where a wrapper or ERROR node holds it."""
     stack = [root]
@@ -229,6 +249,7 @@ def taint_graph(root: Node | None, source: bytes, spans: Sequence[tuple[int, int
     except RecursionError:
         return {"status": "too_deep"}
     place = node_placement(cfg, spans)
+    edges["cfg"] = bridged(cfg, place)
     out_edges = {}
     for kind in TAINT_EDGES:
         pairs = {(place[a], place[b]) for a, b in edges[kind]}
