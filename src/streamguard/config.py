@@ -152,6 +152,7 @@ class PreprocessConfig(Checked):
     max_ast_nodes: int = _field(1200, lo=2)
     ast_drop_punctuation: bool = True           # drop anonymous punctuation/keyword leaves from the AST
     ast_collapse_chains: bool = True            # collapse chains of single-child inner nodes
+    taint_graph: bool = False                   # records also carry the taint-flow graph (docs/contracts.md)
     workers: int = _field(0, lo=0)              # 0 = all cores
     memory_budget_gb: float = _field(16.0, lo=0, lo_open=True)  # GPU memory the recommended GNN batch fits
     quick_test: bool = False
@@ -226,6 +227,9 @@ class GNNConfig(EngineConfig):
     norm: bool = False                    # LayerNorm after each graph layer
     ncs_edges: bool = False               # edges between consecutive leaves (Devign's natural code sequence)
     ident_edges: bool = False             # edges between uses of the same leaf label (data-flow proxy)
+    # "taint": also the records' taint-flow edges (cfg, def_use, guard) and node flags, through a relational
+    # GNN (one weight per edge type); needs data preprocessed with taint_graph (docs/models.md)
+    graph: str = _field("ast", choices=("ast", "taint"))
     cache_dir: str | None = None          # graph cache; default <data>/.graph_cache
     # ReGVD-style node features: each leaf also gets the mean embedding of its text's sub-tokens, so
     # identifiers outside the 1000-label vocabulary still carry meaning (docs/models.md)

@@ -35,9 +35,15 @@ class Graph:
     types: list[str] = field(default_factory=list)    # fallback label when the text is not in the vocabulary
     edges: list[tuple[int, int]] = field(default_factory=list)
     strategy: str = "full"
+    # each node's byte span in the directive-stripped source, and that parse (root node, source bytes): what
+    # the taint-flow graph is laid over (tiers 1 and 2 only; not written into records)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    tree: tuple[Node, bytes] | None = None
 
-    def add(self, label: str, node_type: str, is_text: bool, parent: int | None) -> int:
+    def add(self, label: str, node_type: str, is_text: bool, parent: int | None,
+            span: tuple[int, int] = (0, 0)) -> int:
         self.labels.append(label)
+        self.spans.append(span)
         self.types.append(node_type)
         self.leaf_text.append(is_text)
         idx = len(self.labels) - 1
@@ -95,6 +101,7 @@ class ASTParser:
         if len(graph.labels) < 2:
             return self.token_graph(code[lo_char:hi_char])
         graph.strategy = strategy
+        graph.tree = (root, source)
         return graph
 
     def _tree_graph(self, root: Node, source: bytes, lo: int, hi: int) -> Graph:
@@ -109,15 +116,16 @@ class ASTParser:
                 node = children[0]
                 children = _kept_children(node, lo, hi, self.drop_punctuation)
             if children:
-                idx = graph.add(node.type, node.type, False, parent)
+                idx = graph.add(node.type, node.type, False, parent, (node.start_byte, node.end_byte))
                 stack.extend((child, idx) for child in reversed(children))
             elif node.start_byte < lo or node.end_byte > hi:
                 continue  # a leaf cut by the window's edge is not part of the kept text
             elif node.type in _TEXT_LEAVES or not node.is_named:
                 text = source[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
-                graph.add(text, node.type if node.is_named else "operator", True, parent)
+                graph.add(text, node.type if node.is_named else "operator", True, parent,
+                          (node.start_byte, node.end_byte))
             else:
-                graph.add(node.type, node.type, False, parent)
+                graph.add(node.type, node.type, False, parent, (node.start_byte, node.end_byte))
         return graph
 
     def token_graph(self, code: str) -> Graph:

@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 from streamguard.atomic import write_text
 from streamguard.features.ast import ASTParser, Graph
 from streamguard.features.normalise import normalise_code
+from streamguard.features.taintflow import taint_graph
 from streamguard.features.trim import choose_window, find_risky_spans
 
 UNK = "<unk>"
@@ -31,13 +32,16 @@ class Featurizer:
     parser: ASTParser
     vocab: dict[str, int] | None = None  # None while the node vocabulary is being counted
     normalise: bool = False  # PreprocessConfig.normalise_identifiers: the model reads normalise_code(func)
+    taint: bool = False  # records carry the taint-flow graph (features/taintflow.py)
 
     @classmethod
     def from_dir(cls, tokenizer_dir: Path, identity: dict, max_tokens: int, ast_options: dict[str, Any],
                  vocab: list[str] | None, normalise: bool = False) -> Featurizer:
         tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-        return cls(tok, identity["cls_id"], identity["sep_id"], max_tokens, ASTParser(**ast_options),
-                   {label: i for i, label in enumerate(vocab)} if vocab else None, normalise)
+        opts = {k: v for k, v in ast_options.items() if k != "taint_graph"}
+        return cls(tok, identity["cls_id"], identity["sep_id"], max_tokens, ASTParser(**opts),
+                   {label: i for i, label in enumerate(vocab)} if vocab else None, normalise,
+                   bool(ast_options.get("taint_graph")))
 
     def text(self, code: str) -> str:
         """What the model reads of ``code`` (idempotent: already normalised code passes unchanged)."""
@@ -63,6 +67,13 @@ class Featurizer:
         _, info, _, _ = self.kept_code(code)
         return self.parser.parse(code, tuple(info["trim_span"]))
 
+    @staticmethod
+    def taint_of(graph: Graph) -> dict[str, Any]:
+        """The record's ``taint`` field for ``graph`` (status only, where there is no parse to read it from)."""
+        if graph.tree is None:
+            return {"status": "no_tree"}
+        return taint_graph(graph.tree[0], graph.tree[1], graph.spans)
+
     def node_ids(self, graph: Graph) -> list[int]:
         assert self.vocab is not None
         vocab, unk = self.vocab, self.vocab[UNK]
@@ -80,6 +91,7 @@ class Featurizer:
         graph = self.parser.parse(func, tuple(info["trim_span"]))
         tokens = [self.cls_id, *ids, self.sep_id]
         idx = row.get("idx")
+        taint = {"taint": self.taint_of(graph)} if self.taint else {}
         return {
             "id": f"{source.upper()}-{split.upper()}-{row_no}", "code": code, "language": "c", "tokens": tokens,
             "token_offsets": [[0, 0], *offsets, [0, 0]], "ast_nodes": self.node_ids(graph),
@@ -90,7 +102,8 @@ class Featurizer:
                          "content_sha256": hashlib.sha256(row["func"].encode("utf-8")).hexdigest(),
                          "project": row.get("project", ""), "ast_success": graph.strategy != "token_graph",
                          "ast_strategy": graph.strategy, "num_tokens": len(tokens), "num_ast_nodes": len(graph.labels),
-                         **info}}
+                         **info, **({"taint_status": taint["taint"]["status"]} if taint else {})},
+                **taint}
 
 
 def count_labels(graph: Graph, types: Counter, texts: Counter) -> None:

@@ -26,6 +26,7 @@ from streamguard.provenance import sha256_file
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 EDGE_KINDS = ("ast", "ncs", "ident")
+RELATIONS = ("ast", "cfg", "def_use", "guard")  # a taint-flow graph's edge types (ncs/ident edges join ast's)
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,12 @@ class GraphOptions:
     ident: bool = False  # consecutive occurrences of the same leaf label: a cheap data-flow proxy
     unk_id: int = 0
     text: str | None = None  # a tokenizer.json: carry the sub-token ids of each node's ``ast_text``
+    taint: bool = False  # the records' taint-flow edges as typed relations, and node flags (features/taintflow.py)
 
     def key(self) -> str:
         text = f"+text{sha256_file(Path(self.text))[:12]}" if self.text else ""
-        return "ast" + ("+ncs" if self.ncs else "") + ("+ident" if self.ident else "") + text
+        return "ast" + ("+ncs" if self.ncs else "") + ("+ident" if self.ident else "") + text + \
+            ("+taint" if self.taint else "")
 
 
 def graph_edges(nodes: Sequence[int], edges: Sequence[Sequence[int]], opts: GraphOptions) -> torch.Tensor:
@@ -76,12 +79,42 @@ def normalised_graph(nodes: Sequence[int], edges: Sequence[Sequence[int]],
     return ei[:, order], w[order]
 
 
+def relational_graph(nodes: Sequence[int], edges: Sequence[Sequence[int]], taint: dict[str, Any] | None,
+                     opts: GraphOptions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Edges, weights and types (``RELATIONS``) of a taint-flow graph, each type normalised on its own and
+    sorted by (type, row); and each node's flags. Self-loops go with the ``ast`` type only. Without a usable
+    taint part (its ``status`` says why) the graph is the AST's alone, with no flags."""
+    n = len(nodes)
+    ei, w = normalised_graph(nodes, edges, opts)
+    parts, weights, types = [ei], [w], [torch.zeros(ei.shape[1], dtype=torch.int8)]
+    flags = torch.zeros(n, dtype=torch.int8)
+    ok = isinstance(taint, dict) and taint.get("status") == "ok"
+    for r, name in enumerate(RELATIONS[1:], 1):
+        pairs = taint["edges"].get(name, []) if ok else []
+        if not pairs:
+            continue
+        directed = torch.tensor(pairs, dtype=torch.int64).reshape(-1, 2).t()
+        if int(directed.min()) < 0 or int(directed.max()) >= n:
+            raise ValueError(f"{name} edge endpoint outside the node range")
+        both = torch.cat([directed, directed.flip(0)], 1).unique(dim=1)
+        rei, rw = gcn_norm(both, None, n, add_self_loops=False)
+        rei = rei.flip(0)
+        order = torch.argsort(rei[0] * n + rei[1])
+        parts.append(rei[:, order])
+        weights.append(rw[order])
+        types.append(torch.full((rei.shape[1],), r, dtype=torch.int8))
+    if ok:
+        for node, bits in taint.get("flags", []):
+            flags[int(node)] = int(bits)
+    return torch.cat(parts, 1), torch.cat(weights), torch.cat(types), flags
+
+
 def build_cache(jsonl: Path, opts: GraphOptions) -> dict[str, Any]:
     """Convert every record of a processed split into the flat tensors of the cache."""
     ids: list[str] = []
     projects: list[str] = []
     labels: list[int] = []
-    xs, eis, ws = [], [], []
+    xs, eis, ws, types, flags = [], [], [], [], []
     texts: list[list[str]] = []
     for lineno, rec in read_jsonl_lines(jsonl):
         if isinstance(rec, RecordError):
@@ -101,7 +134,18 @@ def build_cache(jsonl: Path, opts: GraphOptions) -> dict[str, Any]:
                                 "preprocess the data again for node_text")
             texts.append(text)
         projects.append(str((rec.get("metadata") or {}).get("project") or ""))
-        ei, w = normalised_graph(nodes, edges, opts)
+        if opts.taint:
+            if "taint" not in rec:
+                raise UserError(f"{jsonl}:{lineno}: no taint-flow graph (preprocessed without taint_graph): "
+                                "preprocess the data again with taint_graph=true for graph=taint")
+            try:
+                ei, w, et, fl = relational_graph(nodes, edges, rec["taint"], opts)
+            except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+                raise UserError(f"{jsonl}:{lineno}: malformed taint-flow graph ({exc})") from None
+            types.append(et)
+            flags.append(fl)
+        else:
+            ei, w = normalised_graph(nodes, edges, opts)
         xs.append(torch.tensor(nodes, dtype=torch.int16))
         eis.append(ei.to(torch.int32))
         ws.append(w.float())
@@ -112,6 +156,9 @@ def build_cache(jsonl: Path, opts: GraphOptions) -> dict[str, Any]:
              "x": torch.cat(xs) if xs else torch.zeros(0, dtype=torch.int16),
              "edge_index": torch.cat(eis, 1) if eis else torch.zeros(2, 0, dtype=torch.int32),
              "edge_weight": torch.cat(ws) if ws else torch.zeros(0), "node_ptr": node_ptr, "edge_ptr": edge_ptr}
+    if opts.taint:
+        cache["edge_type"] = torch.cat(types) if types else torch.zeros(0, dtype=torch.int8)
+        cache["flags"] = torch.cat(flags) if flags else torch.zeros(0, dtype=torch.int8)
     if opts.text:
         from tokenizers import Tokenizer
         cache.update(text_subtokens(texts, Tokenizer.from_file(opts.text)))
@@ -190,7 +237,7 @@ class GraphDataset(Dataset):
     def collate(self, items: list[int]) -> dict[str, Any]:
         """Concatenate graphs into one disjoint graph; edges stay sorted by row because offsets increase."""
         d = self.data
-        xs, eis, ws, sizes, text_ids, text_starts = [], [], [], [], [], []
+        xs, eis, ws, sizes, text_ids, text_starts, ets, fls = [], [], [], [], [], [], [], []
         offset = text_offset = 0
         for i in items:
             r = int(self.rows[i])
@@ -201,6 +248,9 @@ class GraphDataset(Dataset):
             ws.append(d["edge_weight"][e0:e1])
             sizes.append(n1 - n0)
             offset += n1 - n0
+            if "edge_type" in d:
+                ets.append(d["edge_type"][e0:e1])
+                fls.append(d["flags"][n0:n1])
             if "text_ptr" in d:  # per node, where its sub-tokens start in the batch's flat text_ids
                 ptr = d["text_ptr"][n0:n1 + 1]
                 text_ids.append(d["text_ids"][int(ptr[0]):int(ptr[-1])])
@@ -210,6 +260,9 @@ class GraphDataset(Dataset):
         batch = torch.repeat_interleave(torch.arange(len(items)), torch.tensor(sizes))
         inputs = {"x": torch.cat(xs).to(torch.int64), "edge_index": torch.cat(eis, 1),
                   "edge_weight": torch.cat(ws), "batch": batch, "num_graphs": len(items)}
+        if ets:  # within each type, edges stay sorted by row: each graph's are, and offsets increase
+            inputs["edge_type"] = torch.cat(ets).to(torch.int64)
+            inputs["flags"] = torch.cat(fls).to(torch.int64)
         if text_starts:
             inputs["text_ids"] = torch.cat(text_ids).to(torch.int64)
             inputs["text_offsets"] = torch.cat(text_starts)

@@ -42,7 +42,7 @@ MAX_FUNCTION_BYTES = 2_000_000
 def ast_options(cfg: PreprocessConfig) -> dict[str, Any]:
     """The ASTParser options of a preprocessing config (shared with scan, which must parse the same way)."""
     return {"max_nodes": cfg.max_ast_nodes, "drop_punctuation": cfg.ast_drop_punctuation,
-            "collapse_chains": cfg.ast_collapse_chains}
+            "collapse_chains": cfg.ast_collapse_chains, **({"taint_graph": True} if cfg.taint_graph else {})}
 
 
 def _init_worker(tokenizer_dir: str, identity: dict, max_tokens: int, ast_options: dict[str, Any],
@@ -110,9 +110,10 @@ def _fingerprint(raw: Path, cfg: PreprocessConfig) -> str:
     parts = [sha256_file(RawDir(raw).split_path(s)) for s in SPLITS] + [json.dumps(to_dict(cfg), sort_keys=True)]
     # the code that makes records is part of the input: a changed parser must not reuse stale output
     from streamguard.data import neardup, records, risky_api
-    from streamguard.features import ast, featurize, normalise, tokenize, trim
+    from streamguard.features import ast, featurize, normalise, taintflow, tokenize, trim
+    from streamguard.features import cfg as flow_cfg
     parts += [sha256_file(m.__file__) for m in (sys.modules[__name__], featurize, ast, trim, tokenize, records,
-                                                 risky_api, normalise, neardup)]
+                                                 risky_api, normalise, neardup, flow_cfg, taintflow)]
     if cfg.reuse_from:
         parts.append(sha256_file(ProcessedDir(cfg.reuse_from).vocab_path))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()

@@ -73,7 +73,8 @@ class GraphClassifier(nn.Module):
 
     def __init__(self, vocab_size: int = 1000, embed_dim: int = 128, hidden: int = 256, layers: int = 4,
                  dropout: float = 0.3, head_hidden: int = 256, conv: str = "gcn", residual: bool = False,
-                 norm: bool = False, text_vocab: int = 0, text_dim: int = 128) -> None:
+                 norm: bool = False, text_vocab: int = 0, text_dim: int = 128, relations: int = 1,
+                 flag_values: int = 0) -> None:
         super().__init__()
         if conv not in CONVS:
             raise ValueError(f"conv must be one of {CONVS}, got {conv!r}")
@@ -91,6 +92,13 @@ class GraphClassifier(nn.Module):
         self.text_embed = nn.EmbeddingBag(text_vocab, text_dim, mode="mean") if text_vocab else None
         self.text_proj = nn.Linear(text_dim, hidden, bias=False) if text_vocab else None
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) if norm else nn.Identity() for _ in range(layers))
+        # a relational GNN over typed edges (the taint-flow graph): the first type is the AST's, with the
+        # layer's own weight; each further type gets its weight per layer (R-GCN, or the gated network's
+        # per-type messages), and node flags an embedding added to the first layer's states
+        self.relations = relations
+        self.rel_lins = nn.ModuleList(nn.ModuleList(nn.Linear(hidden, hidden, bias=False)
+                                                    for _ in range(relations - 1)) for _ in range(layers))
+        self.flag_embed = nn.Embedding(flag_values, hidden) if flag_values else None
         self.head = nn.Sequential(nn.Linear(2 * hidden, head_hidden), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(head_hidden, 2))
 
@@ -106,33 +114,57 @@ class GraphClassifier(nn.Module):
             z = z + self.text_proj(self.text_embed(*text))
         return z
 
+    def node_states(self, x: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None,
+                    flags: torch.Tensor | None) -> torch.Tensor:
+        """The first layer's node states: label (and text) embedding, plus the flags' where the model has them
+        (what line evidence differentiates)."""
+        z = self.first_layer(x, text)
+        if self.flag_embed is not None:
+            if flags is None:
+                raise ValueError("this model reads taint-flow flags: the batch needs flags and edge_type")
+            z = z + self.flag_embed(flags)
+        return z
+
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor,
                 batch: torch.Tensor, num_graphs: int, text_ids: torch.Tensor | None = None,
-                text_offsets: torch.Tensor | None = None) -> torch.Tensor:
-        adj = csr_adjacency(edge_index, edge_weight, x.numel())
-        text = (text_ids, text_offsets) if text_ids is not None and text_offsets is not None else None
-        if self.conv == "gcn":
-            h = self._gcn(x, adj, text)
+                text_offsets: torch.Tensor | None = None, edge_type: torch.Tensor | None = None,
+                flags: torch.Tensor | None = None) -> torch.Tensor:
+        n = x.numel()
+        if self.relations > 1:
+            if edge_type is None:
+                raise ValueError("this model is relational: the batch needs edge_type")
+            adjs = []
+            for r in range(self.relations):
+                keep = edge_type == r
+                adjs.append(csr_adjacency(edge_index[:, keep], edge_weight[keep], n))
         else:
-            h = self._ggnn(x, adj, text)
+            adjs = [csr_adjacency(edge_index, edge_weight, n)]
+        text = (text_ids, text_offsets) if text_ids is not None and text_offsets is not None else None
+        h0 = self.node_states(x, text, flags)
+        h = self._gcn(h0, adjs) if self.conv == "gcn" else self._ggnn(h0, adjs)
         pooled = torch.cat([global_mean_pool(h, batch, num_graphs), global_max_pool(h, batch, num_graphs)], 1)
         return self.head(pooled)
 
-    def _gcn(self, x: torch.Tensor, adj: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None
-             ) -> torch.Tensor:
+    def _messages(self, i: int, adjs: list[torch.Tensor], z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Layer i's messages: the AST adjacency over ``z``, plus each further edge type's over its own
+        projection of ``h``."""
+        out = propagate(adjs[0], z).to(z.dtype)
+        for lin, adj in zip(self.rel_lins[i], adjs[1:]):
+            out = out + propagate(adj, lin(h)).to(z.dtype)
+        return out
+
+    def _gcn(self, h0: torch.Tensor, adjs: list[torch.Tensor]) -> torch.Tensor:
         h = None
         for i, lin in enumerate(self.lins):
-            z = self.first_layer(x, text) if i == 0 else lin(h)
-            out = self.norms[i](propagate(adj, z).to(z.dtype))
+            z = h0 if h is None else lin(h)
+            out = self.norms[i](self._messages(i, adjs, z, h0 if h is None else h))
             if self.residual and h is not None:
                 out = out + h
             h = dropout(torch.relu(out), self.dropout, self.training)
         return h
 
-    def _ggnn(self, x: torch.Tensor, adj: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None
-              ) -> torch.Tensor:
-        h = self.first_layer(x, text)
+    def _ggnn(self, h0: torch.Tensor, adjs: list[torch.Tensor]) -> torch.Tensor:
+        h = h0
         for i, lin in enumerate(self.lins):
-            m = propagate(adj, lin(h)).to(h.dtype)
-            h = self.norms[i](self.gru(m, h))
+            h = self.norms[i](self.gru(self._messages(i, adjs, lin(h), h), h))
         return dropout(h, self.dropout, self.training)

@@ -15,8 +15,9 @@ from streamguard.config import GNNConfig
 from streamguard.data.records import SPLITS
 from streamguard.data.stats import recommended_batch_size
 from streamguard.errors import UserError
-from streamguard.features.graphs import GraphDataset, GraphOptions, load_split
+from streamguard.features.graphs import RELATIONS, GraphDataset, GraphOptions, load_split
 from streamguard.features.processed import ProcessedDir
+from streamguard.features.taintflow import FLAGS
 from streamguard.models.gnn import GraphClassifier
 from streamguard.rundir import read_exp_config
 from streamguard.train import engine, kinds
@@ -27,6 +28,11 @@ WEIGHTS = "gnn_weights.safetensors"  # an exported (bundle) GNN's weights
 TEXT_TOKENIZER = "node_text_tokenizer.json"  # a node-text run's sub-token tokenizer
 CONFIG = GNNConfig
 BUNDLE_FILES = (WEIGHTS,)  # (+ TEXT_TOKENIZER for a node-text run)
+FLAG_VALUES = 2 * max(FLAGS.values())  # every combination of the taint-flow node flags
+# line evidence of a taint-flow model: sinks and the conditions guarding them weigh this much more than other
+# nodes with the same attribution (the flow that mattered; docs/models.md)
+FLOW_WEIGHT = 2.0
+TAINT_MODEL = {"relations": len(RELATIONS), "flag_values": FLAG_VALUES}
 
 
 def build_model(cfg: GNNConfig, text_tokenizer: Path | None = None) -> GraphClassifier:
@@ -34,7 +40,8 @@ def build_model(cfg: GNNConfig, text_tokenizer: Path | None = None) -> GraphClas
     text_vocab = _tokenizer(text_tokenizer).get_vocab_size() if text_tokenizer else 0
     return GraphClassifier(vocab_size=cfg.vocab_size, embed_dim=cfg.embed_dim, hidden=cfg.hidden,
                            layers=cfg.layers, dropout=cfg.dropout, head_hidden=cfg.head_hidden, conv=cfg.conv,
-                           residual=cfg.residual, norm=cfg.norm, text_vocab=text_vocab, text_dim=cfg.node_text_dim)
+                           residual=cfg.residual, norm=cfg.norm, text_vocab=text_vocab, text_dim=cfg.node_text_dim,
+                           **(TAINT_MODEL if cfg.graph == "taint" else {}))
 
 
 def graph_options(data: ProcessedDir, cfg: GNNConfig, text_tokenizer: Path | None = None) -> GraphOptions:
@@ -42,7 +49,7 @@ def graph_options(data: ProcessedDir, cfg: GNNConfig, text_tokenizer: Path | Non
     if len(vocab["labels"]) > cfg.vocab_size:
         raise UserError(f"{data.vocab_path} has {len(vocab['labels'])} labels but vocab_size is {cfg.vocab_size}")
     return GraphOptions(ncs=cfg.ncs_edges, ident=cfg.ident_edges, unk_id=int(vocab["unk_id"]),
-                        text=str(text_tokenizer) if text_tokenizer else None)
+                        text=str(text_tokenizer) if text_tokenizer else None, taint=cfg.graph == "taint")
 
 
 def _tokenizer(path: Path) -> Any:
@@ -215,7 +222,7 @@ def _graph_inputs(model_dir: Path, prep_dir: Path) -> tuple[GraphClassifier, Cal
     hold them: the scan's tokenizer, vocabulary and AST options."""
     from streamguard.features import preprocess as prep
     from streamguard.features.featurize import Featurizer
-    from streamguard.features.graphs import normalised_graph, text_subtokens
+    from streamguard.features.graphs import normalised_graph, relational_graph, text_subtokens
     cfg = config_from_run(read_exp_config(model_dir))
     text_tokenizer = run_text_tokenizer(model_dir, cfg)
     model = build_model(cfg, text_tokenizer).eval()
@@ -228,11 +235,15 @@ def _graph_inputs(model_dir: Path, prep_dir: Path) -> tuple[GraphClassifier, Cal
     def inputs(code: str) -> tuple[Any, tuple, dict[str, Any]]:
         graph = feat.labels(code)
         nodes = feat.node_ids(graph)
-        ei, w = normalised_graph(nodes, graph.edges, opts)
-        text = {}
+        text: dict[str, Any] = {}
+        if opts.taint:
+            ei, w, et, fl = relational_graph(nodes, graph.edges, feat.taint_of(graph), opts)
+            text.update(edge_type=et.long(), flags=fl.long())
+        else:
+            ei, w = normalised_graph(nodes, graph.edges, opts)
         if text_tok is not None:
             sub = text_subtokens([feat.node_texts(graph)], text_tok)
-            text = {"text_ids": sub["text_ids"].long(), "text_offsets": sub["text_ptr"][:-1]}
+            text.update(text_ids=sub["text_ids"].long(), text_offsets=sub["text_ptr"][:-1])
         return graph, (torch.tensor(nodes), ei, w.float(), torch.zeros(len(nodes), dtype=torch.int64), 1), text
     return model, inputs
 
@@ -240,18 +251,20 @@ def _graph_inputs(model_dir: Path, prep_dir: Path) -> tuple[GraphClassifier, Cal
 def line_scores(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[np.ndarray]:
     """Gradient x input on the node features (the first layer's node states), each node's attribution spread
     over the lines its source span covers (leaves are located in the code in order; inner nodes span their
-    leaves)."""
+    leaves). A taint-flow model's sink and guard nodes weigh ``FLOW_WEIGHT`` times more."""
     model, inputs = _graph_inputs(Path(model_dir), Path(prep_dir))
     captured: dict[str, torch.Tensor] = {}
-    first = model.first_layer
+    first = model.node_states
 
-    def hooked(x: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        z = first(x, text)
+    def hooked(x: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None,
+               flags: torch.Tensor | None) -> torch.Tensor:
+        z = first(x, text, flags)
         z.retain_grad()
         captured["z"] = z
         return z
 
-    model.first_layer = hooked
+    model.node_states = hooked
+    flow = FLAGS["sink"] | FLAGS["guard"]
     results = []
     for code in codes:
         lines = line_of(code)
@@ -261,6 +274,8 @@ def line_scores(model_dir: Path, prep_dir: Path, codes: Sequence[str]) -> list[n
         (out[0, 1] - out[0, 0]).backward()
         z = captured["z"]
         per_node = (z * z.grad).sum(-1).detach().numpy()
+        if "flags" in text:
+            per_node = np.where((text["flags"].numpy() & flow) > 0, FLOW_WEIGHT * per_node, per_node)
         for a, span in zip(per_node, node_spans(code, graph)):
             if span is not None:
                 covered = np.unique(lines[span[0]:max(span[1], span[0] + 1)])
