@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import streamguard
-from streamguard.config import FuseConfig, GNNConfig, LexicalConfig, TransformerConfig, to_dict
+from streamguard.config import AnalysersConfig, FuseConfig, GNNConfig, LexicalConfig, TransformerConfig, to_dict
 from streamguard.errors import UserError
 from streamguard.scan.bundle import export_run
 from streamguard.train import kinds, registry
@@ -24,6 +24,7 @@ NEURAL = {"epochs": 1, "batch_size": 8, "tracking_uri": "off", "threads": 1, "se
 # A quick config per kind: a kind added to the registry without one here fails this test, as it should.
 QUICK = {
     "lexical": LexicalConfig(ngram_min=3, ngram_max=4, max_features=20000, c_grid=[1.0]),
+    "analysers": AnalysersConfig(top_rules=8, c_grid=[1.0]),
     "gnn": GNNConfig(embed_dim=16, hidden=16, layers=2, head_hidden=16, **NEURAL),
     "transformer": TransformerConfig(model="tiny", tiny_layers=1, tiny_hidden=32, tiny_heads=2,
                                      tiny_intermediate=64, max_length=96, lr=1e-3, **NEURAL),

@@ -289,6 +289,16 @@ class LexicalConfig(Checked):
 
 
 @FROZEN
+class AnalysersConfig(Checked):
+    """The ``analysers`` kind: logistic regression over flawfinder + cppcheck finding counts (docs/models.md)."""
+    c_grid: list[float] = _field([0.01, 0.1, 1.0], lo=0, lo_open=True)   # chosen on valid by log-loss
+    top_rules: int = _field(24, lo=0)        # cppcheck rule ids with a feature of their own (most frequent on train)
+    jobs: int = _field(2, lo=1)              # cppcheck -j
+    seed: int = 42
+    cache_dir: str | None = None             # findings per function text; default <data>/.analyser_cache
+
+
+@FROZEN
 class FuseConfig(Checked):
     models: list[str] = dataclasses.field(default_factory=lambda: ["gnn", "lexical"])
     folds: int = _field(5, lo=2)

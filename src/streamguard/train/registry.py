@@ -70,6 +70,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          options=(Option("--model", "model", "hub name (default microsoft/codebert-base), a local saved model "
                          "dir, or 'tiny'"),
                   Option("--accumulate", "accumulate", "gradient accumulation steps", argtypes.positive_int))),
+    Kind("analysers", "streamguard.train.analysers", "AnalysersConfig",
+         "flawfinder + cppcheck finding counts + logistic regression (a fusion member)",
+         options=(Option("--jobs", "jobs", "cppcheck processes", argtypes.positive_int),)),
     Kind("fusion", "streamguard.train.fuse", "FuseConfig", "out-of-fold stacking of base models",
          trainable=False),
 )}
