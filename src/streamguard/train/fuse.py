@@ -1,15 +1,14 @@
 """The fusion stage (``streamguard fuse``) and the fusion kind's ``predict``.
 
 No leakage by construction: K stratified folds over train; each base model is trained on K-1 folds and
-predicts the held-out fold, so every train function gets an out-of-fold logit from a model that never saw it.
+predicts the held-out fold (``streamguard.train.oof``), so every train function gets an out-of-fold logit from a
+model that never saw it.
 The fusion is fit on those logits only. Base models retrained on all of train give valid and test logits;
 valid only picks the decision threshold; test is only predicted. With ``base_seeds`` a neural base model is a
 seed ensemble: every fold and full model is trained once per seed, and the seeds' log-odds are averaged.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import shutil
@@ -19,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from streamguard import atomic
-from streamguard.config import FuseConfig, load_config, to_dict
-from streamguard.data.records import check_prediction
+from streamguard.config import FuseConfig, to_dict
 from streamguard.errors import UserError
 from streamguard.features.processed import ProcessedDir
 from streamguard.models import fusion as fusion_model
@@ -32,6 +29,7 @@ from streamguard.runlock import locked
 from streamguard.thresholds import choose_threshold, write_predictions
 from streamguard.train import kinds, mlflow_store, registry, seeds
 from streamguard.train.evidence import empty_scores
+from streamguard.train.oof import base_config, kind_seeds, make_folds, out_of_fold, read_oof, seeded  # noqa: F401 (read_oof: denoise)
 
 log = logging.getLogger(__name__)
 FUSION_FILE = "fusion.json"
@@ -48,20 +46,6 @@ def _check_models(models: list[str], folds: int) -> None:
         raise UserError("fuse: a fusion cannot be a base model of another fusion")
     for kind in models:
         registry.get(kind)  # fail before hours of fold training, not after
-
-
-def base_config(kind: str, cfg: FuseConfig) -> Any:
-    """A base kind's config: its YAML from ``base_configs`` if given, the fold epoch budget, the fusion seed.
-    Fold and full models share the budget so that the OOF logits the weights are fit on look like the full
-    models' logits they are applied to."""
-    paths = dict(item.split("=", 1) for item in cfg.base_configs if "=" in item)
-    bad = [item for item in cfg.base_configs if "=" not in item]
-    if bad:
-        raise UserError(f"fuse: base_configs entries must look like kind=path.yaml, got {bad[0]!r}")
-    base = load_config(registry.config_class(kind), paths.get(kind))
-    if hasattr(base, "epochs") and cfg.fold_epochs > 0:  # 0: each kind's own epochs (from its YAML)
-        base = dataclasses.replace(base, epochs=cfg.fold_epochs)
-    return dataclasses.replace(base, seed=cfg.seed) if hasattr(base, "seed") else base
 
 
 def reused_base_runs(cfg: FuseConfig, data_dir: Path) -> dict[str, Path]:
@@ -93,61 +77,6 @@ def _check_base_run(run: Path, kind: str, data_dir: Path) -> None:
     ProcessedDir(data_dir).check_compatible(exp.get("data_identity"), run)
 
 
-def kind_seeds(kind: str, cfg: FuseConfig) -> list[int | None]:
-    """The seeds of ``kind``'s ensemble: ``base_seeds`` for a neural kind, else one model (None: its own seed)."""
-    return list(cfg.base_seeds) if cfg.base_seeds and registry.entry(kind).neural else [None]
-
-
-def _seeded(run: Path, bcfg: Any, seed: int | None) -> tuple[Path, Any]:
-    if seed is None:
-        return run, bcfg
-    return seeds.seed_dir(run, seed), dataclasses.replace(bcfg, seed=seed)
-
-
-def make_folds(ids: list[str], labels: list[int], k: int, seed: int) -> list[set[str]]:
-    if min(sum(labels), len(labels) - sum(labels)) < k:
-        raise UserError(f"fuse: each class needs at least {k} training items for {k} folds")
-    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [{ids[i] for i in held} for _, held in skf.split(np.zeros(len(ids)), labels)]
-
-
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def out_of_fold(kind: str, data_dir: Path, out_dir: Path, folds: list[set[str]], bcfg: Any,
-                members: list[int | None] | None = None) -> list[dict]:
-    """Train ``kind`` on K-1 folds and predict the held-out one, for each fold (once per seed of ``members``,
-    log-odds averaged); resumable per fold and seed."""
-    all_ids, oof = set().union(*folds), []
-    for i, held in enumerate(folds):
-        per_seed = []
-        for seed in members or [None]:
-            run, cfg = _seeded(RunDir(out_dir).folds_dir(kind), bcfg, seed)
-            per_seed.append(_fold(kind, data_dir, RunDir.fold_dir(run, i), held, all_ids, cfg, i))
-        rows = seeds.average_logits(per_seed, f"fuse: {kind} fold {i}")
-        oof.extend({**r, "fold": i, "kind": kind} for r in rows)
-        log.info("fuse: %s fold %d/%d done", kind, i + 1, len(folds))
-    return sorted(oof, key=lambda r: r["id"])
-
-
-def _fold(kind: str, data_dir: Path, run: Path, held: set[str], all_ids: set[str], bcfg: Any, i: int) -> list[dict]:
-    key = _digest(kind, sorted(held), sorted(all_ids), to_dict(bcfg))
-    rows = RunDir(run).fold_part(key)
-    if rows is not None:
-        for n, row in enumerate(rows, start=1):
-            check_prediction(row, f"{run}:{n}")
-        return rows
-    mod = registry.get(kind)
-    mod.train(data_dir, run, bcfg, train_ids=all_ids - held)
-    rows = mod.predict(run, data_dir, "train", ids=held)
-    if {r["id"] for r in rows} != held or len(rows) != len(held):
-        raise UserError(f"fuse: {kind} fold {i} returned predictions for other ids than its held-out fold")
-    rows = [{**r, "fold": i, "kind": kind} for r in rows]
-    RunDir(run).write_fold_part(rows, key)
-    return rows
-
-
 def _matrix(per_kind: dict[str, list[dict]], ids: list[str]) -> np.ndarray:
     cols = []
     for kind, rows in per_kind.items():
@@ -174,15 +103,15 @@ def _train(data_dir: Path, out_dir: Path, cfg: FuseConfig, train_ids: set[str] |
                 key=lambda r: r["id"])
     ids, y = [r["id"] for r in tr], np.array([r["label"] for r in tr])
     folds = make_folds(ids, y.tolist(), cfg.folds, cfg.seed)
-    oof, run_dir = {}, RunDir(out_dir)
+    per_kind, run_dir = {}, RunDir(out_dir)
     for kind in cfg.models:
-        oof[kind] = out_of_fold(kind, data_dir, out_dir, folds, base_config(kind, cfg), kind_seeds(kind, cfg))
-        run_dir.write_oof(kind, oof[kind])
-    fus = fusion_model.fit(_matrix(oof, ids), y, cfg.method, cfg.seed)
+        per_kind[kind] = out_of_fold(kind, data_dir, out_dir, folds, base_config(kind, cfg), kind_seeds(kind, cfg))
+        run_dir.write_oof(kind, per_kind[kind])
+    fus = fusion_model.fit(_matrix(per_kind, ids), y, cfg.method, cfg.seed)
     reused = reused_base_runs(cfg, data_dir) if train_ids is None else {}
     for kind in (k for k in cfg.models if k not in reused):
         for seed in kind_seeds(kind, cfg):
-            run, bcfg = _seeded(run_dir.base_dir(kind), base_config(kind, cfg), seed)
+            run, bcfg = seeded(run_dir.base_dir(kind), base_config(kind, cfg), seed)
             registry.get(kind).train(data_dir, run, bcfg, train_ids=train_ids)
     for kind, run in reused.items():
         _copy_base_run(run, run_dir.base_dir(kind))
@@ -264,13 +193,6 @@ def _predict_with(meta: dict, run_dir: Path, data_dir: Path, split: str, ids: se
     fus = fusion_model.Fusion(meta["method"], meta["weights"], meta["bias"], meta["threshold"])
     recs, z = _base_predictions(run_dir, meta, data_dir, split, ids)
     return prediction_rows(recs, fus.logits(z))
-
-
-def read_oof(run_dir: Path, kind: str) -> list[dict]:
-    """The out-of-fold predictions of one base model (for noise reduction)."""
-    run = RunDir(run_dir)
-    run.read_exp()
-    return run.read_oof(kind)
 
 
 # --- the rest of the kind contract (streamguard.train.kinds) -------------------------------------------------
