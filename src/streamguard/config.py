@@ -295,7 +295,7 @@ class AnalysersConfig(Checked):
     top_rules: int = _field(24, lo=0)        # cppcheck rule ids with a feature of their own (most frequent on train)
     jobs: int = _field(2, lo=1)              # cppcheck -j
     seed: int = 42
-    cache_dir: str | None = None             # findings per function text; default <data>/.analyser_cache
+    cache_dir: str | None = None             # findings per function text on disk (always in memory)
 
 
 @FROZEN

@@ -4,8 +4,9 @@ A model kind like the others (streamguard.train.kinds), so the fusion trains it 
 base model (``fuse --models lexical,analysers``). It reads the whole raw functions (as the peers do) and runs
 both tools on them at train, predict and scan time: a missing tool stops the command with one line saying how
 to install it (exit 2). A member cannot be scored as absent, since the fusion's weights were fit with it.
-Findings are cached per function text (``cache_dir``, default ``<data>/.analyser_cache``), so the fold and full
-models of a fusion analyse each function once.
+Findings are kept per function text in memory, so the fold and full models of a fusion (one process) analyse
+each function once; ``cache_dir`` keeps them on disk too, for other processes (a rerun, the other direction of a
+cross-project pair).
 """
 from __future__ import annotations
 
@@ -39,15 +40,11 @@ CONFIG = AnalysersConfig
 BUNDLE_FILES = (MODEL_FILE,)
 
 
-def _cache(cfg: AnalysersConfig, data: ProcessedDir) -> Path:
-    return Path(cfg.cache_dir) if cfg.cache_dir else data.path / ".analyser_cache"
-
-
 def _found(data: ProcessedDir, split: str, recs: list[dict[str, Any]], cfg: AnalysersConfig
            ) -> tuple[list[str], list[dict[str, list[Any]]]]:
     """The raw functions of ``recs`` and both tools' findings in them."""
     codes = data.raw_functions(split, recs)
-    return codes, analyse(codes, _cache(cfg, data), cfg.jobs, f"{split} functions")
+    return codes, analyse(codes, Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.jobs, f"{split} functions")
 
 
 def train(data_dir: Path, out_dir: Path, cfg: AnalysersConfig | None = None,
