@@ -205,13 +205,22 @@ def _batches(items: list[Any]) -> Iterator[tuple[int, list[Any]]]:
 
 def analyse(funcs: list[str], cache_dir: Path | None = None, jobs: int = 2,
             what: str = "functions") -> list[dict[str, list[Finding]]]:
-    """Both tools' findings per function ({tool: findings}), with a progress bar on a terminal."""
+    """Both tools' findings per function ({tool: findings}), with a progress bar: the pipeline's line when one is
+    shown, else a transient bar of its own on a terminal."""
     from rich.progress import Progress
+
+    from streamguard import progress as stage
     per_tool = {}
-    with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+    display = stage.active()
+    with Progress(transient=True, disable=display is not None or not sys.stderr.isatty()) as bar:
         for name in TOOLS:
-            task = bar.add_task(f"{name} on {len(funcs)} {what}", total=None)
-            per_tool[name] = findings(name, funcs, cache_dir, jobs,
-                                      lambda done, total, t=task: bar.update(t, completed=done, total=total))
+            label = f"{name} on {len(funcs)} {what}"
+            task = bar.add_task(label, total=None)
+
+            def show(done: int, total: int, task: Any = task, label: str = label) -> None:
+                bar.update(task, completed=done, total=total)
+                if display is not None:
+                    display.update(label, completed=done, total=total)
+            per_tool[name] = findings(name, funcs, cache_dir, jobs, show)
             log.info("analysers: %s done on %d %s", name, len(funcs), what)
     return [{name: per_tool[name][i] for name in TOOLS} for i in range(len(funcs))]
