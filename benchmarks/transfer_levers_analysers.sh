@@ -4,13 +4,13 @@
 # (2 folds, out of fold). A fusion of lexical alone is a monotone map of lexical (same ROC-AUC), so lexical alone
 # is the "without analysers" row. Usage (from the repo root, a processed Devign dir made by `make devign` or
 # `streamguard preprocess --tokenizer bpe`):
-#   benchmarks/transfer_levers_analysers.sh PROCESSED_DEVIGN WORK_DIR
+#   benchmarks/transfer_levers_analysers.sh PROCESSED_DEVIGN WORK_DIR ["FFmpeg:qemu qemu:FFmpeg"]
 # then: python benchmarks/transfer_levers_analysers_summary.py WORK_DIR benchmarks/results/transfer_levers_analysers
 set -euo pipefail
-data=$1 work=$2
+data=$1 work=$2 pairs=${3:-FFmpeg:qemu qemu:FFmpeg}
 sg() { nice -n 10 streamguard "$@"; }
 mkdir -p "$work"
-for pair in FFmpeg:qemu qemu:FFmpeg; do
+for pair in $pairs; do
   tr=${pair%%:*} te=${pair##*:} name="xp-$tr-to-$te"
   split=$work/data/$name runs=$work/runs/$name
   [ -f "$split/SUBSET.json" ] || sg data by-project --data "$data" --train-project "$tr" --test-project "$te" --out "$split"
