@@ -8,7 +8,7 @@
 # then: python benchmarks/transfer_levers_analysers_summary.py WORK_DIR benchmarks/results/transfer_levers_analysers
 set -euo pipefail
 data=$1 work=$2 pairs=${3:-FFmpeg:qemu qemu:FFmpeg}
-sg() { nice -n 10 streamguard "$@"; }
+sg() { nice -n 10 "${PYTHON:-python}" -m streamguard.cli "$@"; }  # PYTHON: the venv's interpreter
 mkdir -p "$work"
 for pair in $pairs; do
   tr=${pair%%:*} te=${pair##*:} name="xp-$tr-to-$te"
