@@ -112,9 +112,9 @@ def test_fusion_with_analysers_trains_exports_loads_and_scans_as_its_run(process
         (tree / f"f{i}.c").write_text(func)
     predicted = _by_id(run)
     with streamguard.load(bundle, threshold=0.0, precision="fp32") as det:
-        scores = det.score(funcs)
+        scores = det.score(funcs)  # raw_prob: the model's own score (prob is calibrated on valid)
         report = det.scan([tree], root=tree)
-    np.testing.assert_allclose([s.prob for s in scores], [predicted[f"CODEXGLUE-TEST-{i}"] for i in range(N_FUNCS)],
+    np.testing.assert_allclose([s.raw_prob for s in scores], [predicted[f"CODEXGLUE-TEST-{i}"] for i in range(N_FUNCS)],
                                rtol=0, atol=1e-6)
     assert not report.rejected and len(report.findings) == N_FUNCS
 
