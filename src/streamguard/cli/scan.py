@@ -40,7 +40,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="findings that get evidence, highest first")
     p.add_argument("--max-file-size", type=argtypes.positive_int, default=2 * 1024 * 1024,
                    help="bytes; larger files are skipped")
-    p.add_argument("--workers", type=argtypes.non_negative_int, default=0, help="featurizing processes (0: all cores)")
+    p.add_argument("--jobs", "-j", "--workers", dest="workers", type=argtypes.non_negative_int, default=0,
+                   metavar="N", help="processes that parse files and featurize functions (0: all cores; the "
+                                     "option was --workers)")
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="keep each file's scores here; a rescan re-scores only changed files (not with --diff)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="neural forward passes: auto (bf16 where the CPU has it in hardware, else fp32; the "
                         "default), fp32 (the run's own scores, exactly) or bf16")

@@ -9,17 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from streamguard import thresholds
-from streamguard.data.extract import CFunction, extract_functions, included, iter_c_files, matches_any
+from streamguard.data.extract import CFile, CFunction, included, iter_c_files, matches_any
 from streamguard.evaluate.calibration import Calibration
-from streamguard.scan import diffs
+from streamguard.scan import diffs, stream
 from streamguard.scan.bundle import open_model
+from streamguard.scan.cache import ScoreCache, model_identity
+from streamguard.scan.cache import entry as cache_entry
 from streamguard.scan.model import ModelSource, Scorer
 from streamguard.scan.results import FileResult, Finding, LineEvidence, ScanReport, Score, fingerprint
 
 CHUNK = 2048                       # functions scored per batch: bounds memory on large trees
 MAX_FUNCTION_BYTES = 200_000       # a bigger "function" is generated code; preprocessing it costs gigabytes
 NO_FUNCTIONS = "no functions"      # a file with no function definition (the "empty tree")
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
+Progress = Callable[[int, int, int], None]  # (files done, files in all, functions scored)
 
 
 class Detector:
@@ -81,10 +83,13 @@ class Detector:
     def scan(self, paths: Iterable[str | os.PathLike], include: list[str] | None = None,
              exclude: list[str] | None = None, root: str | os.PathLike | None = None, diff: str | None = None,
              evidence: int = 3, evidence_for: int = 20, max_bytes: int = 2 * 1024 * 1024,
-             progress: Progress | None = None, follow_symlinks: bool = False) -> ScanReport:
+             progress: Progress | None = None, follow_symlinks: bool = False,
+             cache: str | os.PathLike | None = None) -> ScanReport:
         """Score every function under ``paths`` (only those a git diff against ``diff`` touches, when given);
         evidence (``evidence`` lines) for the ``evidence_for`` highest-scored functions at/above threshold.
-        File links leaving a scanned folder are skipped unless ``follow_symlinks``."""
+        File links leaving a scanned folder are skipped unless ``follow_symlinks``. Files stream through
+        (scan/stream.py): parsed in the scorer's worker count of processes, scored CHUNK functions at a time;
+        ``cache`` (a folder) keeps each file's scores for the next scan (scan/cache.py; not with ``diff``)."""
         t0 = time.perf_counter()
         root_path = Path(root or Path.cwd()).resolve()
         paths = [Path(p) for p in paths] or [Path(".")]
@@ -92,69 +97,142 @@ class Detector:
         if diff is not None:
             changed = diffs.changed_in(diff, paths)
             paths = _changed_files(paths, changed, include, exclude, root_path)
-        files, funcs = self._collect(paths, include, exclude, root_path, max_bytes, changed, progress,
-                                     follow_symlinks)
-        report = ScanReport([], files, self.info(), self.threshold, str(root_path), calibration=self.calibration)
-        scorable = []
-        for fn in funcs:
-            if fn.end_byte - fn.start_byte > MAX_FUNCTION_BYTES:
-                report.rejected.append(_rejected(fn, f"function over the size cap ({MAX_FUNCTION_BYTES} bytes)"))
+        report = ScanReport([], [], self.info(), self.threshold, str(root_path), calibration=self.calibration)
+        store = None
+        if cache is not None and changed is None:
+            ident = model_identity(self.source, self._scorer.effective_precision(), MAX_FUNCTION_BYTES)
+            store = ScoreCache(cache, ident)
+        cands = stream.EvidenceCandidates(self.threshold, evidence_for if evidence else 0)
+        total = stream.count_candidates(paths, include, exclude, root_path) if progress else 0
+        batch = _Batch(store)
+        cfiles = iter_c_files(paths, include, exclude, root_path, max_bytes, follow_symlinks)
+        for cf, found, hit in stream.extracted(cfiles, self._scorer.workers, store.get if store else _no_hit):
+            if hit is not None:
+                _from_cache(cf, hit, report, cands)
             else:
-                scorable.append(fn)
-        findings: list[tuple[CFunction, float]] = []
-        for start in range(0, len(scorable), CHUNK):
-            part = scorable[start:start + CHUNK]
-            probs, reasons = self._scorer.probabilities([f.code for f in part])
-            for fn, p, why in zip(part, probs, reasons):
-                if math.isnan(p):
-                    report.rejected.append(_rejected(fn, why or "not scored"))
-                else:
-                    findings.append((fn, float(p)))
+                batch.add(cf, _file_functions(cf, found or [], changed, report), report)
+            if batch.size >= CHUNK:
+                self._flush(batch, report, cands)
             if progress:
-                progress("score", min(start + CHUNK, len(scorable)), len(scorable))
-        findings.sort(key=lambda fp: (-fp[1], fp[0].path, fp[0].start_line))
-        ev = self._scan_evidence(findings, evidence, evidence_for)
-        shown = self.calibration.apply([p for _, p in findings])
-        report.findings = [Finding(fn.path, fn.name, fn.start_line, fn.end_line, float(c), self.threshold,
-                                   thresholds.verdict(p, self.threshold), ev.get(i, ()),
-                                   fingerprint(fn.path, fn.name, fn.code), p)
-                           for i, ((fn, p), c) in enumerate(zip(findings, shown))]
+                progress(len(report.files), total, len(report.findings))
+        self._flush(batch, report, cands)
+        report.findings.sort(key=lambda f: (-f.raw, f.path, f.start_line))
+        chosen = cands.chosen()
+        if evidence and chosen:
+            ev = self._evidence([c for _, c in chosen], [f.raw for f, _ in chosen], evidence,
+                                [f.start_line for f, _ in chosen])
+            report.findings = stream.with_evidence(report.findings, {id(f): e for (f, _), e in zip(chosen, ev)})
+        if store is not None:
+            report.cache = store.summary()
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _scan_evidence(self, findings: list[tuple[CFunction, float]], k: int, limit: int,
-                       ) -> dict[int, tuple[LineEvidence, ...]]:
-        chosen = [i for i, (_, p) in enumerate(findings[:limit]) if p >= self.threshold] if k and limit else []
-        if not chosen:
-            return {}
-        codes = [findings[i][0].code for i in chosen]
-        ev = self._evidence(codes, [findings[i][1] for i in chosen], k, [findings[i][0].start_line for i in chosen])
-        return dict(zip(chosen, ev))
+    def _flush(self, batch: _Batch, report: ScanReport, cands: stream.EvidenceCandidates) -> None:
+        """Score the waiting functions; their texts go, but for the evidence candidates'."""
+        if not batch.size:
+            return
+        probs, reasons = self._scorer.probabilities([fn.code for fn, _ in batch.items])
+        shown = self.calibration.apply(probs)
+        for (fn, slot), p, c, why in zip(batch.items, probs, shown, reasons):
+            fp = fingerprint(fn.path, fn.name, fn.code)
+            if math.isnan(p):
+                report.rejected.append(_rejected(fn, why or "not scored"))
+            else:
+                finding = Finding(fn.path, fn.name, fn.start_line, fn.end_line, float(c), self.threshold,
+                                  thresholds.verdict(p, self.threshold), (), fp, float(p))
+                report.findings.append(finding)
+                cands.offer(finding, fn.code)
+            batch.done(slot, cache_entry(fn, float(p), why if math.isnan(p) else None, fp))
+        batch.clear()
 
-    def _collect(self, paths: list[Path], include: list[str] | None, exclude: list[str] | None, root: Path,
-                 max_bytes: int, changed: dict[str, list[tuple[int, int]]] | None, progress: Progress | None,
-                 follow_symlinks: bool = False) -> tuple[list[FileResult], list[CFunction]]:
-        files: list[FileResult] = []
-        funcs: list[CFunction] = []
-        for cf in iter_c_files(paths, include, exclude, root, max_bytes, follow_symlinks):
-            if cf.skip:
-                files.append(FileResult(cf.path, "skipped", cf.skip, cf.detail))
-                continue
-            found = extract_functions(cf.data or b"", cf.path)
-            if changed is not None:
-                ranges = changed.get(str(cf.abspath.resolve()), changed.get(str(cf.abspath), []))
-                found = [f for f in found if diffs.touches(ranges, f.start_line, f.end_line)]
-            if not found:
-                files.append(FileResult(cf.path, "skipped", NO_FUNCTIONS, "no function definition"
-                                        + (" touched by the diff" if changed is not None else ""),
-                                        non_utf8=cf.non_utf8))
-                continue
-            files.append(FileResult(cf.path, "scanned", "non-UTF-8" if cf.non_utf8 else None,
-                                    "decoded with replacement" if cf.non_utf8 else "", len(found), cf.non_utf8))
-            funcs.extend(found)
-            if progress:
-                progress("parse", len(files), 0)
-        return files, funcs
+
+class _Batch:
+    """Functions waiting to be scored; with a cache, each file's entry is written once all its functions are."""
+
+    def __init__(self, store: ScoreCache | None):
+        self.store = store
+        self.items: list[tuple[CFunction, tuple[list, int]]] = []
+        self.files: dict[int, tuple[CFile, list[Any]]] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self.items)
+
+    def add(self, cf: CFile, found: list[CFunction], report: ScanReport) -> None:
+        if cf.skip:
+            return
+        entries: list[Any] = [None] * len(found)
+        if self.store is not None:
+            self.files[id(entries)] = (cf, entries)
+        for i, fn in enumerate(found):
+            if fn.end_byte - fn.start_byte > MAX_FUNCTION_BYTES:
+                reason = f"function over the size cap ({MAX_FUNCTION_BYTES} bytes)"
+                report.rejected.append(_rejected(fn, reason))
+                entries[i] = cache_entry(fn, math.nan, reason, "")
+            else:
+                self.items.append((fn, (entries, i)))
+        self._maybe_store(entries)
+
+    def done(self, slot: tuple[list, int], entry: dict[str, Any]) -> None:
+        entries, i = slot
+        entries[i] = entry
+        self._maybe_store(entries)
+
+    def _maybe_store(self, entries: list[Any]) -> None:
+        if self.store is not None and id(entries) in self.files and all(e is not None for e in entries):
+            cf, _ = self.files.pop(id(entries))
+            self.store.put(cf, entries)
+
+    def clear(self) -> None:
+        if self.store is not None:
+            self.store.rescored += len(self.items)
+        self.items = []
+
+
+def _no_hit(cf: CFile) -> None:
+    return None
+
+
+def _file_functions(cf: CFile, found: list[CFunction], changed: dict[str, list[tuple[int, int]]] | None,
+                    report: ScanReport) -> list[CFunction]:
+    """The file's accounting line; its functions (those the diff touches, with one)."""
+    if cf.skip:
+        report.files.append(FileResult(cf.path, "skipped", cf.skip, cf.detail))
+        return []
+    if changed is not None:
+        ranges = changed.get(str(cf.abspath.resolve()), changed.get(str(cf.abspath), []))
+        found = [f for f in found if diffs.touches(ranges, f.start_line, f.end_line)]
+    if not found:
+        report.files.append(FileResult(cf.path, "skipped", NO_FUNCTIONS, "no function definition"
+                                       + (" touched by the diff" if changed is not None else ""),
+                                       non_utf8=cf.non_utf8))
+        return []
+    report.files.append(FileResult(cf.path, "scanned", "non-UTF-8" if cf.non_utf8 else None,
+                                   "decoded with replacement" if cf.non_utf8 else "", len(found), cf.non_utf8))
+    return found
+
+
+def _from_cache(cf: CFile, entries: list[dict[str, Any]], report: ScanReport,
+                cands: stream.EvidenceCandidates) -> None:
+    """A file scored before, unchanged: its accounting, findings and rejections as they were."""
+    if not entries:
+        report.files.append(FileResult(cf.path, "skipped", NO_FUNCTIONS, "no function definition",
+                                       non_utf8=cf.non_utf8))
+        return
+    report.files.append(FileResult(cf.path, "scanned", "non-UTF-8" if cf.non_utf8 else None,
+                                   "decoded with replacement" if cf.non_utf8 else "", len(entries), cf.non_utf8))
+    thr = report.threshold
+    shown = report.calibration.apply([math.nan if e["score"] is None else e["score"] for e in entries]) \
+        if report.calibration is not None else [e["score"] for e in entries]
+    for e, c in zip(entries, shown):
+        if e["score"] is None:
+            report.rejected.append({"path": cf.path, "function": e["name"], "start_line": e["start_line"],
+                                    "end_line": e["end_line"], "reason": e["reason"] or "not scored"})
+            continue
+        finding = Finding(cf.path, e["name"], e["start_line"], e["end_line"], float(c), thr,
+                          thresholds.verdict(e["score"], thr), (), e["fingerprint"], float(e["score"]))
+        report.findings.append(finding)
+        cands.offer(finding, None, cf.abspath)
 
 
 def _rejected(fn: CFunction, reason: str) -> dict[str, Any]:

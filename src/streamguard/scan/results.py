@@ -91,6 +91,7 @@ class ScanReport:
     baselined: list[Finding] = field(default_factory=list)
     baseline: dict[str, Any] | None = None   # file, entries, gone (entries matching no scanned function)
     calibration: Calibration | None = None  # what turned raw scores into the shown ones (None: none)
+    cache: dict[str, int] = field(default_factory=dict)  # with --cache: files from it, parsed, functions re-scored
 
     def above(self, cut: float | None = None) -> list[Finding]:
         """The findings whose raw score is at or above ``cut`` (the threshold by default)."""
@@ -107,7 +108,8 @@ class ScanReport:
                 "suppressed": len(self.suppressed), "baselined": len(self.baselined),
                 "baseline_gone": None if self.baseline is None or self.baseline["gone"] is None
                 else len(self.baseline["gone"]),
-                "threshold": self.threshold, "seconds": round(self.seconds, 2)}
+                "threshold": self.threshold, "seconds": round(self.seconds, 2),
+                **({"cache": dict(self.cache)} if self.cache else {})}
 
     def scored(self) -> int:
         """Every scored function: the findings and those suppressed or baselined."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from streamguard import argtypes
@@ -67,7 +68,7 @@ def run_scan(args: argparse.Namespace) -> int:
     with detector, _progress(console) as progress:
         report = detector.scan(args.paths, args.include, args.exclude, root, args.diff,
                                3 if args.evidence is None else args.evidence, args.evidence_for, args.max_file_size,
-                               progress, args.follow_symlinks)
+                               progress, args.follow_symlinks, getattr(args, "cache", None))
     triage.apply_suppressions(report)  # before the cut: --max-findings counts the unsuppressed functions
     report.recut(point.threshold, point.to_dict(), args.max_findings)
     recorded = triage.apply_baseline(report, known, args.write_baseline, None if args.diff else args.paths)
@@ -84,30 +85,35 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 class _progress:
-    """A rich progress bar on the terminal (nothing when stderr is not one, e.g. in CI logs)."""
+    """A rich progress bar on stderr when it is a terminal (nothing in CI logs): files done of those found,
+    functions scored, functions/s and the time left."""
 
     def __init__(self, console: object):
         self.console = console
         self.bar = None
 
     def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        err_console = getattr(self.console, "stderr", False) and self.console
-        from rich.console import Console
-        con = err_console or Console(stderr=True)
-        if not con.is_terminal:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        if not getattr(self.console, "is_terminal", False):
             return None
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=con, transient=True)
+        self.bar = Progress(TextColumn("scanning files"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[funcs]} functions, {task.fields[rate]}/s"), TimeElapsedColumn(),
+                            TextColumn("left"), TimeRemainingColumn(), console=self.console, transient=True)
         self.bar.start()
-        self.tasks: dict[str, int] = {}
+        self.task = self.bar.add_task("scan", total=None, funcs=0, rate="-")
+        self.t0 = time.perf_counter()
         return self.update
 
-    def update(self, phase: str, done: int, total: int) -> None:
-        if phase not in self.tasks:
-            self.tasks[phase] = self.bar.add_task("parsing files" if phase == "parse" else "scoring functions",
-                                                  total=total or None)
-        self.bar.update(self.tasks[phase], completed=done, total=total or None)
+    def update(self, done: int, total: int, functions: int) -> None:
+        rate = functions / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.update(self.task, completed=done, total=total or None, funcs=functions, rate=f"{rate:,.0f}")
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
