@@ -8,7 +8,11 @@ Before and after, side by side: a bundle named ``NAME@sklearn=PATH`` is scanned 
 n-gram counting instead of the project's numpy counter (models/char_ngrams.py); one named ``NAME@before=PATH``
 with the source given by ``--before-src`` (a checkout of an earlier commit, e.g. ``git worktree add``).
 One named ``NAME@fp32=PATH`` runs its neural forward passes in fp32 (the others: ``auto``, bf16 where the CPU has
-it).
+it); ``NAME@jobs1=PATH`` scans with one process (the others: ``--workers``); ``NAME@cache=PATH`` is a rescan with
+``--cache`` filled by an untimed scan just before. ``--peers cppcheck,flawfinder`` adds each peer tool's run
+on the same folders (whole files, as a user runs it; their executables beside this Python or on PATH).
+
+Peak memory: the child's whole process tree (the scan and its workers), sampled every 20 ms with psutil.
 
 Writes OUT.json and OUT.md (command, machine, commit, load averages: the machine may be shared).
 """
@@ -25,9 +29,7 @@ from pathlib import Path
 
 
 def _one(args: argparse.Namespace) -> None:
-    """Child: one measurement, printed as JSON."""
-    import torch
-    torch.set_num_threads(args.threads)
+    """Child: one measurement, printed as JSON (torch, where a bundle loads it, takes OMP_NUM_THREADS)."""
     from streamguard.data.extract import extract_functions, iter_c_files
     paths = [Path(args.src) / d for d in args.dirs]
     cpu0 = os.times()
@@ -46,33 +48,76 @@ def _one(args: argparse.Namespace) -> None:
             char_ngrams.supports = lambda vec: False  # every view takes scikit-learn's transform
         with streamguard.load(args.one, workers=args.workers, precision=args.precision) as det:
             t_load = time.perf_counter() - t0
-            rep = det.scan(paths, root=args.src, evidence=0)
+            rep = det.scan(paths, root=args.src, evidence=0, cache=args.cache)
         s = rep.summary()
         out = {"functions": s["functions_scored"], "files": s["files_scanned"], "load_s": round(t_load, 2),
-               "rejected": s["functions_rejected"], "skipped": s["skipped_by_reason"], "vulnerable": s["vulnerable"]}
+               "rejected": s["functions_rejected"], "skipped": s["skipped_by_reason"], "vulnerable": s["vulnerable"],
+               "cache": s.get("cache")}
     out["seconds"] = round(time.perf_counter() - t0, 2)
     t = os.times()  # CPU time of this process and its reaped workers: less sensitive to other jobs than wall time
     out["cpu_seconds"] = round(t.user + t.system - cpu0.user - cpu0.system + t.children_user + t.children_system, 2)
-    import resource
-    out["peak_rss_mb_main"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    # featurizing workers have exited and been reaped by now: the largest one's peak
-    out["peak_rss_mb_worker"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
-    workers = args.workers if args.one != "floor" else 0
-    out["peak_rss_mb_total_bound"] = round(out["peak_rss_mb_main"] + workers * out["peak_rss_mb_worker"], 1)
     print(json.dumps(out))
 
 
-def _measure(name: str, target: str, args: argparse.Namespace) -> dict:
+def _peer(name: str, args: argparse.Namespace) -> dict:
+    """Child: a peer tool on the same folders, as a user runs it; its wall and CPU time, its output lines."""
+    import shutil
+    exe = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if exe is None:
+        raise SystemExit(f"{name} not found beside {sys.executable} or on PATH")
+    dirs = [str(Path(args.src) / d) for d in args.dirs]
+    cmd = {"flawfinder": [exe, "--csv", "--minlevel=1", "--quiet", *dirs],
+           "cppcheck": [exe, "--quiet", "--language=c", "--std=c11", "--max-configs=1", f"-j{args.workers}",
+                        "--enable=warning,style,performance,portability", "--template={file}\t{severity}\t{id}",
+                        *dirs]}[name]
+    cpu0, t0 = os.times(), time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    t = os.times()
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    return {"files": None, "functions": None, "findings_lines": len(lines) - (name == "flawfinder"),
+            "exit": proc.returncode, "tool_command": " ".join(Path(c).name if c == exe else c for c in cmd),
+            "seconds": round(time.perf_counter() - t0, 2),
+            "cpu_seconds": round(t.children_user + t.children_system - cpu0.children_user - cpu0.children_system, 2)}
+
+
+def _run_sampled(cmd: list[str], env: dict) -> tuple[str, float]:
+    """The child's stdout and its process tree's peak RSS in MB (sampled)."""
+    import psutil
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    root, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            procs = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    out = proc.stdout.read()
+    if proc.returncode:
+        raise SystemExit(f"measurement {cmd} failed with exit {proc.returncode}")
+    return out, peak / 2**20
+
+
+def _measure(name: str, target: str, args: argparse.Namespace, floor: dict | None) -> dict:
+    workers = 1 if name.endswith("@jobs1") else args.workers
     cmd = [sys.executable, __file__, "--one", target, "--src", args.src, "--dirs", *args.dirs,
-           "--workers", str(args.workers), "--threads", str(args.threads)]
+           "--workers", str(workers), "--threads", str(args.threads)]
     cmd += ["--sklearn-counting"] if name.endswith("@sklearn") else []
     cmd += ["--precision", "fp32"] if name.endswith("@fp32") else []
-    env = dict(os.environ)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     if name.endswith("@before"):
         env["PYTHONPATH"] = str(Path(args.before_src) / "src")
+    if name.endswith("@cache"):
+        import tempfile
+        cache = tempfile.mkdtemp(prefix="scan-speed-cache-")
+        cmd += ["--cache", cache]
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True, env=env)  # fills it, untimed
     load_before = os.getloadavg()
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=env).stdout
+    out, peak = _run_sampled(cmd, env)
     res = json.loads(out.strip().splitlines()[-1])
+    res["peak_rss_mb_tree"] = round(peak, 1)
+    if res["functions"] is None and floor is not None:  # a peer: the same files, so the floor's functions
+        res["functions"], res["files"] = floor["functions"], floor["files"]
     res.update({"name": name, "target": target, "load_avg_before": [round(x, 2) for x in load_before],
                 "load_avg_after": [round(x, 2) for x in os.getloadavg()]})
     res["functions_per_s"] = round(res["functions"] / res["seconds"], 1)
@@ -91,17 +136,23 @@ def main() -> None:
     ap.add_argument("--one", default=None)
     ap.add_argument("--sklearn-counting", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    ap.add_argument("--cache", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--peers", default="", help="comma-separated: cppcheck, flawfinder (run on the same folders)")
     ap.add_argument("--before-src", default=None, help="checkout whose src/ the NAME@before rows run")
     ap.add_argument("--repeats", type=int, default=1, help="measure each row this many times; the median is shown")
     args = ap.parse_args()
+    if args.one and args.one.startswith("peer:"):
+        print(json.dumps(_peer(args.one[5:], args)))
+        return
     if args.one:
         _one(args)
         return
-    targets = [("floor", "floor"), *(b.split("=", 1) for b in args.bundle)]
+    peers = [(f"{p}", f"peer:{p}") for p in args.peers.split(",") if p]
+    targets = [("floor", "floor"), *(b.split("=", 1) for b in args.bundle), *peers]
     runs: dict[str, list[dict]] = {name: [] for name, _ in targets}
     for _ in range(args.repeats):  # round robin: a drift in the machine's load touches every row alike
         for name, target in targets:
-            runs[name].append(_measure(name, target, args))
+            runs[name].append(_measure(name, target, args, runs["floor"][-1] if runs["floor"] else None))
             print(json.dumps(runs[name][-1]), file=sys.stderr)
     rows = [_median(runs[name]) for name, _ in targets]
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -109,7 +160,8 @@ def main() -> None:
                 if line.startswith("model name")), platform.processor())
     result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": commit,
               "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows,
+              "clean": not subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout}
     if args.out:
         Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
         Path(args.out + ".md").write_text(_markdown(result))
@@ -128,21 +180,23 @@ def _markdown(r: dict) -> str:
     floor = r["rows"][0]
     lines = ["# Scan speed on real code (floor = tree-sitter parse + function extraction of the same files)", "",
              f"Command: `{r['command']}`  ", f"Commit {r['commit'][:12]}, {r['date']}; {r['machine']['cpu']}, "
-             f"{r['machine']['cores']} cores. **The machine was shared with other jobs: see the load averages; "
+             f"{r['machine']['cores']} cores; working tree {'clean' if r.get('clean') else 'NOT clean'}. "
+             "**The machine was shared with other jobs: see the load averages; "
              "timings are under contention and are upper bounds.**", "",
-             "Peak memory: the scanning process's own peak, plus (bound) workers x the largest worker's peak.", "",
+             "Peak memory: the child's whole process tree (scan + workers, or the peer tool), sampled every 20 ms.",
+             "",
              "CPU seconds (user + system, the process and its featurizing workers) depend less on the other jobs; "
              "on an idle machine with 2 cores, wall time would be about CPU seconds / 2 at best.", "",
              f"Each row is the median of {r['rows'][0]['runs']} runs by wall time (every run's times are in the "
              "JSON).", "",
              "| what | files | functions | wall s | functions/s (wall) | x floor (wall) | CPU s | functions per CPU s "
-             "| x floor (CPU) | peak RSS MB main / worker / total bound | load avg before -> after (1 min) |",
+             "| x floor (CPU) | peak RSS MB (tree) | load avg before -> after (1 min) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         lines.append(f"| {row['name']} | {row['files']} | {row['functions']} | {row['seconds']} | "
                      f"{row['functions_per_s']} | {row['seconds'] / floor['seconds']:.1f} | {row['cpu_seconds']} | "
                      f"{row['functions_per_cpu_s']} | {row['cpu_seconds'] / floor['cpu_seconds']:.1f} | "
-                     f"{row['peak_rss_mb_main']} / {row['peak_rss_mb_worker']} / {row['peak_rss_mb_total_bound']} | "
+                     f"{row['peak_rss_mb_tree']} | "
                      f"{row['load_avg_before'][0]} -> {row['load_avg_after'][0]} |")
     return "\n".join(lines) + "\n"
 

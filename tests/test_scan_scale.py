@@ -12,6 +12,7 @@ from scan_fixture import FAST, make_bundle
 import streamguard
 from streamguard.cli import main
 from streamguard.config import LexicalConfig
+from streamguard.data.extract import extract_functions
 from streamguard.scan import detector, stream
 from streamguard.scan.bundle import export_run
 from streamguard.scan.model import Scorer
@@ -121,3 +122,19 @@ def test_cli_jobs_and_cache(model, tree, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main([*args[:-6], "--cache", str(tmp_path / "file"), "--fail-on", "none"]) == 2
     assert "--cache folder" in capsys.readouterr().err
+
+
+def test_numpy_lexical_scorer_equals_scikit_learn_and_imports_none_of_it(model, tree):
+    from streamguard.rundir import prediction_rows
+    codes = [f.code for p in sorted(tree.rglob("*.c")) for f in extract_functions(
+        p.read_bytes(), p.name)] + ["int f(void)\n{\n\treturn '\u20ac';\n}\n"]  # beyond Latin-1: scikit-learn's
+    fast = lexical.score_texts(model / "model", codes)
+    feats, clf = lexical.loaded_model(model / "model")
+    rows = prediction_rows([{"id": "", "label": 0}] * len(codes), lexical.logits(clf, feats.transform(codes)))
+    assert fast.tolist() == [r["prob_vulnerable"] for r in rows]  # bit for bit: the same arithmetic, same order
+    code = ("import sys, streamguard\n"
+            f"with streamguard.load({str(model)!r}) as det: rep = det.scan([{str(tree)!r}], evidence=0)\n"
+            "assert rep.findings and not [m for m in ('sklearn', 'scipy') if m in sys.modules], sys.modules.keys()\n")
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,10 +11,13 @@ The counts then go through the vectorizer's own TF-IDF step, so the rows equal s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+if TYPE_CHECKING:  # imported where used: KeyTable and the packing serve the scan's numpy scorer without them
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 MAX_N = 6                      # 6 bytes and the length fit in 64 bits
 MIN_BATCH = 256                # fewer texts than this are not worth building the table for (LexicalFeatures)
@@ -47,6 +50,8 @@ class CharNgramCounter:
 
     def counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """The document-term count matrix, as CountVectorizer.transform makes it."""
+        from scipy import sparse
+        from sklearn.feature_extraction.text import CountVectorizer
         collapsed = [self.vec._white_spaces.sub(" ", t) for t in texts]  # what _char_ngrams does first
         encoded, fallback = [], []
         for i, text in enumerate(collapsed):
@@ -66,32 +71,42 @@ class CharNgramCounter:
         return x
 
     def _empty(self, rows: int) -> sparse.csr_matrix:
+        from scipy import sparse
         return sparse.csr_matrix((rows, len(self.vec.vocabulary_)), dtype=self.vec.dtype)
 
     def _chunk_counts(self, encoded: list[bytes]) -> sparse.csr_matrix:
-        lengths = np.array([len(e) for e in encoded], dtype=np.int64)
-        buf = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.uint64)
-        ends = np.repeat(np.cumsum(lengths), lengths)          # each position's text end
-        docs = np.repeat(np.arange(len(encoded)), lengths)     # each position's text
-        rows, cols = [], []
-        for n in range(self.min_n, self.max_n + 1):
-            m = len(buf) - n + 1
-            if m <= 0:
-                break
-            inside = np.arange(m) + n <= ends[:m]              # the n-gram does not cross into the next text
-            keys = np.zeros(m, dtype=np.uint64)
-            for j in range(n):
-                keys = (keys << np.uint64(8)) | buf[j:j + m]
-            found = self.table.get(keys[inside] | (np.uint64(n) << _LENGTH_SHIFT))
-            hit = found >= 0
-            rows.append(docs[:m][inside][hit])
-            cols.append(found[hit])
-        width = len(self.vec.vocabulary_)
-        cells, counts = np.unique(np.concatenate(rows or [np.zeros(0, np.int64)]) * width
-                                  + np.concatenate(cols or [np.zeros(0, np.int64)]), return_counts=True)
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(cells // width, minlength=len(encoded)))])
-        return sparse.csr_matrix((counts.astype(self.vec.dtype), cells % width, indptr),
-                                 shape=(len(encoded), width))
+        from scipy import sparse
+        docs, cols, counts = ngram_cells(self.table, self.min_n, self.max_n, encoded)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(docs, minlength=len(encoded)))])
+        return sparse.csr_matrix((counts.astype(self.vec.dtype), cols, indptr),
+                                 shape=(len(encoded), len(self.vec.vocabulary_)))
+
+
+def ngram_cells(table: KeyTable, min_n: int, max_n: int, encoded: list[bytes]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(text, column, count) of every vocabulary n-gram present in the Latin-1 ``encoded`` texts, sorted by text
+    then column (a CSR matrix's order)."""
+    lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+    buf = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.uint64)
+    ends = np.repeat(np.cumsum(lengths), lengths)          # each position's text end
+    docs = np.repeat(np.arange(len(encoded)), lengths)     # each position's text
+    rows, cols = [], []
+    for n in range(min_n, max_n + 1):
+        m = len(buf) - n + 1
+        if m <= 0:
+            break
+        inside = np.arange(m) + n <= ends[:m]              # the n-gram does not cross into the next text
+        keys = np.zeros(m, dtype=np.uint64)
+        for j in range(n):
+            keys = (keys << np.uint64(8)) | buf[j:j + m]
+        found = table.get(keys[inside] | (np.uint64(n) << _LENGTH_SHIFT))
+        hit = found >= 0
+        rows.append(docs[:m][inside][hit])
+        cols.append(found[hit])
+    width = max(table.width, 1)
+    cells, counts = np.unique(np.concatenate(rows or [np.zeros(0, np.int64)]) * width
+                              + np.concatenate(cols or [np.zeros(0, np.int64)]), return_counts=True)
+    return cells // width, cells % width, counts
 
 
 class KeyTable:
@@ -106,6 +121,7 @@ class KeyTable:
         self.shift = np.uint64(64 - bits)
         self.keys = np.zeros(1 << bits, dtype=np.uint64)
         self.values = np.full(1 << bits, -1, dtype=np.int64)
+        self.width = int(values.max()) + 1 if len(values) else 0   # the columns' count (cells are packed by it)
         pending, slot = np.arange(len(keys)), self._slot(keys)
         while len(pending):
             free = self.keys[slot] == 0

@@ -8,14 +8,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from streamguard.errors import UserError
 from streamguard.models import char_ngrams
+
+if TYPE_CHECKING:  # scikit-learn and scipy are imported where used: a scan's numpy scorer needs neither
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
 
 ANALYZERS = ("char", "code", "union")
 
@@ -91,6 +94,7 @@ def occurrences(vec: TfidfVectorizer, text: str, idx: list[int]) -> list[tuple[s
 
 
 def _vectorizers(analyzer: str, ngram_min: int, ngram_max: int, max_features: int) -> list[TfidfVectorizer]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
     if analyzer not in ANALYZERS:
         raise UserError(f"lexical analyzer must be one of {', '.join(ANALYZERS)}, got {analyzer!r}")
     if not 1 <= ngram_min <= ngram_max:
@@ -120,6 +124,7 @@ class LexicalFeatures:
     collapse_blank_lines: bool = False
 
     def fit_transform(self, codes: Sequence[str]) -> sparse.csr_matrix:
+        from scipy import sparse
         self._vecs = _vectorizers(self.analyzer, self.ngram_min, self.ngram_max, self.max_features)
         self.__dict__.pop("_counters", None)  # counters of the views fitted before
         texts = [normalise(c, self.strip_comments, self.collapse_blank_lines) for c in codes]
@@ -131,6 +136,7 @@ class LexicalFeatures:
         return x
 
     def transform(self, codes: Sequence[str]) -> sparse.csr_matrix:
+        from scipy import sparse
         texts = [normalise(c, self.strip_comments, self.collapse_blank_lines) for c in codes]
         return sparse.hstack([self._view_transform(v, texts) for v in self._vecs], format="csr")
 
@@ -158,6 +164,7 @@ class LexicalFeatures:
 def fit_classifier(x: sparse.csr_matrix, y: np.ndarray, c: float, seed: int,
                    sample_weight: np.ndarray | None = None) -> LogisticRegression:
     # liblinear is deterministic and fast on sparse, wide, binary problems like this one.
+    from sklearn.linear_model import LogisticRegression
     clf = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=seed)
     return clf.fit(x, y, sample_weight=sample_weight)
 

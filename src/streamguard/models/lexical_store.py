@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors.numpy import load_file, save
-from sklearn.linear_model import LogisticRegression
 
 from streamguard.atomic import write_bytes, write_json
 from streamguard.errors import UserError
 from streamguard.models.lexical import LexicalFeatures, _vectorizers
 from streamguard.provenance import sha256_file
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 ARRAYS = "lexical_model.safetensors"
 PARAMS = "lexical_model.json"
@@ -58,6 +60,7 @@ def save_lexical(out_dir: Path, feats: LexicalFeatures, clf: LogisticRegression)
 
 def load_lexical(model_dir: Path) -> tuple[LexicalFeatures, LogisticRegression]:
     """The fitted features and classifier from ``model_dir``; no pickle is read, whatever else lies there."""
+    from sklearn.linear_model import LogisticRegression
     model_dir = Path(model_dir)
     if not (model_dir / PARAMS).is_file():
         legacy = " (it holds only a model.pkl, which is never loaded: pickle can run code; retrain it)" \

@@ -114,18 +114,34 @@ class Scorer:
         return out
 
     @staticmethod
-    def _light_record(row: int, code: str) -> tuple[str | None, str | None]:
+    def _invalid(code: str) -> str | None:
+        """Why preprocessing would reject the function (None: it would not)."""
         try:
-            validate_raw({"func": code, "target": 0})  # the same checks as preprocessing
+            validate_raw({"func": code, "target": 0})
         except RecordError as exc:
-            return None, str(exc)
+            return str(exc)
+        return None
+
+    @staticmethod
+    def _light_record(row: int, code: str) -> tuple[str | None, str | None]:
+        why = Scorer._invalid(code)  # the same checks as preprocessing
+        if why is not None:
+            return None, why
         rec = {"id": "", "code": code, "label": 0, "tokens": [], "metadata": {"row": row}}
         return json.dumps(rec, ensure_ascii=False), None
 
     def probabilities(self, codes: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
         """P(vulnerable) per function (NaN where it could not be processed) and the reason for each NaN."""
-        recs = self.records(codes)
         probs = np.full(len(codes), np.nan)
+        fast = getattr(self._kind, "score_texts", None)  # a kind that scores raw texts without a dataset
+        if fast is not None and not self._kind.reads_features(self.source.model_dir):
+            reasons = [self._invalid(c) for c in codes]
+            keep = [i for i, r in enumerate(reasons) if r is None]
+            scored = fast(self.source.model_dir, [codes[i] for i in keep]) if keep else np.zeros(0)
+            if scored is not None:
+                probs[keep] = scored
+                return self._checked(probs, keep), reasons
+        recs = self.records(codes)
         reasons = [reason for _, reason in recs]
         keep = [i for i, (line, _) in enumerate(recs) if line is not None]
         if not keep:
@@ -140,10 +156,13 @@ class Scorer:
         by_id = {r["id"]: r["prob_vulnerable"] for r in rows}
         for pos, i in enumerate(keep):
             probs[i] = by_id[f"{SOURCE.upper()}-TEST-{pos}"]
+        return self._checked(probs, keep), reasons
+
+    def _checked(self, probs: np.ndarray, keep: list[int]) -> np.ndarray:
         if not np.isfinite(probs[keep]).all():  # NaN here means "not scored", which would hide a broken model
             raise UserError(f"model {self.source.name}: {int((~np.isfinite(probs[keep])).sum())} of {len(keep)} "
                             "functions got a non-finite score (NaN or inf); the model is broken")
-        return probs, reasons
+        return probs
 
     def _dataset(self, root: Path, recs: list[dict[str, Any]], codes: list[str]) -> Path:
         """A processed dataset of one ``test`` split holding ``recs`` (rows renumbered 0..n-1 so that ids and

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
 from streamguard.atomic import make_dir
 from streamguard.config import LexicalConfig, to_dict
@@ -57,6 +56,7 @@ def texts(records: list[dict[str, Any]], data: ProcessedDir, split: str, source:
 
 
 def _metrics(y: np.ndarray, margin: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score  # not on a scan's path
     prob = 1.0 / (1.0 + np.exp(-margin))
     out = {"accuracy": float(accuracy_score(y, margin > 0)), "f1_vulnerable": float(f1_score(y, margin > 0)),
            "log_loss": float(log_loss(y, np.clip(prob, 1e-7, 1 - 1e-7), labels=[0, 1]))}
@@ -149,6 +149,28 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
     recs = data.read_split(split, ids=ids)
     x = feats.transform(texts(recs, data, split, cfg.code_source))
     return prediction_rows(recs, logits(clf, x))
+
+
+def score_texts(model_dir: Path, codes: Sequence[str]) -> np.ndarray | None:
+    """P(vulnerable) of raw function texts, as ``predict`` gives them, through the numpy scorer where the model
+    allows (models/lexical_fast.py: no scikit-learn import for a scan); None when ``predict`` reads processed code
+    or the model is not one the numpy scorer reproduces."""
+    from streamguard.models.lexical_fast import FastCharScorer
+    model_dir = Path(model_dir)
+    if config_from_run(read_exp_config(model_dir)).code_source != "raw":
+        return None
+    fast = loaded.cached("lexical-fast", model_dir, lambda: FastCharScorer.open(model_dir), BUNDLE_FILES)
+    if fast is None:
+        return None
+    probs = fast.probabilities(codes)
+    slow = [i for i, p in enumerate(probs) if p is None]
+    if slow:  # beyond Latin-1: scikit-learn's own counting
+        feats, clf = loaded_model(model_dir)
+        x = feats.transform([codes[i] for i in slow])
+        rows = prediction_rows([{"id": "", "label": 0}] * len(slow), logits(clf, x))
+        for i, row in zip(slow, rows):
+            probs[i] = row["prob_vulnerable"]
+    return np.array(probs, dtype=np.float64)
 
 
 # --- the rest of the kind contract (streamguard.train.kinds) -------------------------------------------------
