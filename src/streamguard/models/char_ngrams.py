@@ -104,9 +104,11 @@ def ngram_cells(table: KeyTable, min_n: int, max_n: int, encoded: list[bytes]
         rows.append(docs[:m][inside][hit])
         cols.append(found[hit])
     width = max(table.width, 1)
-    cells, counts = np.unique(np.concatenate(rows or [np.zeros(0, np.int64)]) * width
-                              + np.concatenate(cols or [np.zeros(0, np.int64)]), return_counts=True)
-    return cells // width, cells % width, counts
+    # (text, column) packed in one integer, uint32 when it fits: sorting it is most of the cost
+    kind = np.uint32 if len(encoded) * width < 2**32 else np.int64
+    cells, counts = np.unique(np.concatenate(rows or [np.zeros(0, np.int64)]).astype(kind) * kind(width)
+                              + np.concatenate(cols or [np.zeros(0, np.int64)]).astype(kind), return_counts=True)
+    return (cells // kind(width)).astype(np.int64), (cells % kind(width)).astype(np.int64), counts
 
 
 class KeyTable:
