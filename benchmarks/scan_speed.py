@@ -149,19 +149,21 @@ def main() -> None:
         return
     peers = [(f"{p}", f"peer:{p}") for p in args.peers.split(",") if p]
     targets = [("floor", "floor"), *(b.split("=", 1) for b in args.bundle), *peers]
+    # the code measured: taken before the runs (editing files while it runs must not make it look dirty or new)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    clean = not subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout
     runs: dict[str, list[dict]] = {name: [] for name, _ in targets}
     for _ in range(args.repeats):  # round robin: a drift in the machine's load touches every row alike
         for name, target in targets:
             runs[name].append(_measure(name, target, args, runs["floor"][-1] if runs["floor"] else None))
             print(json.dumps(runs[name][-1]), file=sys.stderr)
     rows = [_median(runs[name]) for name, _ in targets]
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": commit,
               "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows,
-              "clean": not subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout}
+              "clean": clean}
     if args.out:
         Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
         Path(args.out + ".md").write_text(_markdown(result))
