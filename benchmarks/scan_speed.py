@@ -48,7 +48,7 @@ def _one(args: argparse.Namespace) -> None:
             char_ngrams.supports = lambda vec: False  # every view takes scikit-learn's transform
         with streamguard.load(args.one, workers=args.workers, precision=args.precision) as det:
             t_load = time.perf_counter() - t0
-            rep = det.scan(paths, root=args.src, evidence=0, cache=args.cache)
+            rep = det.scan(paths, root=args.src, evidence=0, **({"cache": args.cache} if args.cache else {}))
         s = rep.summary()
         out = {"functions": s["functions_scored"], "files": s["files_scanned"], "load_s": round(t_load, 2),
                "rejected": s["functions_rejected"], "skipped": s["skipped_by_reason"], "vulnerable": s["vulnerable"],
