@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import jsonschema
 import pytest
 from scan_fixture import FAST, make_bundle
 
@@ -118,7 +119,10 @@ def test_cli_jobs_and_cache(model, tree, tmp_path, capsys):
             "--cache", str(tmp_path / "c"), "--jobs", "2", "--fail-on", "none"]
     assert main(args) == 0
     assert main(args) == 0
-    assert json.loads(out.read_text())["summary"]["cache"]["files_from_cache"] == N_FILES
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["cache"]["files_from_cache"] == N_FILES
+    schema = Path(streamguard.__file__).parent / "resources" / "scan-result.schema.json"
+    jsonschema.validate(doc, json.loads(schema.read_text()))
     (tmp_path / "file").write_text("x")
     assert main([*args[:-6], "--cache", str(tmp_path / "file"), "--fail-on", "none"]) == 2
     assert "--cache folder" in capsys.readouterr().err
