@@ -105,7 +105,7 @@ class _progress:
             return None
         self.bar = Progress(TextColumn("scanning files"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[funcs]} functions, {task.fields[rate]}/s"), TimeElapsedColumn(),
-                            TextColumn("left"), TimeRemainingColumn(), console=self.console, transient=True)
+                            TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=True)
         self.bar.start()
         self.task = self.bar.add_task("scan", total=None, funcs=0, rate="-")
         self.t0 = time.perf_counter()
