@@ -17,10 +17,10 @@ from typing import Any
 
 from streamguard.atomic import make_dir, write_json
 from streamguard.data.extract import CFile, CFunction
+from streamguard.scan.bundle_check import MANIFEST
 from streamguard.scan.model import ModelSource
 
 FORMAT = 1
-MANIFEST = "manifest.json"
 
 
 def model_identity(source: ModelSource, precision: str | None, max_function_bytes: int) -> str:
