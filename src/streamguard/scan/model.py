@@ -137,7 +137,8 @@ class Scorer:
         if fast is not None and not self._kind.reads_features(self.source.model_dir):
             reasons = [self._invalid(c) for c in codes]
             keep = [i for i, r in enumerate(reasons) if r is None]
-            scored = fast(self.source.model_dir, [codes[i] for i in keep]) if keep else np.zeros(0)
+            scored = fast(self.source.model_dir, [codes[i] for i in keep], self.source.prep_dir) if keep \
+                else np.zeros(0)
             if scored is not None:
                 probs[keep] = scored
                 return self._checked(probs, keep), reasons

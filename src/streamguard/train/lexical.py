@@ -151,10 +151,11 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
     return prediction_rows(recs, logits(clf, x))
 
 
-def score_texts(model_dir: Path, codes: Sequence[str]) -> np.ndarray | None:
+def score_texts(model_dir: Path, codes: Sequence[str], prep_dir: Path | None = None) -> np.ndarray | None:
     """P(vulnerable) of raw function texts, as ``predict`` gives them, through the numpy scorer where the model
     allows (models/lexical_fast.py: no scikit-learn import for a scan); None when ``predict`` reads processed code
-    or the model is not one the numpy scorer reproduces."""
+    or the model is not one the numpy scorer reproduces. ``prep_dir``: the model's processed data (or a bundle's
+    ``preprocess/``), whose normalisation ``texts`` applies."""
     from streamguard.models.lexical_fast import FastCharScorer
     model_dir = Path(model_dir)
     if config_from_run(read_exp_config(model_dir)).code_source != "raw":
@@ -162,6 +163,9 @@ def score_texts(model_dir: Path, codes: Sequence[str]) -> np.ndarray | None:
     fast = loaded.cached("lexical-fast", model_dir, lambda: FastCharScorer.open(model_dir), BUNDLE_FILES)
     if fast is None:
         return None
+    if prep_dir is not None:
+        norm = normaliser(prep_dir)
+        codes = [norm(c) for c in codes]
     probs = fast.probabilities(codes)
     slow = [i for i, p in enumerate(probs) if p is None]
     if slow:  # beyond Latin-1: scikit-learn's own counting
