@@ -16,10 +16,10 @@ from streamguard.scan.bundle import open_model
 from streamguard.scan.cache import ScoreCache, model_identity
 from streamguard.scan.cache import entry as cache_entry
 from streamguard.scan.model import ModelSource, Scorer
-from streamguard.scan.results import FileResult, Finding, LineEvidence, ScanReport, Score, fingerprint
+from streamguard.scan.results import FileResult, Finding, LineEvidence, ScanReport, Score
 
 CHUNK = 2048                       # functions scored per batch: bounds memory on large trees
-MAX_FUNCTION_BYTES = 200_000       # a bigger "function" is generated code; preprocessing it costs gigabytes
+MAX_FUNCTION_BYTES = stream.MAX_FUNCTION_BYTES  # a bigger "function" is generated code; preprocessing it costs GBs
 NO_FUNCTIONS = "no functions"      # a file with no function definition (the "empty tree")
 Progress = Callable[[int, int, int], None]  # (files done, files in all, functions scored)
 
@@ -131,10 +131,9 @@ class Detector:
         """Score the waiting functions; their texts go, but for the evidence candidates'."""
         if not batch.size:
             return
-        probs, reasons = self._scorer.probabilities([fn.code for fn, _ in batch.items])
+        probs, reasons = self._scorer.probabilities([fn.code for fn, _, _ in batch.items])
         shown = self.calibration.apply(probs)
-        for (fn, slot), p, c, why in zip(batch.items, probs, shown, reasons):
-            fp = fingerprint(fn.path, fn.name, fn.code)
+        for (fn, fp, slot), p, c, why in zip(batch.items, probs, shown, reasons):
             if math.isnan(p):
                 report.rejected.append(_rejected(fn, why or "not scored"))
             else:
@@ -151,26 +150,26 @@ class _Batch:
 
     def __init__(self, store: ScoreCache | None):
         self.store = store
-        self.items: list[tuple[CFunction, tuple[list, int]]] = []
+        self.items: list[tuple[CFunction, str, tuple[list, int]]] = []
         self.files: dict[int, tuple[CFile, list[Any]]] = {}
 
     @property
     def size(self) -> int:
         return len(self.items)
 
-    def add(self, cf: CFile, found: list[CFunction], report: ScanReport) -> None:
+    def add(self, cf: CFile, found: stream.Extracted, report: ScanReport) -> None:
         if cf.skip:
             return
         entries: list[Any] = [None] * len(found)
         if self.store is not None:
             self.files[id(entries)] = (cf, entries)
-        for i, fn in enumerate(found):
+        for i, (fn, fp) in enumerate(found):
             if fn.end_byte - fn.start_byte > MAX_FUNCTION_BYTES:
                 reason = f"function over the size cap ({MAX_FUNCTION_BYTES} bytes)"
                 report.rejected.append(_rejected(fn, reason))
                 entries[i] = cache_entry(fn, math.nan, reason, "")
             else:
-                self.items.append((fn, (entries, i)))
+                self.items.append((fn, fp, (entries, i)))
         self._maybe_store(entries)
 
     def done(self, slot: tuple[list, int], entry: dict[str, Any]) -> None:
@@ -193,15 +192,15 @@ def _no_hit(cf: CFile) -> None:
     return None
 
 
-def _file_functions(cf: CFile, found: list[CFunction], changed: dict[str, list[tuple[int, int]]] | None,
-                    report: ScanReport) -> list[CFunction]:
+def _file_functions(cf: CFile, found: stream.Extracted, changed: dict[str, list[tuple[int, int]]] | None,
+                    report: ScanReport) -> stream.Extracted:
     """The file's accounting line; its functions (those the diff touches, with one)."""
     if cf.skip:
         report.files.append(FileResult(cf.path, "skipped", cf.skip, cf.detail))
         return []
     if changed is not None:
         ranges = changed.get(str(cf.abspath.resolve()), changed.get(str(cf.abspath), []))
-        found = [f for f in found if diffs.touches(ranges, f.start_line, f.end_line)]
+        found = [(f, fp) for f, fp in found if diffs.touches(ranges, f.start_line, f.end_line)]
     if not found:
         report.files.append(FileResult(cf.path, "skipped", NO_FUNCTIONS, "no function definition"
                                        + (" touched by the diff" if changed is not None else ""),

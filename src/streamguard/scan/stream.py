@@ -14,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.data.extract import DEFAULT_INCLUDE, CFile, CFunction, _walk, extract_functions, matches_any
-from streamguard.scan.results import Finding, LineEvidence
+from streamguard.scan.results import Finding, LineEvidence, fingerprint
 
 WINDOW = 64          # files per window handed to the extraction processes; at most IN_FLIGHT windows are out
 IN_FLIGHT = 3
+MAX_FUNCTION_BYTES = 200_000  # a bigger "function" is generated code: not scored (nor fingerprinted)
+Extracted = list[tuple[CFunction, str]]  # each function and its fingerprint
 
 
-def extract_task(item: tuple[bytes, str]) -> list[CFunction]:
+def extract_task(item: tuple[bytes, str]) -> Extracted:
+    """A file's functions and their fingerprints (which parse each function again: worth doing in the workers)."""
     data, path = item
-    return extract_functions(data, path)
+    return [(fn, fingerprint(fn.path, fn.name, fn.code) if fn.end_byte - fn.start_byte <= MAX_FUNCTION_BYTES
+             else "") for fn in extract_functions(data, path)]
 
 
 def _windows(items: Iterable[CFile], size: int) -> Iterator[list[CFile]]:
@@ -32,7 +36,7 @@ def _windows(items: Iterable[CFile], size: int) -> Iterator[list[CFile]]:
 
 
 def extracted(cfiles: Iterable[CFile], jobs: int, lookup: Callable[[CFile], Any]
-              ) -> Iterator[tuple[CFile, list[CFunction] | None, Any]]:
+              ) -> Iterator[tuple[CFile, Extracted | None, Any]]:
     """(file, its functions, ``lookup(file)``) in file order. A skipped file, or one ``lookup`` answers (a cache
     hit), is not parsed: its functions are None. With ``jobs`` > 1 and more than one window of files, parsing
     runs in that many processes while the caller scores what came back before."""
@@ -61,8 +65,8 @@ def extracted(cfiles: Iterable[CFile], jobs: int, lookup: Callable[[CFile], Any]
             pool.join()
 
 
-def _joined(window: list[CFile], hits: list[Any], found: list[list[CFunction]]
-            ) -> Iterator[tuple[CFile, list[CFunction] | None, Any]]:
+def _joined(window: list[CFile], hits: list[Any], found: list[Extracted]
+            ) -> Iterator[tuple[CFile, Extracted | None, Any]]:
     parsed = iter(found)
     for cf, hit in zip(window, hits):
         yield cf, (None if cf.skip or hit is not None else next(parsed)), hit
