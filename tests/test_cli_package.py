@@ -108,7 +108,8 @@ def test_pretrain_config_built_in_python_checks_its_ranges_too() -> None:
         PretrainConfig(epochs=-5)
 
 
-WITH_CONFIG = {"preprocess", "train lexical", "train gnn", "train transformer", "train analysers", "fuse", "evaluate", "pretrain",
+WITH_CONFIG = {"preprocess", "train lexical", "train gnn", "train transformer", "train analysers", "fuse", "evaluate",
+               "pretrain",
                "cloud sagemaker train", "cloud sagemaker pretrain", "cloud estimate", "pipeline"}
 
 
