@@ -221,9 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         params["heldout_raw"] = str(Path(values["work"]) / "heldout-devign")
     timings = run_pipeline(CONFIG, params, steps(kinds, values["train"]), main=sg_main)
     command = "python benchmarks/transfer.py" + "".join(f" --set {s}" for s in args.set)
-    res = summarize(Path(values["work"]), kinds, values["train"], Path(values["work"]) / "predictions",
-                    Path(values["out"]), command=command,
-                    timings=timings, seconds=time.time() - started)
+    work = Path(values["work"])  # the job's runs/preds/data params, where --set moved them (a lever's variant)
+    res = summarize(work, kinds, values["train"], Path(values.get("preds") or work / "predictions"),
+                    Path(values["out"]), command=command, timings=timings, seconds=time.time() - started,
+                    runs=Path(values["runs"]) if values.get("runs") else None,
+                    data=Path(values["data"]) if values.get("data") else None)
     print(f"transfer: {len(res['rows'])} rows -> {values['out']}.md")
     return 0
 
