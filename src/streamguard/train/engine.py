@@ -271,19 +271,16 @@ def _loader(ds: ClassificationDataset, batch_size: int, shuffle: bool, cfg: Engi
             pair_groups: np.ndarray | None = None) -> DataLoader:
     # A private generator: the loader's per-iterator seed draw must not consume the global RNG that
     # dropout uses, or a resumed run would drift from an uninterrupted one.
-    if shuffle and pair_groups is not None:  # variable-size batches that keep fix pairs together
-        grouped = _lengths(ds) if getattr(cfg, "group_by_length", False) else None
-        return DataLoader(ds, batch_sampler=PairBatchSampler(pair_groups, cfg.seed, batch_size, grouped),
-                          collate_fn=ds.collate, num_workers=cfg.num_workers,
-                          persistent_workers=cfg.num_workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
-    if shuffle:
-        grouped = _lengths(ds) if getattr(cfg, "group_by_length", False) else None
-        sampler: Any = EpochSampler(len(ds), cfg.seed, grouped, batch_size)
-    else:
-        sampler = _longest_first(ds)
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=ds.collate,
-                      num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
-                      generator=torch.Generator().manual_seed(cfg.seed))
+    common: dict[str, Any] = {"collate_fn": ds.collate, "num_workers": cfg.num_workers,
+                              "persistent_workers": cfg.num_workers > 0,
+                              "generator": torch.Generator().manual_seed(cfg.seed)}
+    if not shuffle:
+        return DataLoader(ds, batch_size=batch_size, sampler=_longest_first(ds), **common)
+    grouped = _lengths(ds) if getattr(cfg, "group_by_length", False) else None
+    if pair_groups is not None:  # variable-size batches that keep fix pairs together
+        return DataLoader(ds, batch_sampler=PairBatchSampler(pair_groups, cfg.seed, batch_size, grouped), **common)
+    return DataLoader(ds, batch_size=batch_size, sampler=EpochSampler(len(ds), cfg.seed, grouped, batch_size),
+                      **common)
 
 
 def fit(model: nn.Module, datasets: dict[str, ClassificationDataset], cfg: EngineConfig, out_dir: Path,
