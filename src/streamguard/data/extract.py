@@ -21,7 +21,7 @@ from pathlib import Path
 import tree_sitter_c
 from tree_sitter import Language, Node, Parser
 
-_LANGUAGE = Language(tree_sitter_c.language())
+C_LANGUAGE = Language(tree_sitter_c.language())  # the one C grammar: extraction, ASTs, normalisation, fingerprints
 DEFAULT_INCLUDE = ("*.c", "*.h")
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".bzr", "_darcs", "CVS"})
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
@@ -96,7 +96,7 @@ def extract_functions(source: bytes | str, path: str = "") -> list[CFunction]:
     """
     data = source.encode("utf-8", errors="replace") if isinstance(source, str) else bytes(source)
     try:
-        root = Parser(_LANGUAGE).parse(data).root_node
+        root = Parser(C_LANGUAGE).parse(data).root_node
     except (ValueError, RuntimeError):
         return []
     out: list[CFunction] = []

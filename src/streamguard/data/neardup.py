@@ -21,9 +21,9 @@ DEFAULT_THRESHOLD = 0.8  # Jaccard of 5-token shingle sets; measured in benchmar
 NUM_PERM = 128
 CANDIDATE_MARGIN = 0.2  # the LSH looks for pairs from threshold - margin: misses at the threshold are then rare
 SHINGLE = 5
-_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d[\w.]*|\S")
-_NORM_TOKEN = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|[A-Za-z_]\w*|\d[\w.]*|\S')
+NORM_TOKEN = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|[A-Za-z_]\w*|\d[\w.]*|\S')
 # names that keep their text in the normalised stream: renaming them changes what the code does
 KEPT_NAMES = frozenset("""
 auto break case char const continue default do double else enum extern float for goto if inline int long register
@@ -37,7 +37,7 @@ strchr strrchr strstr strdup strndup strtol strtoul strtoll strtoull atoi atol m
 
 def code_tokens(code: str) -> list[str]:
     """C tokens (identifiers, numbers, single punctuation characters) of the code without comments."""
-    return _TOKEN.findall(_COMMENT.sub(" ", code))
+    return _TOKEN.findall(COMMENT.sub(" ", code))
 
 
 def text_key(code: str) -> str:
@@ -54,7 +54,7 @@ def normalised_tokens(code: str) -> list[str]:
     literals become ``STR``, ``CHR``, ``NUM``; operators and punctuation stay."""
     names: dict[str, str] = {}
     out = []
-    for tok in _NORM_TOKEN.findall(_COMMENT.sub(" ", code)):
+    for tok in NORM_TOKEN.findall(COMMENT.sub(" ", code)):
         head = tok[0]
         if head in "\"'":
             out.append("STR" if head == '"' else "CHR")

@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import tree_sitter_c
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Node, Parser
 
-_LANGUAGE = Language(tree_sitter_c.language())
+from streamguard.data.extract import C_LANGUAGE
+
 _DIRECTIVE = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.MULTILINE)
 _LEXEME = re.compile(r"[A-Za-z_]\w*|\d[\w.]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|->|\+\+|--|<<=?|>>=?|"
                      r"[<>!=]=|&&|\|\||[-+*/%&|^~!<>=?:]")
@@ -73,7 +73,7 @@ class ASTParser:
     that what each step costs in accuracy can be measured (benchmarks/results/gnn_devign.md)."""
 
     def __init__(self, max_nodes: int = 1200, drop_punctuation: bool = True, collapse_chains: bool = True):
-        self.parser = Parser(_LANGUAGE)
+        self.parser = Parser(C_LANGUAGE)
         self.max_nodes = max_nodes
         self.drop_punctuation = drop_punctuation
         self.collapse_chains = collapse_chains

@@ -30,9 +30,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from streamguard.data.extract import C_LANGUAGE
 from streamguard.data.neardup import KEPT_NAMES
 from streamguard.data.risky_api import risky_name
-from streamguard.features.ast import _LANGUAGE, strip_directives
+from streamguard.features.ast import strip_directives
 
 # libc/POSIX names and macros every C project shares, beyond the near-duplicate key's list
 EXTRA_KEPT = frozenset("""
@@ -62,7 +63,7 @@ _INT = re.compile(r"(0[xX][0-9a-fA-F]+|0[bB][01]+|0[0-7]*|[1-9]\d*)[uUlL]*")
 
 def _parser():
     from tree_sitter import Parser
-    return Parser(_LANGUAGE)
+    return Parser(C_LANGUAGE)
 
 
 _PARSER = None

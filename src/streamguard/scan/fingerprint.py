@@ -15,17 +15,17 @@ import hashlib
 
 from tree_sitter import Node, Parser, Query, QueryCursor
 
-from streamguard.data.extract import _LANGUAGE
-from streamguard.data.neardup import _COMMENT, _NORM_TOKEN
+from streamguard.data.extract import C_LANGUAGE
+from streamguard.data.neardup import COMMENT, NORM_TOKEN
 
 VERSION = "v1"          # part of the SARIF key: a change of the recipe must change the key
 SARIF_KEY = f"streamguardFunction/{VERSION}"
 # every declarator of a parameter or of a declaration (locals, for-loop variables, K&R parameter lists)
-_DECLARATORS = Query(_LANGUAGE, """
+_DECLARATORS = Query(C_LANGUAGE, """
 (parameter_declaration declarator: (_) @d)
 (declaration declarator: (_) @d)
 """)
-_PARSER = Parser(_LANGUAGE)   # one per process: a parser is reusable (scan fingerprints in its main thread)
+_PARSER = Parser(C_LANGUAGE)   # one per process: a parser is reusable (scan fingerprints in its main thread)
 _WRAPPERS = {"init_declarator", "pointer_declarator", "array_declarator", "parenthesized_declarator",
              "function_declarator", "attributed_declarator"}
 
@@ -54,7 +54,7 @@ def normalised_tokens(code: str, name: str = "") -> list[str]:
     """The function's tokens without comments, its locals renamed ``VAR_i`` in order of first appearance; names
     after ``.`` / ``->`` are fields, never locals."""
     local = local_names(code, name)
-    toks = _NORM_TOKEN.findall(_COMMENT.sub(" ", code))
+    toks = NORM_TOKEN.findall(COMMENT.sub(" ", code))
     renamed: dict[str, str] = {}
     for i, tok in enumerate(toks):  # one set lookup a token: this runs for every scanned function
         if tok in local and not (i and (toks[i - 1] == "." or (toks[i - 1] == ">" and toks[i - 2] == "-"))):
