@@ -15,7 +15,7 @@ import pytest
 from scan_fixture import make_bundle
 
 from streamguard.cli import main
-from streamguard.data.extract import extract_functions
+from streamguard.data.extract import extract_functions, function_nodes
 from streamguard.scan import formats, suppress
 from streamguard.scan.fingerprint import SARIF_KEY, fingerprint, local_names
 
@@ -78,6 +78,16 @@ def test_fields_are_not_locals():
     renamed = "int f(struct s *p) { int n = p->len; return n + p->len + q.len; }"
     assert fingerprint("a.c", "f", code) == fingerprint("a.c", "f", renamed)
     assert fingerprint("a.c", "f", code) != fingerprint("a.c", "f", code.replace("p->len;", "p->size;"))
+
+
+def test_fingerprint_from_the_files_tree_equals_the_one_from_the_function_alone():
+    """The scan takes locals from the file's tree (one parse); baselines written before must still match."""
+    checked = 0
+    for path in sorted((FIXTURES / "kernel_c" / "lib").glob("*.c")):
+        for fn, node in function_nodes(path.read_bytes(), path.name):
+            assert fingerprint(fn.path, fn.name, fn.code, node) == fingerprint(fn.path, fn.name, fn.code), fn.name
+            checked += 1
+    assert checked > 100
 
 
 @pytest.fixture(scope="module")

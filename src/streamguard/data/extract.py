@@ -94,25 +94,32 @@ def extract_functions(source: bytes | str, path: str = "") -> list[CFunction]:
 
     Never raises on any input; code tree-sitter cannot make sense of simply yields fewer functions.
     """
+    return [fn for fn, _ in function_nodes(source, path)]
+
+
+def function_nodes(source: bytes | str, path: str = "") -> list[tuple[CFunction, Node | None]]:
+    """``extract_functions`` with each function's node in the file's tree, for callers that need more of its
+    syntax than the text (the scan's fingerprints) without parsing it again. The node is None for a body after a
+    macro-made header (``SYSCALL_DEFINE3(...) {...}``): the header is not part of any node."""
     data = source.encode("utf-8", errors="replace") if isinstance(source, str) else bytes(source)
     try:
         root = Parser(C_LANGUAGE).parse(data).root_node
     except (ValueError, RuntimeError):
         return []
-    out: list[CFunction] = []
+    out: list[tuple[CFunction, Node | None]] = []
     stack = [root]
     while stack:
         node = stack.pop()
         for child in reversed(node.children):
             if child.type == "function_definition":
-                out.append(_function(child, data, path))
+                out.append((_function(child, data, path), child))
             elif child.type == "compound_statement":
                 fn = _macro_function(child, data, path)
                 if fn is not None:
-                    out.append(fn)
+                    out.append((fn, None))
             elif child.type in _CONTAINERS or child.has_error:
                 stack.append(child)
-    out.sort(key=lambda f: f.start_byte)
+    out.sort(key=lambda f: f[0].start_byte)
     return out
 
 

@@ -38,22 +38,24 @@ def _declared_name(node: Node) -> str | None:
     return node.text.decode("utf-8", errors="replace") if node is not None and node.type == "identifier" else None
 
 
-def local_names(code: str, name: str = "") -> set[str]:
-    """Names of the parameters and variables declared in one function's code (not the function's own name)."""
-    try:
-        tree = _PARSER.parse(code.encode("utf-8", errors="replace"))
-    except (ValueError, RuntimeError):  # as extract_functions: no tree, so no locals (the raw tokens still hash)
-        return set()
-    nodes = QueryCursor(_DECLARATORS).captures(tree.root_node).get("d", [])
+def local_names(code: str, name: str = "", node: Node | None = None) -> set[str]:
+    """Names of the parameters and variables declared in one function's code (not the function's own name);
+    from ``node``, the function's node in its file's tree, when the caller has it (no second parse)."""
+    if node is None:
+        try:
+            node = _PARSER.parse(code.encode("utf-8", errors="replace")).root_node
+        except (ValueError, RuntimeError):  # as extract_functions: no tree, so no locals (the raw tokens still hash)
+            return set()
+    nodes = QueryCursor(_DECLARATORS).captures(node).get("d", [])
     names = {n for n in map(_declared_name, nodes) if n}
     names.discard(name)
     return names
 
 
-def normalised_tokens(code: str, name: str = "") -> list[str]:
+def normalised_tokens(code: str, name: str = "", node: Node | None = None) -> list[str]:
     """The function's tokens without comments, its locals renamed ``VAR_i`` in order of first appearance; names
     after ``.`` / ``->`` are fields, never locals."""
-    local = local_names(code, name)
+    local = local_names(code, name, node)
     toks = NORM_TOKEN.findall(COMMENT.sub(" ", code))
     renamed: dict[str, str] = {}
     for i, tok in enumerate(toks):  # one set lookup a token: this runs for every scanned function
@@ -65,7 +67,9 @@ def normalised_tokens(code: str, name: str = "") -> list[str]:
     return toks
 
 
-def fingerprint(path: str, name: str, code: str) -> str:
-    """32 hex digits of sha256 over the recipe version, path, name and normalised tokens."""
-    text = "\x1f".join([VERSION, path, name, *normalised_tokens(code, name)])
+def fingerprint(path: str, name: str, code: str, node: Node | None = None) -> str:
+    """32 hex digits of sha256 over the recipe version, path, name and normalised tokens. ``node``: the function's
+    node in its file's tree (``data.extract.function_nodes``), which gives the same locals as parsing ``code``
+    alone (tests/test_scan_fingerprint.py checks this on real files) at no parsing cost."""
+    text = "\x1f".join([VERSION, path, name, *normalised_tokens(code, name, node)])
     return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()[:32]

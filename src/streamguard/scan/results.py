@@ -185,9 +185,3 @@ def default_root(paths: list[Path], diff: str | None) -> Path:
         return cwd
     dirs = [t if t.is_dir() else t.parent for t in tops]
     return Path(os.path.commonpath([str(d) for d in dirs]))
-
-
-def fingerprint(path: str, name: str, code: str) -> str:
-    """The function's fingerprint (scan/fingerprint.py; imported here, where the detector has always found it)."""
-    from streamguard.scan.fingerprint import fingerprint as function_fingerprint
-    return function_fingerprint(path, name, code)

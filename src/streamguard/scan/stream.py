@@ -13,8 +13,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from streamguard.data.extract import DEFAULT_INCLUDE, CFile, CFunction, _walk, extract_functions, matches_any
-from streamguard.scan.results import Finding, LineEvidence, fingerprint
+from streamguard.data.extract import (
+    DEFAULT_INCLUDE,
+    CFile,
+    CFunction,
+    _walk,
+    extract_functions,
+    function_nodes,
+    matches_any,
+)
+from streamguard.scan.fingerprint import fingerprint
+from streamguard.scan.results import Finding, LineEvidence
 
 WINDOW = 64          # files per window handed to the extraction processes; at most IN_FLIGHT windows are out
 IN_FLIGHT = 3
@@ -23,10 +32,10 @@ Extracted = list[tuple[CFunction, str]]  # each function and its fingerprint
 
 
 def extract_task(item: tuple[bytes, str]) -> Extracted:
-    """A file's functions and their fingerprints (which parse each function again: worth doing in the workers)."""
+    """A file's functions and their fingerprints, from one parse of the file."""
     data, path = item
-    return [(fn, fingerprint(fn.path, fn.name, fn.code) if fn.end_byte - fn.start_byte <= MAX_FUNCTION_BYTES
-             else "") for fn in extract_functions(data, path)]
+    return [(fn, fingerprint(fn.path, fn.name, fn.code, node) if fn.end_byte - fn.start_byte <= MAX_FUNCTION_BYTES
+             else "") for fn, node in function_nodes(data, path)]
 
 
 def _windows(items: Iterable[CFile], size: int) -> Iterator[list[CFile]]:
