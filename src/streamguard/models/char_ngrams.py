@@ -122,7 +122,7 @@ class KeyTable:
         self.mask = np.uint64((1 << bits) - 1)
         self.shift = np.uint64(64 - bits)
         self.keys = np.zeros(1 << bits, dtype=np.uint64)
-        self.values = np.full(1 << bits, -1, dtype=np.int64)
+        self.values = np.full(1 << bits, -1, dtype=np.int32)  # columns; int32 halves what a lookup gathers
         self.width = int(values.max()) + 1 if len(values) else 0   # the columns' count (cells are packed by it)
         pending, slot = np.arange(len(keys)), self._slot(keys)
         while len(pending):
@@ -137,15 +137,21 @@ class KeyTable:
         return (keys * np.uint64(0x9E3779B97F4A7C15)) >> self.shift  # Fibonacci hashing: top bits of the product
 
     def get(self, keys: np.ndarray) -> np.ndarray:
-        """Each key's value, -1 where the key is absent."""
-        out = np.full(len(keys), -1, dtype=np.int64)
-        todo, slot = np.arange(len(keys)), self._slot(keys)
+        """Each key's value, -1 where the key is absent. The first probe answers most keys (a quarter-full
+        table), so it runs over the whole array without index lists; only keys that met another key probe on."""
+        slot = self._slot(keys)
+        stored = self.keys[slot]
+        hit = stored == keys
+        out = np.where(hit, self.values[slot], -1)
+        todo = np.flatnonzero(~hit & (stored != 0))
+        slot = slot[todo]
         while len(todo):
-            stored = self.keys[slot]
-            hit = stored == keys[todo]
+            slot = (slot + np.uint64(1)) & self.mask
+            stored, wanted = self.keys[slot], keys[todo]
+            hit = stored == wanted
             out[todo[hit]] = self.values[slot[hit]]
-            probe = ~hit & (stored != 0)
-            todo, slot = todo[probe], (slot[probe] + np.uint64(1)) & self.mask
+            more = ~hit & (stored != 0)
+            todo, slot = todo[more], slot[more]
         return out
 
 
