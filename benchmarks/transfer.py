@@ -198,7 +198,8 @@ def near_chance(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="settings; several --set flags add up (a later key wins)")
     parser.add_argument("--export-default", default=None, metavar="KIND",
                         help="after a run: export {work}/runs/KIND as the package's default model")
     args = parser.parse_args(argv)
