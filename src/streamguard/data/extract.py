@@ -210,7 +210,7 @@ def _file_type(mode: int) -> str:
     return "special file"
 
 
-def _walk(top: Path, root: Path, include: list[str], exclude: list[str]) -> Iterator[Path]:
+def walk_files(top: Path, root: Path, include: list[str], exclude: list[str]) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False, onerror=None):
         here = Path(dirpath)
         # Sorted, in place: a stable order, and pruned folders are never entered.
@@ -242,7 +242,7 @@ def iter_c_files(paths: Iterable[str | os.PathLike], include: list[str] | None =
         top = p if p.is_absolute() else Path(os.path.abspath(p))
         walked = p.is_dir()
         if walked:
-            candidates: Iterable[Path] = _walk(top, base, include, exclude)
+            candidates: Iterable[Path] = walk_files(top, base, include, exclude)
         elif p.exists() or p.is_symlink():
             candidates = [] if exclude and matches_any(relative_path(top, base), exclude) else [top]
         else:

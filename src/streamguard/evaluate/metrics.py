@@ -14,7 +14,7 @@ METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "fnr_at
 CHUNK = 200  # resamples computed at once: bounds memory to a few (CHUNK x n) float arrays
 
 
-def _ranking_metrics(w: np.ndarray, y: np.ndarray, score: np.ndarray, max_fpr: float) -> dict[str, np.ndarray]:
+def threshold_free_metrics(w: np.ndarray, y: np.ndarray, score: np.ndarray, max_fpr: float) -> dict[str, np.ndarray]:
     """ROC-AUC, average precision and FNR at FPR <= max_fpr for each row of weights ``w`` (R x n).
 
     Items with equal scores form one group, so ties are handled as sklearn does (half credit in the AUC,
@@ -55,7 +55,7 @@ def metrics_from_weights(w: np.ndarray, y: np.ndarray, score: np.ndarray, pred: 
         accuracy = (tp + tn) / (tp + tn + fp + fn)
     out = {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1,
            "tp": tp, "fp": fp, "tn": tn, "fn": fn}
-    out.update(_ranking_metrics(w, y, score.astype(float), max_fpr))
+    out.update(threshold_free_metrics(w, y, score.astype(float), max_fpr))
     return out
 
 

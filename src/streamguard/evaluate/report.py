@@ -136,11 +136,11 @@ PAIR_NOTE = ("P-C both right, P-V both called vulnerable, P-B both called safe, 
 def _md_table(table: Table) -> str:
     head, rows = table
     lines = ["| " + " | ".join(h.replace("\n", " ") for h in head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _md(text: str) -> str:
+def md_cell(text: str) -> str:
     """A run name or note inside report.md: many Markdown viewers render raw HTML, so it is escaped."""
     return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
@@ -181,7 +181,7 @@ def render_markdown(res: dict[str, Any]) -> str:
         parts += ["## Pairs and within-file ranking", "", PAIR_NOTE, "", _md_table(pairs), ""]
     parts += label_markdown(res.get("labels"))
     if res.get("warnings"):
-        parts += ["## Warnings", "", *[f"- {_md(w)}" for w in res["warnings"]], ""]
+        parts += ["## Warnings", "", *[f"- {md_cell(w)}" for w in res["warnings"]], ""]
     return "\n".join(parts)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from streamguard import atomic
-from streamguard.evaluate.metrics import _ranking_metrics, percentile_ci, point_metrics, resample_weights
+from streamguard.evaluate.metrics import percentile_ci, point_metrics, resample_weights, threshold_free_metrics
 from streamguard.evaluate.pairs import PAIR_FIELDS, all_pair_metrics
 from streamguard.features.processed import ProcessedDir
 from streamguard.features.rawjoin import raw_fields
@@ -31,7 +31,7 @@ N_BOOT, CHUNK = 1000, 100
 
 def auc_ci(y: np.ndarray, s: np.ndarray, seed: int = 0) -> list[float | None]:
     """95% percentile CI of the ROC-AUC over items, drawn CHUNK resamples at a time (held-out sets are large)."""
-    parts = [_ranking_metrics(resample_weights(len(y), CHUNK, seed + k), y.astype(float), s, 0.005)["roc_auc"]
+    parts = [threshold_free_metrics(resample_weights(len(y), CHUNK, seed + k), y.astype(float), s, 0.005)["roc_auc"]
              for k in range(N_BOOT // CHUNK)]
     return percentile_ci(np.concatenate(parts))
 

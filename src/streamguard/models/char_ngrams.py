@@ -42,7 +42,7 @@ class CharNgramCounter:
         self.min_n, self.max_n = vec.ngram_range
         terms = list(vec.vocabulary_)
         cols = np.fromiter(vec.vocabulary_.values(), dtype=np.int64, count=len(terms))
-        keys, latin1 = _pack_terms(terms)
+        keys, latin1 = pack_terms(terms)
         self.table = KeyTable(keys[latin1], cols[latin1])
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
@@ -155,7 +155,7 @@ class KeyTable:
         return out
 
 
-def _pack_terms(terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def pack_terms(terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each term's packed key, and whether it is Latin-1 (only those can match a Latin-1 text)."""
     lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
     if len(terms) and lengths.max() > MAX_N:

@@ -93,7 +93,7 @@ def occurrences(vec: TfidfVectorizer, text: str, idx: list[int]) -> list[tuple[s
     return out
 
 
-def _vectorizers(analyzer: str, ngram_min: int, ngram_max: int, max_features: int) -> list[TfidfVectorizer]:
+def make_vectorizers(analyzer: str, ngram_min: int, ngram_max: int, max_features: int) -> list[TfidfVectorizer]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     if analyzer not in ANALYZERS:
         raise UserError(f"lexical analyzer must be one of {', '.join(ANALYZERS)}, got {analyzer!r}")
@@ -125,7 +125,7 @@ class LexicalFeatures:
 
     def fit_transform(self, codes: Sequence[str]) -> sparse.csr_matrix:
         from scipy import sparse
-        self._vecs = _vectorizers(self.analyzer, self.ngram_min, self.ngram_max, self.max_features)
+        self._vecs = make_vectorizers(self.analyzer, self.ngram_min, self.ngram_max, self.max_features)
         self.__dict__.pop("_counters", None)  # counters of the views fitted before
         texts = [normalise(c, self.strip_comments, self.collapse_blank_lines) for c in codes]
         x = sparse.hstack([v.fit_transform(texts) for v in self._vecs], format="csr")

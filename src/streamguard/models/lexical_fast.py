@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamguard.models.char_ngrams import MAX_N, KeyTable, _pack_terms, ngram_cells
+from streamguard.models.char_ngrams import MAX_N, KeyTable, ngram_cells, pack_terms
 from streamguard.models.lexical import normalise
 from streamguard.models.lexical_store import ARRAYS, FORMAT, PARAMS
 
@@ -116,7 +116,7 @@ def _term_keys(data: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarr
     other = [(int(i), raw[starts[i]:ends[i]].decode("utf-8", errors="surrogatepass")) for i in np.flatnonzero(high)]
     other = [(i, t) for i, t in other if len(t) <= MAX_N and all(ord(ch) < 256 for ch in t)]
     if other:
-        okeys, _ = _pack_terms([t for _, t in other])
+        okeys, _ = pack_terms([t for _, t in other])
         keys = np.concatenate([keys, okeys])
         ascii_cols = np.concatenate([ascii_cols, np.array([i for i, _ in other], dtype=np.int64)])
     return keys, ascii_cols.astype(np.int64)

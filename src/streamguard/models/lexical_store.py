@@ -1,7 +1,7 @@
 """The fitted lexical model on disk without pickle: arrays in safetensors, parameters in JSON.
 
 A pickle runs code when loaded, so a shared run directory or bundle must never hold one. The TF-IDF views are
-rebuilt from their parameters (``_vectorizers``: the same code that made them for training) and given back
+rebuilt from their parameters (``make_vectorizers``: the same code that made them for training) and given back
 their vocabulary and idf; the logistic regression is rebuilt from its coefficients. Scores are identical to
 the in-memory model's (tested).
 """
@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save
 
 from streamguard.atomic import write_bytes, write_json
 from streamguard.errors import UserError
-from streamguard.models.lexical import LexicalFeatures, _vectorizers
+from streamguard.models.lexical import LexicalFeatures, make_vectorizers
 from streamguard.provenance import sha256_file
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def load_lexical(model_dir: Path) -> tuple[LexicalFeatures, LogisticRegression]:
             raise UserError(f"{model_dir / ARRAYS} does not match the sha256 in {PARAMS} (corrupt or replaced)")
         arrays = load_file(str(model_dir / ARRAYS))
         feats = LexicalFeatures(**{k: params["features"][k] for k in _PARAM_FIELDS})
-        vecs = _vectorizers(feats.analyzer, feats.ngram_min, feats.ngram_max, feats.max_features)
+        vecs = make_vectorizers(feats.analyzer, feats.ngram_min, feats.ngram_max, feats.max_features)
         if len(vecs) != params["n_views"]:
             raise UserError(f"{model_dir / PARAMS}: {params['n_views']} views for analyzer {feats.analyzer!r}")
         for i, vec in enumerate(vecs):

@@ -17,10 +17,10 @@ from streamguard.data.extract import (
     DEFAULT_INCLUDE,
     CFile,
     CFunction,
-    _walk,
     extract_functions,
     function_nodes,
     matches_any,
+    walk_files,
 )
 from streamguard.scan.fingerprint import fingerprint
 from streamguard.scan.results import Finding, LineEvidence
@@ -88,7 +88,7 @@ def count_candidates(paths: list[Path], include: list[str] | None, exclude: list
     for p in paths:
         top = Path(os.path.abspath(p))
         if top.is_dir():
-            n += sum(1 for _ in _walk(top, root, include, list(exclude or [])))
+            n += sum(1 for _ in walk_files(top, root, include, list(exclude or [])))
         else:
             n += 0 if exclude and matches_any(str(p), exclude) else 1
     return n
