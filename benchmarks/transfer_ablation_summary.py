@@ -1,0 +1,117 @@
+"""One table of transfer levers over seeds: for each lever and direction, the arm without (A) and with (B) it,
+ROC-AUC and accuracy as mean +- sd over seeds, and the paired tests on the same test items.
+
+Usage:
+  python benchmarks/transfer_ablation_summary.py --out benchmarks/results/transfer_ablation \\
+      --row "taint-flow graph (GNN)|FFmpeg -> QEMU|/tmp/xp3/runs/FFmpeg-to-qemu-ast-seed*|/tmp/xp3/runs/FFmpeg-to-qemu-taint-seed*" \\
+      --row ...
+Each run is a run directory (predictions/test.jsonl, its valid-chosen threshold). Arms are paired by seed
+(the same seed numbers must exist on both sides). Tests on items: a paired bootstrap of the difference B - A of the
+seed-mean ROC-AUC (resamples of test items shared by both arms, two-sided p), and McNemar on each seed pair's
+verdicts (the largest p is reported). Across seeds: a paired t-test of ROC-AUC (with 3 seeds, weak by design).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from streamguard.evaluate.metrics import resample_weights, threshold_free_metrics
+from streamguard.evaluate.stats import mcnemar
+from streamguard.provenance import git_state
+from streamguard.rundir import RunDir
+from streamguard.thresholds import run_threshold
+
+BOOT = 2000
+
+
+def _seed(path: str) -> int:
+    match = re.search(r"seed-?(\d+)$", path.rstrip("/"))
+    if not match:
+        raise SystemExit(f"{path}: no -seedN suffix")
+    return int(match.group(1))
+
+
+def arm(pattern: str) -> dict[int, dict[str, Any]]:
+    """seed -> the run's test labels, scores (in id order) and verdicts at its own threshold."""
+    out = {}
+    for path in sorted(glob.glob(pattern)):
+        rows = sorted(RunDir(Path(path)).read_predictions("test"), key=lambda r: r["id"])
+        if not rows:
+            continue
+        thr = run_threshold(Path(path))
+        score = np.array([r["prob_vulnerable"] for r in rows])
+        out[_seed(path)] = {"ids": [r["id"] for r in rows], "y": np.array([int(r["label"]) for r in rows]),
+                            "score": score, "pred": (score >= thr).astype(int)}
+    return out
+
+
+def compare(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        raise SystemExit("no seed in both arms")
+    y = a[seeds[0]]["y"]
+    for s in seeds:
+        if a[s]["ids"] != a[seeds[0]]["ids"] or b[s]["ids"] != a[seeds[0]]["ids"]:
+            raise SystemExit(f"seed {s}: the arms were not tested on the same items")
+    w = resample_weights(len(y), BOOT, seed=42)
+    boot = {name: np.mean([threshold_free_metrics(w, y, arm_[s]["score"], 0.005)["roc_auc"] for s in seeds], axis=0)
+            for name, arm_ in (("a", a), ("b", b))}
+    diff = boot["b"] - boot["a"]
+    ones = np.ones((1, len(y)))
+    auc = {name: [float(threshold_free_metrics(ones, y, arm_[s]["score"], 0.005)["roc_auc"][0]) for s in seeds]
+           for name, arm_ in (("a", a), ("b", b))}
+    acc = {name: [float(np.mean(arm_[s]["pred"] == y)) for s in seeds] for name, arm_ in (("a", a), ("b", b))}
+    mcn = [mcnemar(a[s]["pred"] == y, b[s]["pred"] == y) for s in seeds]
+    t_p = float(stats.ttest_rel(auc["b"], auc["a"]).pvalue) if len(seeds) > 1 else None
+    return {"seeds": seeds, "n": int(len(y)), "roc_auc": auc, "accuracy": acc,
+            "roc_auc_diff": float(np.mean(auc["b"]) - np.mean(auc["a"])),
+            "roc_auc_diff_ci": [float(np.nanpercentile(diff, 2.5)), float(np.nanpercentile(diff, 97.5))],
+            "roc_auc_diff_p": float(min(1.0, 2 * min(np.nanmean(diff <= 0), np.nanmean(diff >= 0)))),
+            "mcnemar_max_p": max(m["p_value"] for m in mcn), "roc_auc_t_p": t_p}
+
+
+def _ms(values: list[float], pct: bool = False) -> str:
+    k = 100 if pct else 1
+    fmt = "{:.1f}" if pct else "{:.3f}"
+    sd = fmt.format(k * float(np.std(values, ddof=1))) if len(values) > 1 else "-"
+    return f"{fmt.format(k * float(np.mean(values)))} +- {sd}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| lever | direction | seeds | n | ROC-AUC without | ROC-AUC with | difference [95% CI], p (bootstrap) | "
+            "accuracy without / with (%) | McNemar max p | t-test p (ROC-AUC over seeds) |\n" + "|---" * 10 + "|")
+    lines = [head]
+    for r in rows:
+        c = r["result"]
+        t_p = "-" if c["roc_auc_t_p"] is None else f"{c['roc_auc_t_p']:.2f}"
+        lines.append(f"| {r['lever']} | {r['direction']} | {len(c['seeds'])} | {c['n']} | {_ms(c['roc_auc']['a'])} | "
+                     f"{_ms(c['roc_auc']['b'])} | {c['roc_auc_diff']:+.3f} [{c['roc_auc_diff_ci'][0]:+.3f}, "
+                     f"{c['roc_auc_diff_ci'][1]:+.3f}], p = {c['roc_auc_diff_p']:.3f} | "
+                     f"{_ms(c['accuracy']['a'], True)} / {_ms(c['accuracy']['b'], True)} | {c['mcnemar_max_p']:.3g} | "
+                     f"{t_p} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--row", action="append", required=True, metavar="LEVER|DIRECTION|GLOB_A|GLOB_B")
+    ap.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md (the table)")
+    args = ap.parse_args()
+    rows = []
+    for spec in args.row:
+        lever, direction, ga, gb = spec.split("|")
+        rows.append({"lever": lever, "direction": direction, "a": ga, "b": gb, "result": compare(arm(ga), arm(gb))})
+    args.out.with_suffix(".json").write_text(json.dumps({"git": git_state(), "rows": rows}, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(table(rows) + "\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
