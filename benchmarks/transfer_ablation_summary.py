@@ -3,7 +3,7 @@ ROC-AUC and accuracy as mean +- sd over seeds, and the paired tests on the same 
 
 Usage:
   python benchmarks/transfer_ablation_summary.py --out benchmarks/results/transfer_ablation \\
-      --row "taint-flow graph (GNN)|FFmpeg -> QEMU|/tmp/xp3/runs/FFmpeg-to-qemu-ast-seed*|/tmp/xp3/runs/FFmpeg-to-qemu-taint-seed*" \\
+      --row "taint-flow graph (GNN)|FFmpeg -> QEMU|RUNS/FFmpeg-to-qemu-ast-seed*|RUNS/FFmpeg-to-qemu-taint-seed*" \\
       --row ...
 Each run is a run directory (predictions/test.jsonl, its valid-chosen threshold). Arms are paired by seed
 (the same seed numbers must exist on both sides). Tests on items: a paired bootstrap of the difference B - A of the
