@@ -1,17 +1,26 @@
-"""Scan report formats, one registry: name -> writer (one signature: report and options in, text out) and its
-defaults. JSON follows ``resources/scan-result.schema.json``; SARIF 2.1.0 is for GitHub code scanning; the
-terminal table is in ``table.py``, the HTML page in ``html.py``."""
+"""Scan report formats, one registry: name -> writer (one signature: report, options and a text file handle in;
+it writes the report there) and its defaults. JSON follows ``resources/scan-result.schema.json``; SARIF 2.1.0 is
+for GitHub code scanning; the terminal table is in ``table.py``, the HTML page in ``html.py``.
+
+JSON and SARIF stream: their documents hold generators where a tree gives one item per function (findings,
+files, rejected functions, SARIF results), and ``streamjson.dump`` writes them item by item, so writing a report
+of 650,000 functions costs no more memory than the report itself (built whole, the kernel tree's JSON document
+took 0.9 GB more). The bytes are those of ``json.dumps`` of the whole document (``to_json``, ``to_sarif``). The
+table and the HTML page show the top of the report only and are written as one string."""
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
+from streamguard.scan import streamjson
 from streamguard.scan.fingerprint import SARIF_KEY
 from streamguard.scan.results import Finding, ScanReport
 
@@ -32,18 +41,25 @@ def _version() -> str:
         return "0.0.0"
 
 
-def _top(report: ScanReport, top: int | None) -> list[Finding]:
-    return report.findings if top is None else report.findings[:top]
+def _top(report: ScanReport, top: int | None) -> Iterator[Finding]:
+    return iter(report.findings) if top is None else itertools.islice(report.findings, top)
+
+
+def json_document(report: ScanReport, top: int | None = None) -> dict[str, Any]:
+    """The ``--format json`` document, its per-function lists as generators (``streamjson``: written one at a
+    time, each item's dict made just before it is written)."""
+    return {"tool": {"name": "streamguard", "version": _version()}, "model": report.model,
+            "threshold": report.threshold, "operating_point": report.operating_point, "root": report.root,
+            "summary": report.summary(), "findings": (f.to_dict() for f in _top(report, top)),
+            "files": (f.__dict__ for f in report.files), "rejected_functions": iter(report.rejected),
+            "suppressed": (s.to_dict() for s in report.suppressed),
+            "baseline": None if report.baseline is None else {
+                **report.baseline, "baselined": [f.to_dict() for f in report.baselined]}}
 
 
 def to_json(report: ScanReport, top: int | None = None) -> dict[str, Any]:
-    return {"tool": {"name": "streamguard", "version": _version()}, "model": report.model,
-            "threshold": report.threshold, "operating_point": report.operating_point, "root": report.root,
-            "summary": report.summary(), "findings": [f.to_dict() for f in _top(report, top)],
-            "files": [f.__dict__ for f in report.files], "rejected_functions": report.rejected,
-            "suppressed": [s.to_dict() for s in report.suppressed],
-            "baseline": None if report.baseline is None else {
-                **report.baseline, "baselined": [f.to_dict() for f in report.baselined]}}
+    """The whole JSON document as one dict (the writer streams ``json_document`` instead)."""
+    return streamjson.materialise(json_document(report, top))
 
 
 def json_schema() -> dict[str, Any]:
@@ -88,9 +104,9 @@ def _result(f: Finding, baseline_state: str | None = None, justification: str | 
     return res
 
 
-def to_sarif(report: ScanReport, top: int | None = None) -> dict[str, Any]:
-    """Results for the functions at or above the threshold (``top`` of them at most)."""
-    flagged = [f for f in _top(report, top) if f.raw >= f.threshold]  # the cut is on the raw score
+def sarif_document(report: ScanReport, top: int | None = None) -> dict[str, Any]:
+    """Results for the functions at or above the threshold (``top`` of them at most), as a generator."""
+    flagged = (f for f in _top(report, top) if f.raw >= f.threshold)  # the cut is on the raw score
     rule = {"id": RULE_ID, "name": RULE_NAME,
             "shortDescription": {"text": "Function resembles known-vulnerable C functions"},
             "fullDescription": {"text": HELP}, "help": {"text": HELP, "markdown": HELP},
@@ -105,16 +121,32 @@ def to_sarif(report: ScanReport, top: int | None = None) -> dict[str, Any]:
                                "informationUri": "https://github.com/streamguard/streamguard", "rules": [rule]}},
            "originalUriBaseIds": {"%SRCROOT%": {"uri": root_uri}},
            "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notes}],
-           "results": [_result(f, "new" if report.baseline is not None else None) for f in flagged]
-           + [_result(s.finding, justification=s.reason) for s in report.suppressed
-              if s.finding.raw >= s.finding.threshold],
+           "results": itertools.chain(
+               (_result(f, "new" if report.baseline is not None else None) for f in flagged),
+               (_result(s.finding, justification=s.reason) for s in report.suppressed
+                if s.finding.raw >= s.finding.threshold)),
            "properties": {"model": report.model, "summary": report.summary(), "baseline": report.baseline}}
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
-def dumps(obj: Any) -> str:
+def to_sarif(report: ScanReport, top: int | None = None) -> dict[str, Any]:
+    """The whole SARIF log as one dict (the writer streams ``sarif_document`` instead)."""
+    return streamjson.materialise(sarif_document(report, top))
+
+
+def _encode(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False,
-                      default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o)) + "\n"
+                      default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o))
+
+
+def dumps(obj: Any) -> str:
+    return _encode(obj) + "\n"
+
+
+def dump(doc: Any, fh: TextIO) -> None:
+    """``dumps(doc)`` written to ``fh``, the iterators in ``doc`` one item at a time."""
+    streamjson.dump(doc, fh, _encode)
+    fh.write("\n")
 
 
 @dataclass(frozen=True)
@@ -126,7 +158,7 @@ class Options:
     width: int = 80
 
 
-Writer = Callable[[ScanReport, Options], str]
+Writer = Callable[[ScanReport, Options, TextIO], None]
 
 
 @dataclass(frozen=True)
@@ -137,22 +169,22 @@ class Format:
     help: str
 
 
-def _json(report: ScanReport, opts: Options) -> str:
-    return dumps(to_json(report, opts.top))
+def _json(report: ScanReport, opts: Options, fh: TextIO) -> None:
+    dump(json_document(report, opts.top), fh)
 
 
-def _sarif(report: ScanReport, opts: Options) -> str:
-    return dumps(to_sarif(report, opts.top))
+def _sarif(report: ScanReport, opts: Options, fh: TextIO) -> None:
+    dump(sarif_document(report, opts.top), fh)
 
 
-def _table(report: ScanReport, opts: Options) -> str:
+def _table(report: ScanReport, opts: Options, fh: TextIO) -> None:
     from streamguard.scan.table import render
-    return render(report, opts)
+    fh.write(render(report, opts))
 
 
-def _html(report: ScanReport, opts: Options) -> str:
+def _html(report: ScanReport, opts: Options, fh: TextIO) -> None:
     from streamguard.scan.html import to_html
-    return to_html(report, opts.top)
+    fh.write(to_html(report, opts.top))
 
 
 REGISTRY: dict[str, Format] = {f.name: f for f in (
@@ -163,9 +195,18 @@ REGISTRY: dict[str, Format] = {f.name: f for f in (
 )}
 
 
-def write(name: str, report: ScanReport, top: int | None = None, evidence: bool = False,
-          width: int | None = None) -> str:
-    """The report in format ``name``; ``top`` None takes the format's default, ``width`` None the terminal's."""
+def write_to(fh: TextIO, name: str, report: ScanReport, top: int | None = None, evidence: bool = False,
+             width: int | None = None) -> None:
+    """The report in format ``name``, written to ``fh``; ``top`` None takes the format's default, ``width`` None
+    the terminal's."""
     from streamguard.scan.table import terminal_width
     fmt = REGISTRY[name]
-    return fmt.write(report, Options(fmt.top if top is None else top, evidence, width or terminal_width()))
+    fmt.write(report, Options(fmt.top if top is None else top, evidence, width or terminal_width()), fh)
+
+
+def write(name: str, report: ScanReport, top: int | None = None, evidence: bool = False,
+          width: int | None = None) -> str:
+    """``write_to`` into a string (for the Python API and tests; ``streamguard scan`` writes to its file)."""
+    buf = io.StringIO()
+    write_to(buf, name, report, top, evidence, width)
+    return buf.getvalue()

@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from streamguard import argtypes
 from streamguard.atomic import STDOUT, atomic_open
@@ -34,8 +36,9 @@ def _to_stdout(out: Path | None) -> bool:
     return out is None or str(out) == STDOUT
 
 
-def _write(text: str, out: Path | None) -> None:
-    """The report to stdout, to a special file in place, or atomically to a file in an existing folder."""
+def _write(writer: Callable[[TextIO], None], out: Path | None) -> None:
+    """The report to stdout, to a special file in place, or atomically to a file in an existing folder;
+    ``writer`` streams it to the handle (scan/formats.py), so the whole text is never one string."""
     if not _to_stdout(out):
         if out.is_dir():
             raise UserError(f"--out {out} is a directory")
@@ -43,7 +46,7 @@ def _write(text: str, out: Path | None) -> None:
             raise UserError(f"--out {out}: folder {out.parent} does not exist")
     try:
         with atomic_open(STDOUT if out is None else out) as fh:
-            fh.write(text)
+            writer(fh)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
 
@@ -73,7 +76,7 @@ def run_scan(args: argparse.Namespace) -> int:
     report.recut(point.threshold, point.to_dict(), args.max_findings)
     recorded = triage.apply_baseline(report, known, args.write_baseline, None if args.diff else args.paths)
     cut = _fail_on(args.fail_on, report.threshold)
-    _write(formats.write(args.format, report, args.top, args.evidence is not None), args.out)
+    _write(lambda fh: formats.write_to(fh, args.format, report, args.top, args.evidence is not None), args.out)
     if args.format != "table" or not _to_stdout(args.out):
         console.print(report.header(), markup=False, highlight=False, soft_wrap=True)
     if point.note:
