@@ -141,3 +141,15 @@ def test_packages_import_only_earlier_stages() -> None:
     upward = sorted(f"{a} -> {b}" for a, targets in import_graph().items() for b in targets
                     if stage(a) in rank and stage(b) in rank and rank[stage(b)] > rank[stage(a)])
     assert not upward, "imports of a later pipeline stage:\n" + "\n".join(upward)
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A leading underscore means "this module's own": what another module needs gets a public name."""
+    mods = _modules()
+    found = []
+    for name, (path, _) in mods.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("streamguard"):
+                found += [f"{name}: from {node.module} import {a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__") and node.module in mods]
+    assert not found, found

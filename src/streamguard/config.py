@@ -88,7 +88,7 @@ def _read_yaml(p: Path) -> dict[str, Any]:
     return data
 
 
-def _field(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple | None = None,
+def bounded_field(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple | None = None,
            lo_open: bool = False) -> Any:
     """A config field with its allowed range (``lo <= v <= hi``; ``lo < v`` with ``lo_open``) or choices."""
     meta = {"lo": lo, "hi": hi, "choices": choices, "lo_open": lo_open}
@@ -143,20 +143,20 @@ MONITORS = ("val_roc_auc", "val_f1_vulnerable", "val_accuracy")
 @FROZEN
 class PreprocessConfig(Checked):
     tokenizer: str = "microsoft/codebert-base"  # a hub name, a local directory, or "bpe"
-    max_tokens: int = _field(512, lo=3)         # budget including the two special tokens (CLS, SEP)
+    max_tokens: int = bounded_field(512, lo=3)         # budget including the two special tokens (CLS, SEP)
     # max_length is the token budget's name everywhere else (transformer, pretrain, the CLI's --max-length)
     KEY_ALIASES: ClassVar[dict[str, str]] = {"max_length": "max_tokens"}
-    bpe_vocab_size: int = _field(16000, lo=300)
-    node_vocab_size: int = _field(1000, lo=2)
-    vocab_sample: int = _field(5000, lo=1)      # train functions the node vocabulary is counted on
-    max_ast_nodes: int = _field(1200, lo=2)
+    bpe_vocab_size: int = bounded_field(16000, lo=300)
+    node_vocab_size: int = bounded_field(1000, lo=2)
+    vocab_sample: int = bounded_field(5000, lo=1)      # train functions the node vocabulary is counted on
+    max_ast_nodes: int = bounded_field(1200, lo=2)
     ast_drop_punctuation: bool = True           # drop anonymous punctuation/keyword leaves from the AST
     ast_collapse_chains: bool = True            # collapse chains of single-child inner nodes
     taint_graph: bool = False                   # records also carry the taint-flow graph (docs/contracts.md)
-    workers: int = _field(0, lo=0)              # 0 = all cores
-    memory_budget_gb: float = _field(16.0, lo=0, lo_open=True)  # GPU memory the recommended GNN batch fits
+    workers: int = bounded_field(0, lo=0)              # 0 = all cores
+    memory_budget_gb: float = bounded_field(16.0, lo=0, lo_open=True)  # GPU memory the recommended GNN batch fits
     quick_test: bool = False
-    quick_test_size: int = _field(100, lo=1)
+    quick_test_size: int = bounded_field(100, lo=1)
     reuse_from: str | None = None
     # VAR_i/FUN_i/TYPE_i for the project's names, "STR" for strings (features/normalise.py); scan does the same
     normalise_identifiers: bool = False
@@ -165,76 +165,76 @@ class PreprocessConfig(Checked):
 @FROZEN
 class OptimiserConfig(Checked):
     """How the weights move: optimiser, learning rate and its schedule."""
-    lr: float = _field(1e-3, lo=0, lo_open=True)
-    weight_decay: float = _field(1e-4, lo=0)
-    optimizer: str = _field("adam", choices=("adam", "adamw"))  # adam: L2 weight decay, as specified
+    lr: float = bounded_field(1e-3, lo=0, lo_open=True)
+    weight_decay: float = bounded_field(1e-4, lo=0)
+    optimizer: str = bounded_field("adam", choices=("adam", "adamw"))  # adam: L2 weight decay, as specified
     # plateau (ReduceLROnPlateau on the monitor), linear (decay after warm-up), none
-    scheduler: str = _field("plateau", choices=("plateau", "linear", "none"))
-    lr_factor: float = _field(0.5, lo=0, hi=1, lo_open=True)   # ReduceLROnPlateau
-    lr_patience: int = _field(5, lo=0)
-    warmup_epochs: float = _field(0.0, lo=0)    # linear learning-rate warm-up
-    grad_clip: float = _field(1.0, lo=0)        # 0 = no clipping
-    accumulate: int = _field(1, lo=1)
+    scheduler: str = bounded_field("plateau", choices=("plateau", "linear", "none"))
+    lr_factor: float = bounded_field(0.5, lo=0, hi=1, lo_open=True)   # ReduceLROnPlateau
+    lr_patience: int = bounded_field(5, lo=0)
+    warmup_epochs: float = bounded_field(0.0, lo=0)    # linear learning-rate warm-up
+    grad_clip: float = bounded_field(1.0, lo=0)        # 0 = no clipping
+    accumulate: int = bounded_field(1, lo=1)
 
 
 @FROZEN
 class RuntimeConfig(Checked):
     """Where and how a run executes: devices, precision, checkpoints' mirror, tracking, threads."""
     precision: str = "32-true"            # bf16-mixed on CPU, 16-mixed on CUDA
-    devices: int = _field(1, lo=1)
-    num_nodes: int = _field(1, lo=1)      # machines of a multi-node DDP job (torchrun sets it in the cloud)
+    devices: int = bounded_field(1, lo=1)
+    num_nodes: int = bounded_field(1, lo=1)      # machines of a multi-node DDP job (torchrun sets it in the cloud)
     strategy: str = "auto"                # ddp for several devices (gloo on CPU)
     accelerator: str = "auto"
     deterministic: bool = False
     checkpoint_uri: str | None = None     # any fsspec URL; s3://bucket/prefix mirrors checkpoints
     tracking_uri: str | None = None       # MLflow; default MLFLOW_TRACKING_URI, else sqlite:///mlflow.db (cwd)
     experiment: str = "streamguard"
-    num_workers: int = _field(0, lo=0)
-    threads: int = _field(0, lo=0)        # torch threads per process; 0 = cores / devices
-    predict_batch_size: int = _field(128, lo=1)
+    num_workers: int = bounded_field(0, lo=0)
+    threads: int = bounded_field(0, lo=0)        # torch threads per process; 0 = cores / devices
+    predict_batch_size: int = bounded_field(128, lo=1)
 
 
 @FROZEN
 class EngineConfig(OptimiserConfig, RuntimeConfig):
     """What every neural model shares: the loop (this class), the optimiser and the runtime."""
     seed: int = 42
-    epochs: int = _field(100, lo=1)
-    batch_size: int = _field(32, lo=1)
-    patience: int = _field(10, lo=1)      # early stopping, in epochs
+    epochs: int = bounded_field(100, lo=1)
+    batch_size: int = bounded_field(32, lo=1)
+    patience: int = bounded_field(10, lo=1)      # early stopping, in epochs
     # the early-stopping and best-checkpoint metric; ROC-AUC is threshold-free (argmax F1 is fragile on Devign)
-    monitor: str = _field("val_roc_auc", choices=MONITORS)
+    monitor: str = bounded_field("val_roc_auc", choices=MONITORS)
     sample_weights: str | None = None     # jsonl or json of id -> weight
     # pairwise margin ranking loss on fix pairs (raw pair_id; train/pairs.py): 0 = classification loss only
-    pair_loss_weight: float = _field(0.0, lo=0)
-    pair_margin: float = _field(1.0, lo=0)
+    pair_loss_weight: float = bounded_field(0.0, lo=0)
+    pair_margin: float = bounded_field(1.0, lo=0)
     quick_test: bool = False
-    quick_test_size: int = _field(64, lo=1)  # items per split with quick_test
+    quick_test_size: int = bounded_field(64, lo=1)  # items per split with quick_test
 
 
 @FROZEN
 class GNNConfig(EngineConfig):
-    vocab_size: int = _field(1000, lo=2)
-    embed_dim: int = _field(128, lo=1)
-    hidden: int = _field(256, lo=1)
-    layers: int = _field(4, lo=1)
-    dropout: float = _field(0.3, lo=0, hi=0.99)
-    head_hidden: int = _field(256, lo=1)
+    vocab_size: int = bounded_field(1000, lo=2)
+    embed_dim: int = bounded_field(128, lo=1)
+    hidden: int = bounded_field(256, lo=1)
+    layers: int = bounded_field(4, lo=1)
+    dropout: float = bounded_field(0.3, lo=0, hi=0.99)
+    head_hidden: int = bounded_field(256, lo=1)
     auto_batch_size: bool = False         # batch size from the graph statistics for memory_budget_gb
-    memory_budget_gb: float = _field(16.0, lo=0, lo_open=True)  # the specification's T4 has 16 GB
-    max_batch_size: int = _field(512, lo=1)  # cap of the automatic batch size
-    conv: str = _field("gcn", choices=("gcn", "ggnn"))  # gcn (specified) or ggnn (gated, as in Devign)
+    memory_budget_gb: float = bounded_field(16.0, lo=0, lo_open=True)  # the specification's T4 has 16 GB
+    max_batch_size: int = bounded_field(512, lo=1)  # cap of the automatic batch size
+    conv: str = bounded_field("gcn", choices=("gcn", "ggnn"))  # gcn (specified) or ggnn (gated, as in Devign)
     residual: bool = False
     norm: bool = False                    # LayerNorm after each graph layer
     ncs_edges: bool = False               # edges between consecutive leaves (Devign's natural code sequence)
     ident_edges: bool = False             # edges between uses of the same leaf label (data-flow proxy)
     # "taint": also the records' taint-flow edges (cfg, def_use, guard) and node flags, through a relational
     # GNN (one weight per edge type); needs data preprocessed with taint_graph (docs/models.md)
-    graph: str = _field("ast", choices=("ast", "taint"))
+    graph: str = bounded_field("ast", choices=("ast", "taint"))
     cache_dir: str | None = None          # graph cache; default <data>/.graph_cache
     # ReGVD-style node features: each leaf also gets the mean embedding of its text's sub-tokens, so
     # identifiers outside the 1000-label vocabulary still carry meaning (docs/models.md)
     node_text: bool = False               # sub-tokens of the data's tokenizer, embeddings learned from scratch
-    node_text_dim: int = _field(128, lo=1)  # the sub-token table's width (the encoder's with node_text_init)
+    node_text_dim: int = bounded_field(128, lo=1)  # the sub-token table's width (the encoder's with node_text_init)
     node_text_init: str | None = None     # an exported encoder: its tokenizer and input embeddings (implies
                                           # node_text)
 
@@ -242,43 +242,43 @@ class GNNConfig(EngineConfig):
 @FROZEN
 class TransformerConfig(EngineConfig):
     model: str = "microsoft/codebert-base"   # hub name, local directory, or "tiny"
-    epochs: int = _field(5, lo=1)
-    batch_size: int = _field(16, lo=1)
-    lr: float = _field(2e-5, lo=0, lo_open=True)
-    weight_decay: float = _field(0.01, lo=0)
-    warmup_ratio: float = _field(0.1, lo=0, hi=1)
-    patience: int = _field(2, lo=1)
-    max_length: int = _field(512, lo=8)
-    head_hidden: int = _field(384, lo=1)
-    dropout: float = _field(0.1, lo=0, hi=0.99)
-    pooling: str = _field("attention", choices=("attention", "cls"))
-    optimizer: str = _field("adamw", choices=("adam", "adamw"))
-    scheduler: str = _field("linear", choices=("plateau", "linear", "none"))  # after warmup_ratio of all steps
+    epochs: int = bounded_field(5, lo=1)
+    batch_size: int = bounded_field(16, lo=1)
+    lr: float = bounded_field(2e-5, lo=0, lo_open=True)
+    weight_decay: float = bounded_field(0.01, lo=0)
+    warmup_ratio: float = bounded_field(0.1, lo=0, hi=1)
+    patience: int = bounded_field(2, lo=1)
+    max_length: int = bounded_field(512, lo=8)
+    head_hidden: int = bounded_field(384, lo=1)
+    dropout: float = bounded_field(0.1, lo=0, hi=0.99)
+    pooling: str = bounded_field("attention", choices=("attention", "cls"))
+    optimizer: str = bounded_field("adamw", choices=("adam", "adamw"))
+    scheduler: str = bounded_field("linear", choices=("plateau", "linear", "none"))  # after warmup_ratio of all steps
     precision: str = "auto"                  # 16-mixed on CUDA (GradScaler), 32-true on CPU
-    predict_batch_size: int = _field(64, lo=1)
+    predict_batch_size: int = bounded_field(64, lo=1)
     # training batches of similar length: each batch is padded to its longest function (docs/models.md)
     group_by_length: bool = False
     # size of the "tiny" model built from config (configs/transformer-tiny.yaml)
-    tiny_layers: int = _field(2, lo=1)
-    tiny_hidden: int = _field(128, lo=1)
-    tiny_heads: int = _field(2, lo=1)
-    tiny_intermediate: int = _field(512, lo=1)
+    tiny_layers: int = bounded_field(2, lo=1)
+    tiny_hidden: int = bounded_field(128, lo=1)
+    tiny_heads: int = bounded_field(2, lo=1)
+    tiny_intermediate: int = bounded_field(512, lo=1)
 
 
 @FROZEN
 class LexicalConfig(Checked):
-    analyzer: str = _field("char", choices=("char", "code"))  # char 3-6 grams, or code token uni+bi-grams
-    ngram_min: int = _field(3, lo=1)
-    ngram_max: int = _field(6, lo=1)
-    max_features: int = _field(500000, lo=1)
+    analyzer: str = bounded_field("char", choices=("char", "code"))  # char 3-6 grams, or code token uni+bi-grams
+    ngram_min: int = bounded_field(3, lo=1)
+    ngram_max: int = bounded_field(6, lo=1)
+    max_features: int = bounded_field(500000, lo=1)
     strip_comments: bool = True
-    c_grid: list[float] = _field([0.5, 1.0, 2.0, 4.0], lo=0, lo_open=True)
+    c_grid: list[float] = bounded_field([0.5, 1.0, 2.0, 4.0], lo=0, lo_open=True)
     seed: int = 42
     # "raw": whole function from the raw split; "processed": trimmed code
-    code_source: str = _field("raw", choices=("raw", "processed"))
+    code_source: str = bounded_field("raw", choices=("raw", "processed"))
     collapse_blank_lines: bool = False       # squeeze whitespace-only line runs before the n-grams
     sample_weights: str | None = None        # jsonl/json of id -> weight (denoise); ids not in it weigh 1
-    pair_loss_weight: float = _field(0.0, lo=0)  # weight of the fix pairs' difference rows (train/pairs.py)
+    pair_loss_weight: float = bounded_field(0.0, lo=0)  # weight of the fix pairs' difference rows (train/pairs.py)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -291,9 +291,9 @@ class LexicalConfig(Checked):
 @FROZEN
 class AnalysersConfig(Checked):
     """The ``analysers`` kind: logistic regression over flawfinder + cppcheck finding counts (docs/models.md)."""
-    c_grid: list[float] = _field([0.01, 0.1, 1.0], lo=0, lo_open=True)   # chosen on valid by log-loss
-    top_rules: int = _field(24, lo=0)        # cppcheck rule ids with a feature of their own (most frequent on train)
-    jobs: int = _field(2, lo=1)              # cppcheck -j
+    c_grid: list[float] = bounded_field([0.01, 0.1, 1.0], lo=0, lo_open=True)   # chosen on valid by log-loss
+    top_rules: int = bounded_field(24, lo=0)  # cppcheck rule ids with a feature of their own (most frequent on train)
+    jobs: int = bounded_field(2, lo=1)              # cppcheck -j
     seed: int = 42
     cache_dir: str | None = None             # findings per function text on disk (always in memory)
 
@@ -301,13 +301,13 @@ class AnalysersConfig(Checked):
 @FROZEN
 class FuseConfig(Checked):
     models: list[str] = dataclasses.field(default_factory=lambda: ["gnn", "lexical"])
-    folds: int = _field(5, lo=2)
+    folds: int = bounded_field(5, lo=2)
     # weighted average of logits, or "stacker" (logistic regression)
-    method: str = _field("weighted", choices=("weighted", "stacker"))
+    method: str = bounded_field("weighted", choices=("weighted", "stacker"))
     seed: int = 42
-    fold_epochs: int = _field(3, lo=0)       # epoch budget of each neural fold model; 0 = each kind's own
+    fold_epochs: int = bounded_field(3, lo=0)       # epoch budget of each neural fold model; 0 = each kind's own
     # what the decision threshold maximises on valid
-    threshold_metric: str = _field("accuracy", choices=("accuracy", "f1"))
+    threshold_metric: str = bounded_field("accuracy", choices=("accuracy", "f1"))
     base_configs: list[str] = dataclasses.field(default_factory=list)  # "kind=path.yaml" per base model
     # "kind=run_dir": a finished run of that kind, trained on all of train, serves as the full base model
     # instead of training it again (the fold models are trained all the same)
@@ -320,11 +320,11 @@ class FuseConfig(Checked):
 
 @FROZEN
 class EvaluateConfig(Checked):
-    bootstrap: int = _field(1000, lo=1)
+    bootstrap: int = bounded_field(1000, lo=1)
     seed: int = 42
-    max_fpr: float = _field(0.005, lo=0, hi=1, lo_open=True)  # VD-S: false-negative rate at FPR <= 0.5%
-    peers: list[str] = _field([], choices=("flawfinder", "cppcheck"))
+    max_fpr: float = bounded_field(0.005, lo=0, hi=1, lo_open=True)  # VD-S: false-negative rate at FPR <= 0.5%
+    peers: list[str] = bounded_field([], choices=("flawfinder", "cppcheck"))
     # what the valid-chosen threshold maximises
-    threshold_metric: str = _field("accuracy", choices=("accuracy", "f1"))
-    examples: int = _field(3, lo=0)          # most confident false negatives / false positives shown
+    threshold_metric: str = bounded_field("accuracy", choices=("accuracy", "f1"))
+    examples: int = bounded_field(3, lo=0)          # most confident false negatives / false positives shown
     primary: str | None = None               # Holm's family = the pairs with this entry (None: all pairs)

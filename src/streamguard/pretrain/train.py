@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from streamguard.atomic import write_text
-from streamguard.config import Checked, _field
+from streamguard.config import Checked, bounded_field
 from streamguard.data.corpus import devign_functions, read_corpus
 from streamguard.errors import UserError
 from streamguard.pretrain import data as pdata
@@ -42,24 +42,24 @@ class PretrainConfig(Checked):
     """Masked-language-model pre-training: exactly the keys it reads, each with its range (a key it would
     ignore, e.g. the fine-tuning loop's optimizer or patience, is refused, not silently dropped)."""
     devign: str = "../shared/data/devign"   # CodeXGLUE jsonl: train joins the BPE, valid is the held-out set
-    vocab_size: int = _field(16000, lo=260)  # byte-level BPE: the 256 bytes and the special tokens at least
-    hidden: int = _field(128, lo=1)          # the shape of configs/devign/transformer.yaml's tiny encoder:
-    layers: int = _field(2, lo=1)            # fine-tuning in `make devign` costs what it did from scratch
-    heads: int = _field(2, lo=1)
-    intermediate: int = _field(512, lo=1)
-    max_length: int = _field(512, lo=8)
-    dropout: float = _field(0.1, lo=0, hi=1)
-    mlm_probability: float = _field(0.15, lo=0, hi=1, lo_open=True)
-    steps_per_epoch: int = _field(100, lo=1)  # an "epoch" = a checkpoint + held-out evaluation interval
-    epochs: int = _field(30, lo=1)
-    batch_size: int = _field(16, lo=1)
-    lr: float = _field(5e-4, lo=0, lo_open=True)
-    weight_decay: float = _field(0.01, lo=0)  # AdamW's decoupled decay
-    grad_clip: float = _field(1.0, lo=0)      # 0 = no clipping
-    warmup_steps: int = _field(200, lo=0)
-    valid_functions: int = _field(256, lo=1)  # Devign valid functions in the held-out MLM loss
-    max_minutes: float = _field(0.0, lo=0)    # stop after this long (wall clock); 0 = no limit
-    max_steps: int = _field(0, lo=0)          # stop after this many steps (the schedule still spans all
+    vocab_size: int = bounded_field(16000, lo=260)  # byte-level BPE: the 256 bytes and the special tokens at least
+    hidden: int = bounded_field(128, lo=1)          # the shape of configs/devign/transformer.yaml's tiny encoder:
+    layers: int = bounded_field(2, lo=1)            # fine-tuning in `make devign` costs what it did from scratch
+    heads: int = bounded_field(2, lo=1)
+    intermediate: int = bounded_field(512, lo=1)
+    max_length: int = bounded_field(512, lo=8)
+    dropout: float = bounded_field(0.1, lo=0, hi=1)
+    mlm_probability: float = bounded_field(0.15, lo=0, hi=1, lo_open=True)
+    steps_per_epoch: int = bounded_field(100, lo=1)  # an "epoch" = a checkpoint + held-out evaluation interval
+    epochs: int = bounded_field(30, lo=1)
+    batch_size: int = bounded_field(16, lo=1)
+    lr: float = bounded_field(5e-4, lo=0, lo_open=True)
+    weight_decay: float = bounded_field(0.01, lo=0)  # AdamW's decoupled decay
+    grad_clip: float = bounded_field(1.0, lo=0)      # 0 = no clipping
+    warmup_steps: int = bounded_field(200, lo=0)
+    valid_functions: int = bounded_field(256, lo=1)  # Devign valid functions in the held-out MLM loss
+    max_minutes: float = bounded_field(0.0, lo=0)    # stop after this long (wall clock); 0 = no limit
+    max_steps: int = bounded_field(0, lo=0)          # stop after this many steps (the schedule still spans all
                                               # epochs): reproduces a run that max_minutes stopped; 0 = no limit
     init: str = ""                            # an exported encoder to continue from (its weights, MLM head
                                               # and tokenizer; the shape keys must match it); "" = random
@@ -67,7 +67,7 @@ class PretrainConfig(Checked):
     deterministic: bool = False
     precision: str = "32-true"                # bf16-mixed on CPU, 16-mixed on CUDA
     accelerator: str = "auto"
-    threads: int = _field(0, lo=0)            # torch threads; 0 = all cores
+    threads: int = bounded_field(0, lo=0)            # torch threads; 0 = all cores
     checkpoint_uri: str | None = None         # any fsspec URL; s3://bucket/prefix mirrors checkpoints
     tracking_uri: str | None = None           # MLflow; default MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
     experiment: str = "streamguard"

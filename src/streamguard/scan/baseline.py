@@ -82,10 +82,10 @@ def check_target(path: Path) -> None:
 def write(path: Path, findings: Iterable[Finding], model: dict[str, Any], threshold: float) -> int:
     """Record ``findings`` atomically; returns how many. No timestamp, entries sorted by path and line: rewriting
     an unchanged baseline gives the same bytes, so a committed one only changes when its findings do."""
-    from streamguard.scan.formats import _version
+    from streamguard.scan.formats import tool_version
     rows = sorted((entry(f) for f in findings), key=lambda e: (e["path"], e["start_line"], e["function"]))
     doc = {"format": FORMAT, "version": VERSION, "fingerprint": fingerprint.VERSION,
-           "tool": {"name": "streamguard", "version": _version()},
+           "tool": {"name": "streamguard", "version": tool_version()},
            "model": {k: model.get(k) for k in ("name", "kind")}, "threshold": threshold, "findings": rows}
     try:
         atomic.write_json(path, doc)

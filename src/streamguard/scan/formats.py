@@ -34,7 +34,7 @@ HELP = ("A learned detector (StreamGuard, trained on Devign-style data of vulner
         "review, not proof of a bug.")
 
 
-def _version() -> str:
+def tool_version() -> str:
     try:
         return metadata.version("streamguard")
     except metadata.PackageNotFoundError:
@@ -48,7 +48,7 @@ def _top(report: ScanReport, top: int | None) -> Iterator[Finding]:
 def json_document(report: ScanReport, top: int | None = None) -> dict[str, Any]:
     """The ``--format json`` document, its per-function lists as generators (``streamjson``: written one at a
     time, each item's dict made just before it is written)."""
-    return {"tool": {"name": "streamguard", "version": _version()}, "model": report.model,
+    return {"tool": {"name": "streamguard", "version": tool_version()}, "model": report.model,
             "threshold": report.threshold, "operating_point": report.operating_point, "root": report.root,
             "summary": report.summary(), "findings": (f.to_dict() for f in _top(report, top)),
             "files": (f.__dict__ for f in report.files), "rejected_functions": iter(report.rejected),
@@ -117,7 +117,7 @@ def sarif_document(report: ScanReport, top: int | None = None) -> dict[str, Any]
                                                                                          else "")}}
              for f in report.files if f.status == "skipped"]
     root_uri = Path(report.root).resolve().as_uri() + "/"
-    run = {"tool": {"driver": {"name": "StreamGuard", "version": _version(), "semanticVersion": _version(),
+    run = {"tool": {"driver": {"name": "StreamGuard", "version": tool_version(), "semanticVersion": tool_version(),
                                "informationUri": "https://github.com/streamguard/streamguard", "rules": [rule]}},
            "originalUriBaseIds": {"%SRCROOT%": {"uri": root_uri}},
            "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notes}],
