@@ -8,7 +8,8 @@ Before and after, side by side: a bundle named ``NAME@sklearn=PATH`` is scanned 
 n-gram counting instead of the project's numpy counter (models/char_ngrams.py); one named ``NAME@before=PATH``
 with the source given by ``--before-src`` (a checkout of an earlier commit, e.g. ``git worktree add``).
 One named ``NAME@fp32=PATH`` runs its neural forward passes in fp32 (the others: ``auto``, bf16 where the CPU has
-it); ``NAME@jobs1=PATH`` scans with one process (the others: ``--workers``); ``NAME@cache=PATH`` is a rescan with
+it), ``NAME@onnx`` / ``NAME@int8`` on ONNX Runtime (fp32 / int8 dynamic quantisation); ``NAME@jobs1=PATH`` scans
+with one process (the others: ``--workers``); ``NAME@cache=PATH`` is a rescan with
 ``--cache`` filled by an untimed scan just before. ``--peers cppcheck,flawfinder`` adds each peer tool's run
 on the same folders (whole files, as a user runs it; their executables beside this Python or on PATH).
 
@@ -26,6 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+PRECISION_SUFFIXES = ("fp32", "bf16", "onnx", "int8")  # NAME@<precision>: scan --precision <precision>
 
 
 def _one(args: argparse.Namespace) -> None:
@@ -103,7 +106,8 @@ def _measure(name: str, target: str, args: argparse.Namespace, floor: dict | Non
     cmd = [sys.executable, __file__, "--one", target, "--src", args.src, "--dirs", *args.dirs,
            "--workers", str(workers), "--threads", str(args.threads)]
     cmd += ["--sklearn-counting"] if name.endswith("@sklearn") else []
-    cmd += ["--precision", "fp32"] if name.endswith("@fp32") else []
+    suffix = name.rpartition("@")[2] if "@" in name else ""
+    cmd += ["--precision", suffix] if suffix in PRECISION_SUFFIXES else []
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     if name.endswith("@before"):
         env["PYTHONPATH"] = str(Path(args.before_src) / "src")
