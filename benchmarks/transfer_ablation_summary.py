@@ -42,9 +42,9 @@ def arm(pattern: str) -> dict[int, dict[str, Any]]:
     """seed -> the run's test labels, scores (in id order) and verdicts at its own threshold."""
     out = {}
     for path in sorted(glob.glob(pattern)):
-        rows = sorted(RunDir(Path(path)).read_predictions("test"), key=lambda r: r["id"])
-        if not rows:
+        if not RunDir(Path(path)).predictions_path("test").is_file():  # a log file, or a run still training
             continue
+        rows = sorted(RunDir(Path(path)).read_predictions("test"), key=lambda r: r["id"])
         thr = run_threshold(Path(path))
         score = np.array([r["prob_vulnerable"] for r in rows])
         out[_seed(path)] = {"ids": [r["id"] for r in rows], "y": np.array([int(r["label"]) for r in rows]),
