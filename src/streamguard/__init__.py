@@ -19,7 +19,8 @@ def load(path: Any = None, threshold: float | None = None, data: Any = None, wor
     """A ``streamguard.scan.detector.Detector`` for a bundle (``streamguard export``) or a run directory; with no
     path, the default model shipped in the package (``streamguard.resources.default_model_dir()``).
     ``precision``: of the neural forward passes; "fp32" reproduces the run's scores exactly, "auto" (the
-    default) uses bf16 where the CPU has it (faster, scores within about 0.004). ``Score.prob`` is calibrated
+    default) uses bf16 where the CPU has it (faster, scores within about 0.004); "onnx" and "int8" run the
+    transformer's on ONNX Runtime (the [onnx] extra). ``Score.prob`` is calibrated
     (the bundle's calibration.json), ``Score.raw_prob`` the model's own; ``threshold`` cuts the raw one.
 
     >>> detector = streamguard.load("bundle/")          # doctest: +SKIP

@@ -47,7 +47,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="keep each file's scores here; a rescan re-scores only changed files (not with --diff)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="neural forward passes: auto (bf16 where the CPU has it in hardware, else fp32; the "
-                        "default), fp32 (the run's own scores, exactly) or bf16")
+                        "default), fp32 (the run's own scores, exactly), bf16, or the transformer's on ONNX "
+                        "Runtime: onnx (fp32) or int8 (dynamic quantisation; needs the [onnx] extra)")
     p.add_argument("--follow-symlinks", action="store_true",
                    help="read file links that point out of the scanned folders (default: skipped, with the reason)")
     p.add_argument("--baseline", type=Path, default=None, metavar="FILE",

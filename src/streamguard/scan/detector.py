@@ -99,6 +99,8 @@ class Detector:
             paths = _changed_files(paths, changed, include, exclude, root_path)
         report = ScanReport([], [], self.info(), self.threshold, str(root_path), calibration=self.calibration)
         store = None
+        if cache is not None:  # ONNX graphs made from the weights (precision onnx/int8) are kept there too
+            self._scorer.graphs = Path(cache) / "onnx"
         if cache is not None and changed is None:
             ident = model_identity(self.source, self._scorer.effective_precision(), MAX_FUNCTION_BYTES)
             store = ScoreCache(cache, ident)

@@ -7,7 +7,9 @@ produced the run's test predictions, so a bundle reproduces the run's scores exa
 
 Neural forward passes run in bf16 by default where the CPU multiplies bf16 in hardware (``precision="auto"``):
 1.5x faster on the job's fusion, scores within 0.004 of fp32 on Devign's test split
-(benchmarks/results/scan_precision.md, scan_speed_bf16.md).
+(benchmarks/results/scan_precision.md, scan_speed_bf16.md). ``onnx`` and ``int8`` run the transformer's forward
+pass on ONNX Runtime, fp32 or dynamically quantised (models/onnx_runtime.py, benchmarks/results/scan_onnx.md);
+other neural kinds (the GNN) run fp32 torch under them.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from streamguard.data.records import RecordError, validate_raw
 from streamguard.errors import UserError
 from streamguard.features import preprocess as prep
 from streamguard.features.processed import META_FILE, VOCAB_FILE, ProcessedDir
+from streamguard.models import onnx_runtime
 from streamguard.scan import PRECISIONS
 from streamguard.train import registry
 
@@ -61,7 +64,9 @@ class ModelSource:
 
 class Scorer:
     """Scores lists of function texts with one model; ``workers`` > 1 featurizes in that many processes;
-    ``precision`` is that of the neural forward passes: fp32, bf16, or auto (bf16 where the CPU has it)."""
+    ``precision`` is that of the neural forward passes: fp32, bf16, or auto (bf16 where the CPU has it), or the
+    transformer's on ONNX Runtime (onnx, int8); ``graphs``: a folder for the ONNX graphs made from the weights
+    (a scan's ``--cache``; None: a temporary one)."""
 
     def __init__(self, source: ModelSource, workers: int = 1, precision: str = "auto"):
         if precision not in PRECISIONS:
@@ -72,6 +77,9 @@ class Scorer:
         self._init = prep.featurizer_init(source.prep_dir, SOURCE)
         self._kind = registry.get(source.kind)
         self._pool: Any = None
+        self.graphs: Path | None = None
+        if precision in onnx_runtime.BACKENDS and self._kind.uses_torch(source.model_dir):
+            onnx_runtime.require()  # before any work: one line saying what to install
 
     def effective_precision(self) -> str | None:
         """What the neural forward passes use; None for a kind that runs none (and must not import torch for
@@ -82,8 +90,12 @@ class Scorer:
             self.precision = "bf16" if native_bf16() else "fp32"
         return self.precision
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.effective_precision() != "bf16":
+    def _forward_passes(self) -> contextlib.AbstractContextManager:
+        """What the kind's ``predict`` runs inside: the one place the precision reaches it."""
+        precision = self.effective_precision()
+        if precision in onnx_runtime.BACKENDS:
+            return onnx_runtime.running(precision, self.graphs)
+        if precision != "bf16":
             return contextlib.nullcontext()
         import torch
         return torch.autocast("cpu", dtype=torch.bfloat16)
@@ -152,7 +164,7 @@ class Scorer:
         keep.sort(key=lambda i: len(parsed[i]["tokens"]))
         with tempfile.TemporaryDirectory(prefix="streamguard-scan-") as tmp:
             data_dir = self._dataset(Path(tmp), [parsed[i] for i in keep], [codes[i] for i in keep])
-            with self._autocast():
+            with self._forward_passes():
                 rows = self._kind.predict(self.source.model_dir, data_dir, "test")
         by_id = {r["id"]: r["prob_vulnerable"] for r in rows}
         for pos, i in enumerate(keep):

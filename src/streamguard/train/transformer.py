@@ -26,7 +26,7 @@ from streamguard.errors import UserError
 from streamguard.features.processed import ProcessedDir
 from streamguard.features.token_dataset import TokenDataset
 from streamguard.features.tokenize import hub_reachable
-from streamguard.models import loaded
+from streamguard.models import loaded, onnx_runtime
 from streamguard.models.transformer import POOLINGS, TransformerClassifier
 from streamguard.train import engine, kinds
 from streamguard.train.evidence import line_of, processed_records
@@ -241,6 +241,7 @@ def predict(run_dir: Path, data_dir: Path, split: str, ids: set[str] | None = No
     """Rows of the predictions contract for ``split`` of any dataset made with the run's tokenizer."""
     exp, data = kinds.open_run(run_dir, data_dir, "transformer")
     model, head = loaded_export(run_dir)
+    model = onnx_runtime.forward(model, Path(run_dir) / EXPORT_DIR)  # itself, unless scan chose ONNX Runtime
     pad = int(data.tokenizer_meta["pad_id"])
     ds = TokenDataset(data.split_path(split), pad, int(head["max_length"]), ids)
     kinds.check_ids(ds.ids, ids, data.split_path(split))
