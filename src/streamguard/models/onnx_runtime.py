@@ -82,7 +82,7 @@ def forward(model: nn.Module, export_dir: Path) -> nn.Module | OrtClassifier:
     import torch
     key = (_sha_of(Path(export_dir)), rt.quantize, torch.get_num_threads(), rt.folder)
     if key not in _SESSIONS:
-        _SESSIONS[key] = OrtClassifier(_session(model, key[0], rt), alone=rt.quantize)
+        _SESSIONS[key] = OrtClassifier(_session(model, key[0], rt))
         while len(_SESSIONS) > MAX_SESSIONS:
             _SESSIONS.popitem(last=False)
     _SESSIONS.move_to_end(key)
@@ -113,29 +113,24 @@ def weights_sha256(export_dir: Path) -> str:
 
 class OrtClassifier:
     """An ONNX Runtime session behind the classifier's interface (what engine.predict_rows calls): int64
-    tensors in, float32 logits out. ``alone``: each function runs by itself, unpadded. Dynamic quantisation
-    scales the activations of a whole batch by one range, so in batches a function's int8 score would depend
-    on its neighbours and their padding (a file rescored alone from the scan cache moved by 2e-4 in the tests)."""
+    tensors in, float32 logits out. Each function runs alone, unpadded: dynamic quantisation scales the
+    activations of a whole batch by one range, so in batches a function's int8 score would depend on its
+    neighbours and their padding (a file rescored alone from the scan cache moved by 2e-4 in the tests); and
+    alone, no padding is computed (fp32 graph: 10% faster than in the scan's length-sorted batches of 64)."""
 
-    def __init__(self, session: Any, alone: bool = False) -> None:
+    def __init__(self, session: Any) -> None:
         self.session = session
-        self.alone = alone
 
     def eval(self) -> OrtClassifier:
         return self  # inference only, like the classifier it stands for
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         import torch
-        if not self.alone:
-            return torch.from_numpy(self._run(input_ids.numpy(), attention_mask.numpy()))
         rows = []
         for ids, mask in zip(input_ids.numpy(), attention_mask.numpy()):
             n = int(mask.sum())  # records are padded at the end (TokenDataset.collate)
-            rows.append(self._run(ids[None, :n], mask[None, :n]))
+            rows.append(self.session.run(["logits"], {"input_ids": ids[None, :n], "attention_mask": mask[None, :n]})[0])
         return torch.from_numpy(np.concatenate(rows))
-
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
 
 
 @contextlib.contextmanager
