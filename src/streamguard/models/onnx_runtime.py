@@ -115,8 +115,9 @@ class OrtClassifier:
     """An ONNX Runtime session behind the classifier's interface (what engine.predict_rows calls): int64
     tensors in, float32 logits out. Each function runs alone, unpadded: dynamic quantisation scales the
     activations of a whole batch by one range, so in batches a function's int8 score would depend on its
-    neighbours and their padding (a file rescored alone from the scan cache moved by 2e-4 in the tests); and
-    alone, no padding is computed (fp32 graph: 10% faster than in the scan's length-sorted batches of 64)."""
+    neighbours and their padding (by up to 0.0066 on Devign, as much as int8's whole error; a file rescored
+    from the scan cache moved by 2e-4 in the tests). Alone is 10-30% slower than the scan's length-sorted
+    batches of 64 (benchmarks/results/scan_onnx.md): the price of a score that is the function's own."""
 
     def __init__(self, session: Any) -> None:
         self.session = session

@@ -8,8 +8,8 @@ produced the run's test predictions, so a bundle reproduces the run's scores exa
 Neural forward passes run in bf16 by default where the CPU multiplies bf16 in hardware (``precision="auto"``):
 1.5x faster on the job's fusion, scores within 0.004 of fp32 on Devign's test split
 (benchmarks/results/scan_precision.md, scan_speed_bf16.md). ``onnx`` and ``int8`` run the transformer's forward
-pass on ONNX Runtime, fp32 or dynamically quantised (models/onnx_runtime.py, benchmarks/results/scan_onnx.md);
-other neural kinds (the GNN) run fp32 torch under them.
+pass on ONNX Runtime, fp32 or dynamically quantised (models/onnx_runtime.py); other neural kinds (the GNN) run
+fp32 torch under them. On Devign neither beat torch here (benchmarks/results/scan_onnx.md): not the default.
 """
 from __future__ import annotations
 
