@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import logging
 import os
 import tempfile
 import warnings
@@ -200,8 +201,11 @@ def quantize(src: Path, dst: Path) -> None:
     onnxruntime's recommended pre-processing (shape inference and graph optimisation)."""
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
     prepared = dst.with_name(dst.name + ".pre")
+    was = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # it logs a line per tensor on the root logger: noise in the scan's output
     try:
         quant_pre_process(str(src), str(prepared))
         quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)
     finally:
+        logging.disable(was)
         prepared.unlink(missing_ok=True)
