@@ -7,6 +7,7 @@
 #        [MAX_LENGTH=256] [DIRS="FFmpeg:qemu qemu:FFmpeg"] bash benchmarks/encoder_cross_project.sh
 # Runs already done (their test predictions exist) are kept, so an interrupted sweep resumes.
 set -e
+mkdir -p $WORK/logs
 cd $REPO
 export PYTHONPATH=$REPO/src HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_WAIT_POLICY=PASSIVE
 SG="${PYTHON:-$REPO/.venv/bin/python} -m streamguard.cli"
@@ -26,7 +27,7 @@ for seed in $SEEDS; do
       cfg=configs/devign/transformer.yaml; [ $arm = encoder ] && cfg=configs/devign/transformer-pretrained.yaml
       run=$WORK/runs/$name-$arm-seed$seed
       [ -f $run/predictions/test.jsonl ] || $SG train transformer --data $WORK/$name --out $run --config $cfg \
-        --set seed=$seed max_length=$MAX_LENGTH threads=1 tracking_uri=off model=$([ $arm = encoder ] && echo $ENCODER || echo tiny) > $run.log 2>&1
+        --set seed=$seed max_length=$MAX_LENGTH threads=1 tracking_uri=off model=$([ $arm = encoder ] && echo $ENCODER || echo tiny) > $WORK/logs/$(basename $run).log 2>&1
       echo "$(date) $name $arm seed $seed"
     done
   done

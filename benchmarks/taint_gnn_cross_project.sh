@@ -4,6 +4,7 @@
 #        bash benchmarks/taint_gnn_cross_project.sh
 # Runs already done (their test predictions exist) are kept, so an interrupted sweep resumes.
 set -e
+mkdir -p $WORK/logs
 cd $REPO
 export PYTHONPATH=$REPO/src HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_WAIT_POLICY=PASSIVE MLFLOW_TRACKING_URI=sqlite:///$WORK/mlflow.db
 SG="${PYTHON:-$REPO/.venv/bin/python} -m streamguard.cli"
@@ -21,7 +22,7 @@ for seed in $SEEDS; do
     for g in ast taint; do
       run=$WORK/runs/$name-$g-seed$seed
       [ -f $run/predictions/test.jsonl ] || $SG train gnn --data $WORK/$name --out $run --set graph=$g seed=$seed \
-        epochs=4 batch_size=64 hidden=128 head_hidden=128 cache_dir=$WORK/cache > $run.log 2>&1
+        epochs=4 batch_size=64 hidden=128 head_hidden=128 cache_dir=$WORK/cache > $WORK/logs/$(basename $run).log 2>&1
       echo "$(date) $name $g seed $seed"
     done
   done
