@@ -5,6 +5,9 @@ Usage:
   python benchmarks/transfer_ablation_summary.py --out benchmarks/results/transfer_ablation \\
       --row "taint-flow graph (GNN)|FFmpeg -> QEMU|RUNS/FFmpeg-to-qemu-ast-seed*|RUNS/FFmpeg-to-qemu-taint-seed*" \\
       --row ...
+      [--job "none=transfer_merged.json" --job "pair term=transfer_merged_pairs.json" ...]
+``--job LEVER=JSON`` adds a side-by-side table of ``make transfer`` variants (benchmarks/transfer.py's JSON: every
+set's ROC-AUC with its CI, the pair metrics and the within-file ranking), one row per set and variant.
 Each run is a run directory (predictions/test.jsonl, its valid-chosen threshold). Arms are paired by seed
 (the same seed numbers must exist on both sides). Tests on items: a paired bootstrap of the difference B - A of the
 seed-mean ROC-AUC (resamples of test items shared by both arms, two-sided p), and McNemar on each seed pair's
@@ -99,18 +102,39 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def job_table(jobs: list[tuple[str, dict[str, Any]]]) -> str:
+    """The transfer job's variants side by side, per evaluation set."""
+    lines = ["| set | levers | ROC-AUC [95% CI] | vuln > fix | P-C | P-V | P-R | R@5 (chance) |", "|---" * 8 + "|"]
+    for name in [r["set"] for r in jobs[0][1]["rows"]]:
+        for lever, res in jobs:
+            r = next(x for x in res["rows"] if x["set"] == name)
+            p, k = r["pairs"], r["ranking"]
+
+            def pair(key: str, p: dict = p) -> str:
+                return f"{p[key]:.3f}" if p.get("n_pairs") else "-"
+            r5 = f"{k['recall_at_5']:.3f} ({k['chance_recall_at_5']:.3f})" if k.get("n_files") else "-"
+            ci = r["roc_auc_ci"]
+            lines.append(f"| {name} | {lever} | {r['roc_auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] "
+                         f"| {pair('vulnerable_higher')} | {pair('p_c')} | {pair('p_v')} | {pair('p_r')} | {r5} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--row", action="append", required=True, metavar="LEVER|DIRECTION|GLOB_A|GLOB_B")
+    ap.add_argument("--row", action="append", default=[], metavar="LEVER|DIRECTION|GLOB_A|GLOB_B")
+    ap.add_argument("--job", action="append", default=[], metavar="LEVERS=TRANSFER_JSON")
     ap.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md (the table)")
     args = ap.parse_args()
     rows = []
     for spec in args.row:
         lever, direction, ga, gb = spec.split("|")
         rows.append({"lever": lever, "direction": direction, "a": ga, "b": gb, "result": compare(arm(ga), arm(gb))})
-    args.out.with_suffix(".json").write_text(json.dumps({"git": git_state(), "rows": rows}, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(table(rows) + "\n")
-    print(table(rows))
+    jobs = [(spec.split("=", 1)[0], json.loads(Path(spec.split("=", 1)[1]).read_text())) for spec in args.job]
+    text = "\n\n".join(([table(rows)] if rows else []) + ([job_table(jobs)] if jobs else []))
+    args.out.with_suffix(".json").write_text(json.dumps({"git": git_state(), "rows": rows,
+                                                         "jobs": {k: v["rows"] for k, v in jobs}}, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
