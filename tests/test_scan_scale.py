@@ -142,3 +142,24 @@ def test_numpy_lexical_scorer_equals_scikit_learn_and_imports_none_of_it(model, 
     import subprocess
     import sys
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_default_models_code_tokens_scored_without_scikit_learn_bit_for_bit():
+    """The default model (code-token uni+bi-grams) takes the numpy scorer too: real kernel functions, an empty
+    text and one beyond Latin-1 score as scikit-learn scores them, and a scan imports neither it nor scipy."""
+    from streamguard.rundir import prediction_rows
+    model = Path(streamguard.__file__).parent / "resources" / "default_model"
+    kernel = Path(__file__).parent / "fixtures" / "kernel_c" / "lib"
+    codes = [f.code for p in sorted(kernel.glob("*.c")) for f in extract_functions(p.read_bytes(), p.name)]
+    codes += ["int f(void)\n{\n\treturn '\u20ac';\n}\n", "", "/* a comment alone */"]
+    fast = lexical.score_texts(model / "model", codes)
+    feats, clf = lexical.loaded_model(model / "model")
+    assert feats.analyzer == "code"
+    rows = prediction_rows([{"id": "", "label": 0}] * len(codes), lexical.logits(clf, feats.transform(codes)))
+    assert fast.tolist() == [r["prob_vulnerable"] for r in rows]
+    code = ("import sys, streamguard\n"
+            f"with streamguard.load() as det: rep = det.scan([{str(kernel / 'hexdump.c')!r}], evidence=0)\n"
+            "assert rep.findings and not [m for m in ('sklearn', 'scipy') if m in sys.modules], sys.modules.keys()\n")
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-c", code], check=True)

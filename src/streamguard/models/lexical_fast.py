@@ -1,4 +1,4 @@
-"""A saved char n-gram lexical model's scores without scikit-learn: what a scan of a lexical bundle runs.
+"""A saved lexical model's scores without scikit-learn: what a scan of a lexical bundle runs.
 
 Importing scikit-learn (it pulls scipy.stats, pandas and pyarrow) cost more than scoring 6,000 kernel functions
 (benchmarks/results/scan_speed_v2.md). This reads the model's arrays (lexical_model.safetensors) and redoes, in
@@ -7,6 +7,10 @@ order: counts (models/char_ngrams.py), ``log(count) + 1`` and x idf in float32, 
 float64 over float32 squares, the division cast back to float32, the dot product with the coefficients in float64
 in column order, plus the intercept; then the same probability formula as ``rundir.prediction_rows``. A text
 beyond Latin-1 gets None (the caller scores it through scikit-learn). Tested against the scikit-learn path.
+
+Both one-view analyzers: char n-grams (counted in numpy, models/char_ngrams.py) and code tokens (uni+bi-grams of
+``lexical.code_tokens``, joined by a space as scikit-learn's word analyzer joins them; looked up in a dict: the
+vocabulary terms are words, not packable bytes). The default model is a code-token one.
 """
 from __future__ import annotations
 
@@ -18,26 +22,30 @@ from pathlib import Path
 import numpy as np
 
 from streamguard.models.char_ngrams import MAX_N, KeyTable, ngram_cells, pack_terms
-from streamguard.models.lexical import normalise
-from streamguard.models.lexical_store import ARRAYS, FORMAT, PARAMS
+from streamguard.models.lexical import code_tokens, normalise
+from streamguard.models.lexical_store import ARRAYS, FORMAT, PARAMS, arrays_to_terms
 
 _WHITESPACES = r"\s\s+"  # scikit-learn's char analyzer collapses these to one space first
 
 
 class FastCharScorer:
-    """P(vulnerable) for raw function texts from a one-view char n-gram model directory."""
+    """P(vulnerable) for raw function texts from a one-view char n-gram or code-token model directory."""
 
     def __init__(self, model_dir: Path, params: dict, arrays: dict[str, np.ndarray]):
         import re
         f = params["features"]
+        self.analyzer = f["analyzer"]
         self.strip, self.collapse = f["strip_comments"], f["collapse_blank_lines"]
         self.min_n, self.max_n = f["ngram_min"], f["ngram_max"]
         self.white = re.compile(_WHITESPACES)
         self.idf = arrays["view0.idf"].astype(np.float32)
         self.coef = np.asarray(arrays["coef"], dtype=np.float64)[0]
         self.intercept = float(np.asarray(arrays["intercept"], dtype=np.float64)[0])
-        keys, cols = _term_keys(arrays["view0.terms"], arrays["view0.term_ends"])
-        self.table = KeyTable(keys, cols)
+        if self.analyzer == "char":
+            keys, cols = _term_keys(arrays["view0.terms"], arrays["view0.term_ends"])
+            self.table = KeyTable(keys, cols)
+        else:
+            self.vocab = arrays_to_terms(arrays["view0.terms"], arrays["view0.term_ends"])
 
     @classmethod
     def open(cls, model_dir: Path) -> FastCharScorer | None:
@@ -51,9 +59,10 @@ class FastCharScorer:
         except (OSError, ValueError):
             return None
         f = params.get("features") or {}
-        if (params.get("format") != FORMAT or params.get("n_views") != 1 or f.get("analyzer") != "char"
-                or not 1 <= int(f.get("ngram_min", 0)) <= int(f.get("ngram_max", 99)) <= MAX_N
-                or params.get("classes") != [0, 1]):
+        char = (f.get("analyzer") == "char" and 1 <= int(f.get("ngram_min", 0)) <= int(f.get("ngram_max", 99))
+                <= MAX_N)
+        if (params.get("format") != FORMAT or params.get("n_views") != 1 or params.get("classes") != [0, 1]
+                or not (char or f.get("analyzer") == "code")):
             return None
         if sha256_file(model_dir / ARRAYS) != params.get("arrays_sha256"):
             raise UserError(f"{model_dir / ARRAYS} does not match the sha256 in {PARAMS} (corrupt or replaced)")
@@ -61,7 +70,13 @@ class FastCharScorer:
         return cls(model_dir, params, load_file(str(model_dir / ARRAYS)))
 
     def probabilities(self, codes: Sequence[str]) -> list[float | None]:
-        """Each text's probability; None for a text beyond Latin-1."""
+        """Each text's probability; None for a text beyond Latin-1 (char n-grams only)."""
+        if self.analyzer == "code":
+            texts = [normalise(code, self.strip, self.collapse) for code in codes]
+            out = []
+            for start in range(0, len(texts), 512):
+                out.extend(self._scores(*_code_cells(self.vocab, texts[start:start + 512])).tolist())
+            return [_prob(d) for d in out]
         encoded: list[bytes] = []
         latin1: list[bool] = []
         for code in codes:
@@ -80,14 +95,37 @@ class FastCharScorer:
         return [_prob(d) if ok else None for d, ok in zip(out, latin1)]
 
     def _decision(self, encoded: list[bytes]) -> np.ndarray:
-        docs, cols, counts = ngram_cells(self.table, self.min_n, self.max_n, encoded)
+        return self._scores(*ngram_cells(self.table, self.min_n, self.max_n, encoded), len(encoded))
+
+    def _scores(self, docs: np.ndarray, cols: np.ndarray, counts: np.ndarray, n_texts: int) -> np.ndarray:
+        """Decision values from (text, column, count) cells sorted by text then column, as scikit-learn's
+        sublinear TF-IDF, L2 norm and logistic regression compute them."""
         v = np.log(counts.astype(np.float32)) + np.float32(1.0)
         v *= self.idf[cols]
-        norm = np.sqrt(np.bincount(docs, weights=(v * v).astype(np.float64), minlength=len(encoded)))
+        norm = np.sqrt(np.bincount(docs, weights=(v * v).astype(np.float64), minlength=n_texts))
         safe = np.where(norm == 0.0, 1.0, norm)
         x = (v.astype(np.float64) / safe[docs]).astype(np.float32)
-        return np.bincount(docs, weights=x.astype(np.float64) * self.coef[cols], minlength=len(encoded)) \
+        return np.bincount(docs, weights=x.astype(np.float64) * self.coef[cols], minlength=n_texts) \
             + self.intercept
+
+
+def _code_cells(vocab: dict[str, int], texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(text, column, count) of the vocabulary's code-token uni- and bi-grams in ``texts``, sorted by text then
+    column, and the number of texts."""
+    docs, cols, counts = [], [], []
+    for i, text in enumerate(texts):
+        toks = code_tokens(text)
+        found: dict[int, int] = {}
+        for term in (*toks, *map(" ".join, zip(toks, toks[1:]))):
+            col = vocab.get(term)
+            if col is not None:
+                found[col] = found.get(col, 0) + 1
+        for col in sorted(found):
+            docs.append(i)
+            cols.append(col)
+            counts.append(found[col])
+    return (np.array(docs, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(counts, dtype=np.int64),
+            len(texts))
 
 
 def _prob(z: float) -> float:

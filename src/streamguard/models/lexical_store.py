@@ -36,7 +36,7 @@ def _terms_to_arrays(vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(blobs), dtype=np.uint8).copy(), ends
 
 
-def _arrays_to_terms(data: np.ndarray, ends: np.ndarray) -> dict[str, int]:
+def arrays_to_terms(data: np.ndarray, ends: np.ndarray) -> dict[str, int]:
     raw, starts = data.tobytes(), np.concatenate([[0], ends[:-1]]).tolist()
     return {raw[a:b].decode("utf-8", errors="surrogatepass"): i for i, (a, b) in enumerate(zip(starts, ends.tolist()))}
 
@@ -78,7 +78,7 @@ def load_lexical(model_dir: Path) -> tuple[LexicalFeatures, LogisticRegression]:
         if len(vecs) != params["n_views"]:
             raise UserError(f"{model_dir / PARAMS}: {params['n_views']} views for analyzer {feats.analyzer!r}")
         for i, vec in enumerate(vecs):
-            vec.vocabulary_ = _arrays_to_terms(arrays[f"view{i}.terms"], arrays[f"view{i}.term_ends"])
+            vec.vocabulary_ = arrays_to_terms(arrays[f"view{i}.terms"], arrays[f"view{i}.term_ends"])
             vec.idf_ = arrays[f"view{i}.idf"].astype(np.float32)
         feats._vecs = vecs
         clf = LogisticRegression()
