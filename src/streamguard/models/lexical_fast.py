@@ -28,7 +28,7 @@ from streamguard.models.lexical_store import ARRAYS, FORMAT, PARAMS, arrays_to_t
 _WHITESPACES = r"\s\s+"  # scikit-learn's char analyzer collapses these to one space first
 
 
-class FastCharScorer:
+class FastLexicalScorer:
     """P(vulnerable) for raw function texts from a one-view char n-gram or code-token model directory."""
 
     def __init__(self, model_dir: Path, params: dict, arrays: dict[str, np.ndarray]):
@@ -48,7 +48,7 @@ class FastCharScorer:
             self.vocab = arrays_to_terms(arrays["view0.terms"], arrays["view0.term_ends"])
 
     @classmethod
-    def open(cls, model_dir: Path) -> FastCharScorer | None:
+    def open(cls, model_dir: Path) -> FastLexicalScorer | None:
         """The scorer, or None when the model is not one it reproduces (another analyzer, several views, longer
         n-grams, a format it does not know). The sha256 check is ``load_lexical``'s."""
         from streamguard.errors import UserError
@@ -75,7 +75,8 @@ class FastCharScorer:
             texts = [normalise(code, self.strip, self.collapse) for code in codes]
             out = []
             for start in range(0, len(texts), 512):
-                out.extend(self._scores(*_code_cells(self.vocab, texts[start:start + 512])).tolist())
+                chunk = texts[start:start + 512]
+                out.extend(self._scores(*_code_cells(self.vocab, chunk), len(chunk)).tolist())
             return [_prob(d) for d in out]
         encoded: list[bytes] = []
         latin1: list[bool] = []
@@ -109,9 +110,9 @@ class FastCharScorer:
             + self.intercept
 
 
-def _code_cells(vocab: dict[str, int], texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _code_cells(vocab: dict[str, int], texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(text, column, count) of the vocabulary's code-token uni- and bi-grams in ``texts``, sorted by text then
-    column, and the number of texts."""
+    column (as ``char_ngrams.ngram_cells`` gives them for char n-grams)."""
     docs, cols, counts = [], [], []
     for i, text in enumerate(texts):
         toks = code_tokens(text)
@@ -124,8 +125,7 @@ def _code_cells(vocab: dict[str, int], texts: list[str]) -> tuple[np.ndarray, np
             docs.append(i)
             cols.append(col)
             counts.append(found[col])
-    return (np.array(docs, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(counts, dtype=np.int64),
-            len(texts))
+    return np.array(docs, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(counts, dtype=np.int64)
 
 
 def _prob(z: float) -> float:

@@ -156,11 +156,11 @@ def score_texts(model_dir: Path, codes: Sequence[str], prep_dir: Path | None = N
     allows (models/lexical_fast.py: no scikit-learn import for a scan); None when ``predict`` reads processed code
     or the model is not one the numpy scorer reproduces. ``prep_dir``: the model's processed data (or a bundle's
     ``preprocess/``), whose normalisation ``texts`` applies."""
-    from streamguard.models.lexical_fast import FastCharScorer
+    from streamguard.models.lexical_fast import FastLexicalScorer
     model_dir = Path(model_dir)
     if config_from_run(read_exp_config(model_dir)).code_source != "raw":
         return None
-    fast = loaded.cached("lexical-fast", model_dir, lambda: FastCharScorer.open(model_dir), BUNDLE_FILES)
+    fast = loaded.cached("lexical-fast", model_dir, lambda: FastLexicalScorer.open(model_dir), BUNDLE_FILES)
     if fast is None:
         return None
     if prep_dir is not None:
