@@ -8,7 +8,9 @@ Keys: work (build/transfer), out (benchmarks/results/transfer; quick: {work}/tra
 lexical,gnn), devign (../shared/data/devign; quick: data/sample), bigvul_source (the shared Big-Vul subset),
 debian_gz (data/collected/debian/pool.jsonl.gz), context_train (false: Debian context rows are for the ranking
 metrics; they are unlabelled by a fix, so training leaves them out), quick_patches (quick: patches per Debian
-holdout group, 4), quick_pairs (quick: Big-Vul pairs, 40); any other key is a pipeline param (e.g. lexical=FILE).
+holdout group, 4), quick_pairs (quick: Big-Vul pairs, 40), cross_project (true; false skips the Devign
+cross-project runs and rows, and, with vocab_from=DIR, preprocess-devign too); any other key is a pipeline param
+(e.g. lexical=FILE, gnn=FILE, taint_graph=true).
 """
 from __future__ import annotations
 
@@ -27,12 +29,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "pipeline-transfer.yaml"
 KIND_STEPS = ("{k}", "{k}-heldout", "{k}-xp-ffmpeg", "{k}-xp-qemu", "{k}-evaluate")
+CROSS_PROJECT_STEPS = {"split-ffmpeg", "split-qemu", "{k}-xp-ffmpeg", "{k}-xp-qemu"}
 DATA_STEPS = ("import-devign", "import-bigvul", "merge", "preprocess-devign", "preprocess-merged",
               "preprocess-heldout", "split-ffmpeg", "split-qemu")
 DEFAULTS = {"work": "build/transfer", "kinds": "lexical", "devign": "../shared/data/devign",
             "bigvul_source": "../shared/data/collected/bigvul_subset/all.jsonl",
             "debian_gz": str(ROOT / "data/collected/debian/pool.jsonl.gz"), "context_train": "false",
-            "quick": "false", "quick_patches": "4", "quick_pairs": "40", "train": "merged", "context_share": "1"}
+            "quick": "false", "quick_patches": "4", "quick_pairs": "40", "train": "merged", "context_share": "1",
+            "cross_project": "true"}
 QUICK = {"devign": str(ROOT / "data/sample"), "lexical": str(ROOT / "configs/transfer/lexical-quick.yaml"),
          "gnn": str(ROOT / "configs/transfer/gnn-quick.yaml")}
 
@@ -147,9 +151,14 @@ def prepare(values: dict[str, str]) -> None:
     stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
 
 
-def steps(kinds: list[str], train: str) -> list[str]:
-    skip = {"import-bigvul", "merge", "preprocess-merged"} if train == "devign" else set()
-    return [*(s for s in DATA_STEPS if s not in skip), *(s.format(k=k) for k in kinds for s in KIND_STEPS)]
+def steps(kinds: list[str], values: dict[str, str]) -> list[str]:
+    """The pipeline steps this run needs: no merge for the devign baseline; no cross-project splits and runs with
+    cross_project=false, and no preprocess-devign when the vocabulary comes from another folder too."""
+    skip = {"import-bigvul", "merge", "preprocess-merged"} if values["train"] == "devign" else set()
+    if not _true(values["cross_project"]):
+        skip |= CROSS_PROJECT_STEPS | ({"preprocess-devign"} if values.get("vocab_from") else set())
+    return [*(s for s in DATA_STEPS if s not in skip),
+            *(s.format(k=k) for k in kinds for s in KIND_STEPS if s not in skip)]
 
 
 def export_default(values: dict[str, str], kind: str) -> Path:
@@ -220,13 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     params = {k: v for k, v in values.items() if k not in ("out",)}
     if values["train"] == "devign":
         params["heldout_raw"] = str(Path(values["work"]) / "heldout-devign")
-    timings = run_pipeline(CONFIG, params, steps(kinds, values["train"]), main=sg_main)
+    timings = run_pipeline(CONFIG, params, steps(kinds, values), main=sg_main)
     command = "python benchmarks/transfer.py" + "".join(f" --set {s}" for s in args.set)
     work = Path(values["work"])  # the job's runs/preds/data params, where --set moved them (a lever's variant)
     res = summarize(work, kinds, values["train"], Path(values.get("preds") or work / "predictions"),
                     Path(values["out"]), command=command, timings=timings, seconds=time.time() - started,
                     runs=Path(values["runs"]) if values.get("runs") else None,
-                    data=Path(values["data"]) if values.get("data") else None)
+                    data=Path(values["data"]) if values.get("data") else None,
+                    cross_project=_true(values["cross_project"]))
     print(f"transfer: {len(res['rows'])} rows -> {values['out']}.md")
     return 0
 

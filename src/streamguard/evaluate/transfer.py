@@ -81,15 +81,16 @@ def _heldout_rows(preds: Path, data: Path, kind: str) -> list[dict[str, Any]]:
 
 
 def collect(work: Path, kinds: list[str], train: str, preds: Path, runs: Path | None = None,
-            data: Path | None = None) -> list[dict[str, Any]]:
+            data: Path | None = None, cross_project: bool = True) -> list[dict[str, Any]]:
     """Every row of the table; ``train`` names the main model's training data (merged, or the devign baseline);
     ``preds`` holds the held-out scores (``TRAIN-KIND-heldout.jsonl``, written by ``streamguard predict``);
-    ``runs`` and ``data`` are the job's params of those names (``{work}/runs``, ``{work}/processed`` by default)."""
+    ``runs`` and ``data`` are the job's params of those names (``{work}/runs``, ``{work}/processed`` by default);
+    ``cross_project=False``: the job ran without the Devign cross-project runs, so no such rows."""
     data, runs = data or work / "processed", runs or work / "runs"
     rows: list[dict[str, Any]] = []
     for kind in kinds:
         rows += _run_rows(runs / train / kind, data / train, "devign test (official)", kind)
-        for title, name in XP:
+        for title, name in XP if cross_project else ():
             rows += _run_rows(runs / name / kind, data / name, title, kind)
         rows += _heldout_rows(preds / f"{train}-{kind}-heldout.jsonl", data / f"heldout-{train}", kind)
     return rows
@@ -118,9 +119,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def summarize(work: Path, kinds: list[str], train: str, preds: Path, out: Path, command: str,
               timings: list[dict[str, Any]], seconds: float, runs: Path | None = None,
-              data: Path | None = None) -> dict[str, Any]:
+              data: Path | None = None, cross_project: bool = True) -> dict[str, Any]:
     """Score everything, write ``out``.json and ``out``.md; return the result."""
-    rows = collect(work, kinds, train, preds, runs, data)
+    rows = collect(work, kinds, train, preds, runs, data, cross_project)
     res = {"command": command, "train": train, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "git": git_state(),
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
