@@ -69,3 +69,15 @@ def test_baseline_heldout_drops_pairs_seen_in_devign_train(tmp_path: Path) -> No
     kept = {r.get("pair_id") for r in rows if r.get("source") == "bigvul"}
     assert bigvul[0]["pair_id"] not in kept and len(kept) == len({r["pair_id"] for r in bigvul}) - 1
     assert [r["holdout"] for r in rows if r.get("kind")] == ["time"]  # trainable Debian rows are not held out
+
+
+def test_cross_project_false_skips_the_cross_project_steps() -> None:
+    driver = _driver()
+    full = driver.steps(["gnn"], driver.settings([]))
+    assert {"split-ffmpeg", "gnn-xp-qemu", "preprocess-devign"} <= set(full)
+    lean = driver.steps(["gnn"], driver.settings(["cross_project=false"]))
+    assert not {"split-ffmpeg", "split-qemu", "gnn-xp-ffmpeg", "gnn-xp-qemu"} & set(lean)
+    assert "preprocess-devign" in lean  # the merged and held-out steps reuse its vocabulary
+    spared = driver.steps(["gnn"], driver.settings(["cross_project=false", "vocab_from=/elsewhere"]))
+    assert spared == ["import-devign", "import-bigvul", "merge", "preprocess-merged", "preprocess-heldout",
+                      "gnn", "gnn-heldout", "gnn-evaluate"]
