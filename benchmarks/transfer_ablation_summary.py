@@ -5,13 +5,19 @@ Usage:
   python benchmarks/transfer_ablation_summary.py --out benchmarks/results/transfer_ablation \\
       --row "taint-flow graph (GNN)|FFmpeg -> QEMU|RUNS/FFmpeg-to-qemu-ast-seed*|RUNS/FFmpeg-to-qemu-taint-seed*" \\
       --row ...
+      --row "taint (GNN)|debian held-out packages|W/predictions-gnn-ast-seed*/merged-gnn-heldout.jsonl|..." \\
+      --heldout-data W/processed-taint/heldout-merged \\
       [--job "none=transfer_merged.json" --job "pair term=transfer_merged_pairs.json" ...]
 ``--job LEVER=JSON`` adds a side-by-side table of ``make transfer`` variants (benchmarks/transfer.py's JSON: every
-set's ROC-AUC with its CI, the pair metrics and the within-file ranking), one row per set and variant.
-Each run is a run directory (predictions/test.jsonl, its valid-chosen threshold). Arms are paired by seed
-(the same seed numbers must exist on both sides). Tests on items: a paired bootstrap of the difference B - A of the
-seed-mean ROC-AUC (resamples of test items shared by both arms, two-sided p), and McNemar on each seed pair's
-verdicts (the largest p is reported). Across seeds: a paired t-test of ROC-AUC (with 3 seeds, weak by design).
+set's ROC-AUC with its CI, the pair metrics and the within-file ranking), one row per set and variant; a glob that
+matches several JSONs (one per seed) gives mean +- sd over them.
+Each run is a run directory (predictions/test.jsonl, its valid-chosen threshold), or a held-out predictions file
+of the job (``streamguard predict``'s JSONL): then the row's second field names the held-out set
+(evaluate/transfer.py HELDOUT_SETS) and ``--heldout-data`` is the job's processed held-out folder. Arms are paired by
+seed, the last ``seedN`` in each path (the same seed numbers must exist on both sides). Tests on items: a paired
+bootstrap of the difference B - A of the seed-mean ROC-AUC (resamples of test items shared by both arms, two-sided
+p), and McNemar on each seed pair's verdicts (the largest p is reported). Across seeds: a paired t-test of ROC-AUC
+(with 3 seeds, weak by design).
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from scipy import stats
 
 from streamguard.evaluate.metrics import resample_weights, threshold_free_metrics
 from streamguard.evaluate.stats import mcnemar
+from streamguard.evaluate.transfer import HELDOUT_SETS, heldout_sets
 from streamguard.provenance import git_state
 from streamguard.rundir import RunDir
 from streamguard.thresholds import run_threshold
@@ -35,20 +42,31 @@ BOOT = 2000
 
 
 def _seed(path: str) -> int:
-    match = re.search(r"seed-?(\d+)$", path.rstrip("/"))
-    if not match:
-        raise SystemExit(f"{path}: no -seedN suffix")
-    return int(match.group(1))
+    found = re.findall(r"seed-?(\d+)(?=/|$)", path.rstrip("/"))
+    if not found:
+        raise SystemExit(f"{path}: no seedN in the path")
+    return int(found[-1])
 
 
-def arm(pattern: str) -> dict[int, dict[str, Any]]:
-    """seed -> the run's test labels, scores (in id order) and verdicts at its own threshold."""
+def arm(pattern: str, heldout: tuple[str, Path | None] | None = None) -> dict[int, dict[str, Any]]:
+    """seed -> the test labels, scores (in id order) and verdicts at the model's own threshold: of each run
+    directory the pattern matches, or of each held-out predictions file (``heldout``: the set title and the
+    job's processed held-out folder)."""
     out = {}
     for path in sorted(glob.glob(pattern)):
-        if not RunDir(Path(path)).predictions_path("test").is_file():  # a log file, or a run still training
+        if path.endswith(".jsonl"):
+            title, data = heldout or ("", None)
+            if data is None:
+                raise SystemExit(f"{path}: a held-out predictions file needs --heldout-data")
+            rows = heldout_sets(Path(path), data)[0].get(title)
+            if not rows:
+                raise SystemExit(f"{path}: no rows of the set {title!r} ({', '.join(t for _, t in HELDOUT_SETS)})")
+            thr = float(rows[0]["threshold"])
+        elif RunDir(Path(path)).predictions_path("test").is_file():
+            rows, thr = RunDir(Path(path)).read_predictions("test"), run_threshold(Path(path))
+        else:  # a log file, or a run still training
             continue
-        rows = sorted(RunDir(Path(path)).read_predictions("test"), key=lambda r: r["id"])
-        thr = run_threshold(Path(path))
+        rows = sorted(rows, key=lambda r: r["id"])
         score = np.array([r["prob_vulnerable"] for r in rows])
         out[_seed(path)] = {"ids": [r["id"] for r in rows], "y": np.array([int(r["label"]) for r in rows]),
                             "score": score, "pred": (score >= thr).astype(int)}
@@ -88,7 +106,7 @@ def _ms(values: list[float], pct: bool = False) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| lever | direction | seeds | n | ROC-AUC without | ROC-AUC with | difference [95% CI], p (bootstrap) | "
+    head = ("| lever | tested on | seeds | n | ROC-AUC without | ROC-AUC with | difference [95% CI], p (bootstrap) | "
             "accuracy without / with (%) | McNemar max p | t-test p (ROC-AUC over seeds) |\n" + "|---" * 10 + "|")
     lines = [head]
     for r in rows:
@@ -102,37 +120,56 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def job_table(jobs: list[tuple[str, dict[str, Any]]]) -> str:
-    """The transfer job's variants side by side, per evaluation set."""
-    lines = ["| set | levers | ROC-AUC [95% CI] | vuln > fix | P-C | P-V | P-R | R@5 (chance) |", "|---" * 8 + "|"]
-    for name in [r["set"] for r in jobs[0][1]["rows"]]:
-        for lever, res in jobs:
-            r = next(x for x in res["rows"] if x["set"] == name)
-            p, k = r["pairs"], r["ranking"]
+def job_table(jobs: list[tuple[str, list[dict[str, Any]]]]) -> str:
+    """The transfer job's variants side by side, per evaluation set; a variant run over several seeds (one result
+    each) shows mean +- sd where one run shows its value (ROC-AUC with its 95% CI)."""
+    lines = ["| set | levers | runs | ROC-AUC | vuln > fix | P-C | P-V | P-R | R@5 (chance) |", "|---" * 9 + "|"]
+    sets = dict.fromkeys(r["set"] for _, results in jobs for res in results for r in res["rows"])
+    for name in sets:  # a variant run without some set (cross_project=false) has no line there
+        for lever, results in jobs:
+            rows = [x for res in results for x in res["rows"] if x["set"] == name]
+            if len(rows) != len(results):
+                continue
+            paired, ranked = rows[0]["pairs"].get("n_pairs"), rows[0]["ranking"].get("n_files")
 
-            def pair(key: str, p: dict = p) -> str:
-                return f"{p[key]:.3f}" if p.get("n_pairs") else "-"
-            r5 = f"{k['recall_at_5']:.3f} ({k['chance_recall_at_5']:.3f})" if k.get("n_files") else "-"
-            ci = r["roc_auc_ci"]
-            lines.append(f"| {name} | {lever} | {r['roc_auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] "
-                         f"| {pair('vulnerable_higher')} | {pair('p_c')} | {pair('p_v')} | {pair('p_r')} | {r5} |")
+            def cell(get: Any, on: Any = True, rows: list = rows) -> str:
+                return _ms([float(get(r)) for r in rows]).replace(" +- -", "") if on else "-"
+            auc = cell(lambda r: r["roc_auc"])
+            if len(rows) == 1:
+                auc += " [{:.3f}, {:.3f}]".format(*rows[0]["roc_auc_ci"])
+            chance = f" ({rows[0]['ranking']['chance_recall_at_5']:.3f})" if ranked else ""
+            lines.append(f"| {name} | {lever} | {len(rows)} | {auc} | "
+                         + " | ".join(cell(lambda r, m=m: r["pairs"][m], paired)
+                                      for m in ("vulnerable_higher", "p_c", "p_v", "p_r"))
+                         + f" | {cell(lambda r: r['ranking']['recall_at_5'], ranked)}{chance} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--row", action="append", default=[], metavar="LEVER|DIRECTION|GLOB_A|GLOB_B")
-    ap.add_argument("--job", action="append", default=[], metavar="LEVERS=TRANSFER_JSON")
+    ap.add_argument("--job", action="append", default=[], metavar="LEVERS=TRANSFER_JSON_GLOB")
+    ap.add_argument("--heldout-data", type=Path, default=None,
+                    help="the job's processed held-out folder, for rows over held-out predictions files")
     ap.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md (the table)")
     args = ap.parse_args()
     rows = []
     for spec in args.row:
         lever, direction, ga, gb = spec.split("|")
-        rows.append({"lever": lever, "direction": direction, "a": ga, "b": gb, "result": compare(arm(ga), arm(gb))})
-    jobs = [(spec.split("=", 1)[0], json.loads(Path(spec.split("=", 1)[1]).read_text())) for spec in args.job]
+        held = (direction, args.heldout_data)
+        rows.append({"lever": lever, "direction": direction, "a": ga, "b": gb,
+                     "result": compare(arm(ga, held), arm(gb, held))})
+    jobs = []
+    for spec in args.job:
+        lever, pattern = spec.split("=", 1)
+        paths = sorted(glob.glob(pattern))
+        if not paths:
+            raise SystemExit(f"--job {spec}: no file matches")
+        jobs.append((lever, [json.loads(Path(p).read_text()) for p in paths]))
     text = "\n\n".join(([table(rows)] if rows else []) + ([job_table(jobs)] if jobs else []))
-    args.out.with_suffix(".json").write_text(json.dumps({"git": git_state(), "rows": rows,
-                                                         "jobs": {k: v["rows"] for k, v in jobs}}, indent=1) + "\n")
+    jobs_rows = {k: [r["rows"] for r in v] for k, v in jobs}
+    args.out.with_suffix(".json").write_text(json.dumps({"git": git_state(), "rows": rows, "jobs": jobs_rows},
+                                                        indent=1) + "\n")
     args.out.with_suffix(".md").write_text(text + "\n")
     print(text)
 

@@ -65,18 +65,26 @@ def heldout_group(row: dict[str, Any]) -> str:
     return str(row.get("source") or "other")
 
 
-def _heldout_rows(preds: Path, data: Path, kind: str) -> list[dict[str, Any]]:
+HELDOUT_SETS = (("debian-package", "debian held-out packages"), ("debian-time", "debian time split"),
+                ("bigvul", "big-vul held-out pairs"))
+
+
+def heldout_sets(preds: Path, data: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """``streamguard predict``'s rows on the held-out data, by set title (HELDOUT_SETS; empty sets left out), and
+    the raw fields (pairs, files) of every row by id."""
     rows = [json.loads(line) for line in preds.read_text().splitlines() if line.strip()]
-    threshold = float(rows[0]["threshold"]) if rows else 0.5
     recs = ProcessedDir(data).read_split("test", keep=("id", "label", "metadata"))
     info = raw_fields(data, "test", recs, PAIR_FIELDS)
+    sets = {title: [r for r in rows if heldout_group(info.get(r["id"], {})) == group] for group, title in HELDOUT_SETS}
+    return {t: sub for t, sub in sets.items() if sub}, info
+
+
+def _heldout_rows(preds: Path, data: Path, kind: str) -> list[dict[str, Any]]:
+    sets, info = heldout_sets(preds, data)
     out = []
-    for group, title in (("debian-package", "debian held-out packages"), ("debian-time", "debian time split"),
-                         ("bigvul", "big-vul held-out pairs")):
-        sub = [r for r in rows if heldout_group(info.get(r["id"], {})) == group]
-        if sub:
-            ids, y, s = _arrays(sub)
-            out.append({"set": title, "model": kind, **score_set(ids, y, s, threshold, info)})
+    for title, sub in sets.items():
+        ids, y, s = _arrays(sub)
+        out.append({"set": title, "model": kind, **score_set(ids, y, s, float(sub[0]["threshold"]), info)})
     return out
 
 
