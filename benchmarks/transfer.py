@@ -4,8 +4,8 @@ one table of every model on every unseen set (benchmarks/results/transfer.{md,js
     python benchmarks/transfer.py [--set key=value ...]        # make transfer
     python benchmarks/transfer.py --set quick=true work=/tmp/t  # the bundled sample and small slices, seconds
 
-Keys: work (build/transfer), out (benchmarks/results/transfer; quick: {work}/transfer), kinds (lexical; or
-lexical,gnn), devign (../shared/data/devign; quick: data/sample), bigvul_source (the shared Big-Vul subset),
+Keys: work (build/transfer), out (benchmarks/results/transfer; quick: {work}/transfer), kinds (lexical; or any of
+lexical,gnn,fusion: the fusion of fusion_models, lexical,analysers by default), devign (../shared/data/devign; quick: data/sample), bigvul_source (the shared Big-Vul subset),
 debian_gz (data/collected/debian/pool.jsonl.gz), context_train (false: Debian context rows are for the ranking
 metrics; they are unlabelled by a fix, so training leaves them out), quick_patches (quick: patches per Debian
 holdout group, 4), quick_pairs (quick: Big-Vul pairs, 40), cross_project (true; false skips the Devign
@@ -217,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"transfer: default model -> {export_default(values, args.export_default)}")
         return 0
     kinds = [k for k in values["kinds"].split(",") if k]
-    if not kinds or set(kinds) - {"lexical", "gnn"}:
-        sys.exit(f"transfer: error: kinds must be lexical and/or gnn, got {values['kinds']!r}")
+    if not kinds or set(kinds) - {"lexical", "gnn", "fusion"}:
+        sys.exit(f"transfer: error: kinds must be among lexical, gnn and fusion, got {values['kinds']!r}")
     if values["train"] not in ("merged", "devign"):
         sys.exit(f"transfer: error: train must be merged or devign, got {values['train']!r}")
     from streamguard.cli import main as sg_main

