@@ -4,7 +4,9 @@
 # Devign's test and the held-out Debian packages, time split and Big-Vul pairs. The cross-project rows of these
 # models are benchmarks/taint_gnn_cross_project.sh's (3 seeds), so the job runs with cross_project=false.
 # Usage: REPO=checkout WORK=the lexical job's work folder (its raw/ and processed/devign are reused)
-#        [ARMS="taint taint-pairs ast"] [SEEDS="42 2 3"] bash benchmarks/gnn_transfer.sh
+#        [ARMS="taint taint-pairs ast"] [SEEDS="42 2 3"] [SET="more key=value settings"] bash benchmarks/gnn_transfer.sh
+# SET must repeat the settings WORK's merge was made with (e.g. context_share=0.25): the job skips a finished merge
+# whatever its inputs, and its held-out rows are that merge's.
 # Tables: $OUT/gnn_<arm>_seed<N>.{md,json} (OUT: benchmarks/results/transfer_ablation); runs and held-out
 # predictions in $WORK/runs-gnn-<arm>-seed<N>, $WORK/predictions-gnn-<arm>-seed<N>. Finished steps are skipped on a
 # rerun.
@@ -19,7 +21,7 @@ for seed in ${SEEDS:-42}; do
     echo "$(date) gnn $arm seed $seed"
     $PY benchmarks/transfer.py --set kinds=gnn cross_project=false taint_graph=true work=$WORK seed=$seed \
       data=$WORK/processed-taint vocab_from=$WORK/processed/devign gnn=$cfg runs=$WORK/runs-gnn-$arm-seed$seed \
-      preds=$WORK/predictions-gnn-$arm-seed$seed out=$OUT/gnn_${arm}_seed$seed
+      preds=$WORK/predictions-gnn-$arm-seed$seed out=$OUT/gnn_${arm}_seed$seed $SET
   done
 done
 echo "$(date) done"
