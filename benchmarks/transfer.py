@@ -5,12 +5,12 @@ one table of every model on every unseen set (benchmarks/results/transfer.{md,js
     python benchmarks/transfer.py --set quick=true work=/tmp/t  # the bundled sample and small slices, seconds
 
 Keys: work (build/transfer), out (benchmarks/results/transfer; quick: {work}/transfer), kinds (lexical; or any of
-lexical,gnn,fusion: the fusion of fusion_models, lexical,analysers by default), devign (../shared/data/devign; quick: data/sample), bigvul_source (the shared Big-Vul subset),
-debian_gz (data/collected/debian/pool.jsonl.gz), context_train (false: Debian context rows are for the ranking
-metrics; they are unlabelled by a fix, so training leaves them out), quick_patches (quick: patches per Debian
-holdout group, 4), quick_pairs (quick: Big-Vul pairs, 40), cross_project (true; false skips the Devign
-cross-project runs and rows, and, with vocab_from=DIR, preprocess-devign too); any other key is a pipeline param
-(e.g. lexical=FILE, gnn=FILE, taint_graph=true).
+lexical,gnn,fusion: the fusion of fusion_models, lexical,analysers by default), devign (../shared/data/devign;
+quick: data/sample), bigvul_source (the shared Big-Vul subset), debian_gz (data/collected/debian/pool.jsonl.gz),
+context_train (false: Debian context rows are for the ranking metrics; they are unlabelled by a fix, so training
+leaves them out), quick_patches (quick: patches per Debian holdout group, 4), quick_pairs (quick: Big-Vul pairs,
+40), cross_project (true; false skips the Devign cross-project runs and rows, and, with vocab_from=DIR,
+preprocess-devign too); any other key is a pipeline param (e.g. lexical=FILE, gnn=FILE, taint_graph=true, seed).
 """
 from __future__ import annotations
 
@@ -126,17 +126,29 @@ def bigvul_rows(path: Path, quick_pairs: int | None) -> list[dict[str, Any]]:
     return [r for r in rows if (r.get("pair_id") or "") in set(pairs)]
 
 
-def prepare(values: dict[str, str]) -> None:
-    """{work}/debian/pool.jsonl and {work}/bigvul.jsonl, once (a stamp records the settings they came from)."""
+def pipeline_params(values: dict[str, str]) -> dict[str, str]:
+    params = {k: v for k, v in values.items() if k not in ("out",)}
+    if values["train"] == "devign":
+        params["heldout_raw"] = str(Path(values["work"]) / "heldout-devign")
+    return params
+
+
+def prepare(values: dict[str, str]) -> bool:
+    """{work}/debian/pool.jsonl and {work}/bigvul.jsonl, written when the sources' contents or the settings they
+    depend on changed (a stamp records them); True when written, and then the steps that read them run again
+    (a finished step is otherwise skipped whatever its inputs)."""
+    from streamguard.pipeline import forget
+    from streamguard.provenance import sha256_file
     work, quick = Path(values["work"]), _true(values["quick"])
-    stamp = {k: values[k] for k in ("debian_gz", "bigvul_source", "context_train", "quick", "quick_patches",
-                                    "quick_pairs", "train", "context_share")}
-    stamp_path = work / "prepared.json"
-    if stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
-        return
     for p in (Path(values["debian_gz"]), Path(values["bigvul_source"])):
         if not p.is_file():
             sys.exit(f"transfer: error: {p} not found (set debian_gz= / bigvul_source=)")
+    stamp = {k: values[k] for k in ("context_train", "quick", "quick_patches", "quick_pairs", "train",
+                                    "context_share")}
+    stamp |= {f"{k}_sha256": sha256_file(Path(values[k])) for k in ("debian_gz", "bigvul_source")}
+    stamp_path = work / "prepared.json"
+    if stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
+        return False
     debian = debian_rows(Path(values["debian_gz"]), _true(values["context_train"]),
                          int(values["quick_patches"]) if quick else None, float(values["context_share"]))
     if values["train"] == "devign":
@@ -149,6 +161,8 @@ def prepare(values: dict[str, str]) -> None:
     _write_jsonl(work / "bigvul.jsonl", bigvul_rows(Path(values["bigvul_source"]),
                                                     int(values["quick_pairs"]) if quick else None))
     stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
+    forget(CONFIG, pipeline_params(values), ["import-bigvul", "merge"])
+    return True
 
 
 def steps(kinds: list[str], values: dict[str, str]) -> list[str]:
@@ -226,9 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     from streamguard.pipeline import run_pipeline
     started = time.time()
     prepare(values)
-    params = {k: v for k, v in values.items() if k not in ("out",)}
-    if values["train"] == "devign":
-        params["heldout_raw"] = str(Path(values["work"]) / "heldout-devign")
+    params = pipeline_params(values)
     timings = run_pipeline(CONFIG, params, steps(kinds, values), main=sg_main)
     command = "python benchmarks/transfer.py" + "".join(f" --set {s}" for s in args.set)
     work = Path(values["work"])  # the job's runs/preds/data params, where --set moved them (a lever's variant)

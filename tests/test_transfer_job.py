@@ -101,3 +101,23 @@ def test_quick_job_fuses_lexical_and_analysers(tmp_path: Path, monkeypatch: pyte
         ("debian time split", "fusion"), ("big-vul held-out pairs", "fusion")]
     fusion = json.loads((work / "runs" / "merged" / "fusion" / "fusion.json").read_text())
     assert fusion["models"] == ["lexical", "analysers"]
+
+
+def test_changed_prepared_inputs_run_the_merge_again(tmp_path: Path) -> None:
+    """A finished step is skipped whatever its inputs: when the pool the job prepares changes (another
+    context_share), the merge that reads it must not be."""
+    from streamguard.pipeline import _finished, _marker, load_steps
+    driver = _driver()
+    args = [f"work={tmp_path}", f"devign={FIX / 'raw_small'}", f"debian_gz={FIX / 'transfer' / 'debian.jsonl.gz'}",
+            f"bigvul_source={FIX / 'transfer' / 'bigvul.jsonl'}", "quick=true", "quick_pairs=4", "quick_patches=1"]
+    values = driver.settings(args)
+    assert driver.prepare(values) and not driver.prepare(values)  # written once, then up to date
+    steps, _ = load_steps(driver.CONFIG, driver.pipeline_params(values))
+    merge = next(s for s in steps if s["name"] == "merge")
+    Path(merge["done"]).parent.mkdir(parents=True)
+    Path(merge["done"]).write_text("{}")
+    _marker(merge).write_text(json.dumps({"args": merge["args"]}))
+    assert _finished(merge, _marker(merge))
+    other = driver.settings(args + ["context_share=0.5"])
+    assert driver.prepare(other)
+    assert not _finished(merge, _marker(merge))

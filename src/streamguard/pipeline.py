@@ -69,6 +69,16 @@ def _marker(step: dict[str, Any]) -> Path | None:
     return done.with_name(f".{done.name}.step-done")
 
 
+def forget(path: Path, values: dict[str, str], names: list[str]) -> None:
+    """Make the named steps run again next time: their inputs changed outside the pipeline (a finished step is
+    otherwise skipped whatever its inputs), so their done markers go."""
+    steps, _ = load_steps(path, values)
+    for step in steps:
+        marker = _marker(step) if step["name"] in names else None
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+
+
 def _finished(step: dict[str, Any], marker: Path) -> bool:
     try:
         record = json.loads(marker.read_text())
