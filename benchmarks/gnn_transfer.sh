@@ -5,8 +5,7 @@
 # models are benchmarks/taint_gnn_cross_project.sh's (3 seeds), so the job runs with cross_project=false.
 # Usage: REPO=checkout WORK=the lexical job's work folder (its raw/ and processed/devign are reused)
 #        [ARMS="taint taint-pairs ast"] [SEEDS="42 2 3"] [SET="more key=value settings"] bash benchmarks/gnn_transfer.sh
-# SET must repeat the settings WORK's merge was made with (e.g. context_share=0.25): the job skips a finished merge
-# whatever its inputs, and its held-out rows are that merge's.
+# SET: the settings WORK's merge was made with (e.g. context_share=0.25), or the merge runs again with these.
 # Tables: $OUT/gnn_<arm>_seed<N>.{md,json} (OUT: benchmarks/results/transfer_ablation); runs and held-out
 # predictions in $WORK/runs-gnn-<arm>-seed<N>, $WORK/predictions-gnn-<arm>-seed<N>. Finished steps are skipped on a
 # rerun.
