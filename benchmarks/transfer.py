@@ -161,7 +161,7 @@ def prepare(values: dict[str, str]) -> bool:
     _write_jsonl(work / "bigvul.jsonl", bigvul_rows(Path(values["bigvul_source"]),
                                                     int(values["quick_pairs"]) if quick else None))
     stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
-    forget(CONFIG, pipeline_params(values), ["import-bigvul", "merge"])
+    forget(CONFIG, pipeline_params(values), "import-bigvul")  # the merge reads them, and every model its output
     return True
 
 

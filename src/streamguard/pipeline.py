@@ -69,12 +69,15 @@ def _marker(step: dict[str, Any]) -> Path | None:
     return done.with_name(f".{done.name}.step-done")
 
 
-def forget(path: Path, values: dict[str, str], names: list[str]) -> None:
-    """Make the named steps run again next time: their inputs changed outside the pipeline (a finished step is
-    otherwise skipped whatever its inputs), so their done markers go."""
+def forget(path: Path, values: dict[str, str], first: str) -> None:
+    """Make step ``first`` and every step after it run again next time: its inputs changed outside the pipeline (a
+    finished step is otherwise skipped whatever its inputs), so their done markers go."""
     steps, _ = load_steps(path, values)
-    for step in steps:
-        marker = _marker(step) if step["name"] in names else None
+    names = [s["name"] for s in steps]
+    if first not in names:
+        raise UserError(f"{path}: no step named {first!r}")
+    for step in steps[names.index(first):]:
+        marker = _marker(step)
         if marker is not None:
             marker.unlink(missing_ok=True)
 
