@@ -145,13 +145,41 @@ def job_table(jobs: list[tuple[str, list[dict[str, Any]]]]) -> str:
     return "\n".join(lines)
 
 
+def job_plot(jobs: list[tuple[str, list[dict[str, Any]]]], path: Path) -> None:
+    """ROC-AUC of every job variant on every set (mean, and the sd over runs as a bar), chance and the issue's 0.65
+    goal as lines: the table at a glance."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sets = list(dict.fromkeys(r["set"] for _, results in jobs for res in results for r in res["rows"]))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(sets)), 4.2))
+    width = 0.8 / len(jobs)
+    for k, (lever, results) in enumerate(jobs):
+        xs, means, sds = [], [], []
+        for i, name in enumerate(sets):
+            aucs = [r["roc_auc"] for res in results for r in res["rows"] if r["set"] == name]
+            if len(aucs) == len(results):
+                xs.append(i - 0.4 + width * (k + 0.5))
+                means.append(float(np.mean(aucs)))
+                sds.append(float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0)
+        ax.errorbar(xs, means, yerr=sds, fmt="o", capsize=3, label=f"{lever} ({len(results)} run(s))")
+    ax.axhline(0.5, color="grey", lw=1, ls=":")
+    ax.axhline(0.65, color="tab:red", lw=1, ls="--", label="goal 0.65")
+    ax.set_xticks(range(len(sets)), [s.replace(" ", "\n", 1) for s in sets], fontsize=8)
+    ax.set_ylabel("ROC-AUC")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--row", action="append", default=[], metavar="LEVER|DIRECTION|GLOB_A|GLOB_B")
     ap.add_argument("--job", action="append", default=[], metavar="LEVERS=TRANSFER_JSON_GLOB")
     ap.add_argument("--heldout-data", type=Path, default=None,
                     help="the job's processed held-out folder, for rows over held-out predictions files")
-    ap.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md (the table)")
+    ap.add_argument("--out", type=Path, required=True,
+                    help="writes OUT.json and OUT.md (the tables), and OUT.png (the job variants' ROC-AUC) with --job")
     args = ap.parse_args()
     rows = []
     for spec in args.row:
@@ -171,6 +199,8 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps({"git": git_state(), "rows": rows, "jobs": jobs_rows},
                                                         indent=1) + "\n")
     args.out.with_suffix(".md").write_text(text + "\n")
+    if jobs:
+        job_plot(jobs, args.out.with_suffix(".png"))
     print(text)
 
 
