@@ -33,7 +33,7 @@ from scipy import stats
 
 from streamguard.evaluate.metrics import resample_weights, threshold_free_metrics
 from streamguard.evaluate.stats import mcnemar
-from streamguard.evaluate.transfer import HELDOUT_SETS, heldout_sets
+from streamguard.evaluate.transfer import HELDOUT_SETS, LENGTH, heldout_sets
 from streamguard.provenance import git_state
 from streamguard.rundir import RunDir
 from streamguard.thresholds import run_threshold
@@ -120,15 +120,24 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def variants(jobs: list[tuple[str, list[dict[str, Any]]]]) -> list[tuple[str, list[list[dict[str, Any]]]]]:
+    """Per job variant, each run's model rows; then the length baseline (evaluate/transfer.py LENGTH, the same in
+    every run of the job) as a variant of its own."""
+    out = [(lever, [[r for r in res["rows"] if r["model"] != LENGTH] for res in results]) for lever, results in jobs]
+    length = [[r for r in res["rows"] if r["model"] == LENGTH] for _, results in jobs for res in results]
+    return out + [("function length alone (baseline)", [rows]) for rows in length if rows][:1]
+
+
 def job_table(jobs: list[tuple[str, list[dict[str, Any]]]]) -> str:
     """The transfer job's variants side by side, per evaluation set; a variant run over several seeds (one result
     each) shows mean +- sd where one run shows its value (ROC-AUC with its 95% CI)."""
     lines = ["| set | levers | runs | ROC-AUC | vuln > fix | P-C | P-V | P-R | R@5 (chance) |", "|---" * 9 + "|"]
-    sets = dict.fromkeys(r["set"] for _, results in jobs for res in results for r in res["rows"])
+    table = variants(jobs)
+    sets = dict.fromkeys(r["set"] for _, runs in table for rows in runs for r in rows)
     for name in sets:  # a variant run without some set (cross_project=false) has no line there
-        for lever, results in jobs:
-            rows = [x for res in results for x in res["rows"] if x["set"] == name]
-            if len(rows) != len(results):
+        for lever, runs in table:
+            rows = [x for run in runs for x in run if x["set"] == name]
+            if len(rows) != len(runs):
                 continue
             paired, ranked = rows[0]["pairs"].get("n_pairs"), rows[0]["ranking"].get("n_files")
 
@@ -151,18 +160,19 @@ def job_plot(jobs: list[tuple[str, list[dict[str, Any]]]], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    sets = list(dict.fromkeys(r["set"] for _, results in jobs for res in results for r in res["rows"]))
+    table = variants(jobs)
+    sets = list(dict.fromkeys(r["set"] for _, runs in table for rows in runs for r in rows))
     fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(sets)), 4.2))
-    width = 0.8 / len(jobs)
-    for k, (lever, results) in enumerate(jobs):
+    width = 0.8 / len(table)
+    for k, (lever, runs) in enumerate(table):
         xs, means, sds = [], [], []
         for i, name in enumerate(sets):
-            aucs = [r["roc_auc"] for res in results for r in res["rows"] if r["set"] == name]
-            if len(aucs) == len(results):
+            aucs = [r["roc_auc"] for rows in runs for r in rows if r["set"] == name]
+            if len(aucs) == len(runs):
                 xs.append(i - 0.4 + width * (k + 0.5))
                 means.append(float(np.mean(aucs)))
                 sds.append(float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0)
-        ax.errorbar(xs, means, yerr=sds, fmt="o", capsize=3, label=f"{lever} ({len(results)} run(s))")
+        ax.errorbar(xs, means, yerr=sds, fmt="o", capsize=3, label=f"{lever} ({len(runs)} run(s))")
     ax.axhline(0.5, color="grey", lw=1, ls=":")
     ax.axhline(0.65, color="tab:red", lw=1, ls="--", label="goal 0.65")
     ax.set_xticks(range(len(sets)), [s.replace(" ", "\n", 1) for s in sets], fontsize=8)

@@ -29,10 +29,14 @@ def test_quick_job_reports_every_set(tmp_path: Path, monkeypatch: pytest.MonkeyP
                          f"bigvul_source={FIX / 'transfer' / 'bigvul.jsonl'}", "quick_pairs=16", "quick_patches=3"])
     assert rc == 0
     res = json.loads((work / "transfer.json").read_text())
-    sets = [r["set"] for r in res["rows"]]
+    sets = [r["set"] for r in res["rows"] if r["model"] == "lexical"]
     assert sets == ["devign test (official)", "devign-xp FFmpeg->QEMU", "devign-xp QEMU->FFmpeg",
                     "debian held-out packages", "debian time split", "big-vul held-out pairs"]
-    by_set = {r["set"]: r for r in res["rows"]}
+    # the length baseline on every set but the cross-project ones (it trains nothing)
+    length = [r for r in res["rows"] if r["model"] == "length (lines)"]
+    assert [r["set"] for r in length] == [s for s in sets if "xp" not in s]
+    assert all(r["roc_auc"] is not None and r["threshold"] > 1 for r in length)  # the train split's median
+    by_set = {r["set"]: r for r in res["rows"] if r["model"] == "lexical"}
     # held-out Debian: pairs and ranked files; Big-Vul: pairs only; Devign: neither
     assert by_set["debian time split"]["pairs"]["n_pairs"] > 0 and by_set["debian time split"]["ranking"]["n_files"] > 0
     assert by_set["big-vul held-out pairs"]["pairs"]["n_pairs"] > 0
@@ -96,7 +100,7 @@ def test_quick_job_fuses_lexical_and_analysers(tmp_path: Path, monkeypatch: pyte
                          f"bigvul_source={FIX / 'transfer' / 'bigvul.jsonl'}", "quick_pairs=16", "quick_patches=3"])
     assert rc == 0
     rows = json.loads((work / "transfer.json").read_text())["rows"]
-    assert [(r["set"], r["model"]) for r in rows] == [
+    assert [(r["set"], r["model"]) for r in rows if r["model"] == "fusion"] == [
         ("devign test (official)", "fusion"), ("debian held-out packages", "fusion"),
         ("debian time split", "fusion"), ("big-vul held-out pairs", "fusion")]
     fusion = json.loads((work / "runs" / "merged" / "fusion" / "fusion.json").read_text())
@@ -123,3 +127,27 @@ def test_changed_prepared_inputs_run_the_merge_again(tmp_path: Path) -> None:
     assert driver.prepare(other)
     # the merge and the model trained on its output run again; Devign's import did not read the pool
     assert [n for n, s in done.items() if _finished(s, _marker(s))] == ["import-devign"]
+
+
+def test_length_baseline_scores_line_counts(tmp_path: Path) -> None:
+    """The baseline's score is the raw function's line count (real Devign functions joined to the records)."""
+    import shutil
+
+    from sklearn.metrics import roc_auc_score
+
+    from streamguard.evaluate.transfer import LENGTH, length_rows
+    from streamguard.features.processed import ProcessedDir
+    data, raw = tmp_path / "data", tmp_path / "raw"
+    shutil.copytree(FIX / "gnn_processed", data)
+    real = [json.loads(x) for x in (FIX / "raw_small" / "test.jsonl").read_text().splitlines()]
+    recs = ProcessedDir(data).read_split("test", keep=("id", "label", "metadata"))
+    n = 1 + max(r["metadata"]["row"] for r in recs)
+    raw.mkdir()
+    for split in ("train", "valid", "test"):
+        (raw / f"{split}.jsonl").write_text("".join(json.dumps(real[k % len(real)]) + "\n" for k in range(n)))
+    meta = json.loads(ProcessedDir(data).meta_path.read_text())
+    ProcessedDir(data).meta_path.write_text(json.dumps({**meta, "raw_dir": str(raw)}))
+    devign = next(r for r in length_rows(data, data) if r["set"] == "devign test (official)")
+    lengths = [len(real[r["metadata"]["row"] % len(real)]["func"].splitlines()) for r in recs]
+    assert devign["model"] == LENGTH and devign["n"] == len(recs) and len(set(lengths)) > 5
+    assert devign["roc_auc"] == pytest.approx(roc_auc_score([r["label"] for r in recs], lengths))

@@ -88,11 +88,39 @@ def _heldout_rows(preds: Path, data: Path, kind: str) -> list[dict[str, Any]]:
     return out
 
 
+LENGTH = "length (lines)"
+
+
+def length_rows(train_data: Path, heldout_data: Path) -> list[dict[str, Any]]:
+    """The trivial baseline every model must beat: a function's line count as its score (on the held-out Debian
+    sets a fixed function is longer than most of its file's others, so size alone ranks). Its threshold is the
+    median line count of the train split (label-free)."""
+    def lengths(data: Path, split: str) -> tuple[list[dict[str, Any]], np.ndarray, dict[str, dict[str, Any]]]:
+        recs = ProcessedDir(data).read_split(split, keep=("id", "label", "metadata"))
+        info = raw_fields(data, split, recs, (*PAIR_FIELDS, "func"))
+        return recs, np.array([len(str(info[r["id"]]["func"]).splitlines()) for r in recs], float), info
+
+    _, train_len, _ = lengths(train_data, "train")
+    threshold = float(np.median(train_len)) if len(train_len) else 0.0
+    recs, s, info = lengths(train_data, "test")
+    out = [{"set": "devign test (official)", "model": LENGTH,
+            **score_set([r["id"] for r in recs], np.array([r["label"] for r in recs]), s, threshold, info)}]
+    recs, s, info = lengths(heldout_data, "test")
+    for group, title in HELDOUT_SETS:
+        keep = [k for k, r in enumerate(recs) if heldout_group(info[r["id"]]) == group]
+        if keep:
+            out.append({"set": title, "model": LENGTH, **score_set([recs[k]["id"] for k in keep],
+                                                                    np.array([recs[k]["label"] for k in keep]),
+                                                                    s[keep], threshold, info)})
+    return out
+
+
 def collect(work: Path, kinds: list[str], train: str, preds: Path, runs: Path | None = None,
             data: Path | None = None, cross_project: bool = True) -> list[dict[str, Any]]:
-    """Every row of the table; ``train`` names the main model's training data (merged, or the devign baseline);
-    ``preds`` holds the held-out scores (``TRAIN-KIND-heldout.jsonl``, written by ``streamguard predict``);
-    ``runs`` and ``data`` are the job's params of those names (``{work}/runs``, ``{work}/processed`` by default);
+    """Every row of the table (the models', then the length baseline's); ``train`` names the main model's training
+    data (merged, or the devign baseline); ``preds`` holds the held-out scores (``TRAIN-KIND-heldout.jsonl``,
+    written by ``streamguard predict``); ``runs`` and ``data`` are the job's params of those names
+    (``{work}/runs``, ``{work}/processed`` by default);
     ``cross_project=False``: the job ran without the Devign cross-project runs, so no such rows."""
     data, runs = data or work / "processed", runs or work / "runs"
     rows: list[dict[str, Any]] = []
@@ -101,7 +129,7 @@ def collect(work: Path, kinds: list[str], train: str, preds: Path, runs: Path | 
         for title, name in XP if cross_project else ():
             rows += _run_rows(runs / name / kind, data / name, title, kind)
         rows += _heldout_rows(preds / f"{train}-{kind}-heldout.jsonl", data / f"heldout-{train}", kind)
-    return rows
+    return rows + length_rows(data / train, data / f"heldout-{train}")
 
 
 def _f(value: Any, digits: int = 3) -> str:
