@@ -33,7 +33,7 @@ from scipy import stats
 
 from streamguard.evaluate.metrics import resample_weights, threshold_free_metrics
 from streamguard.evaluate.stats import mcnemar
-from streamguard.evaluate.transfer import HELDOUT_SETS, LENGTH, heldout_sets
+from streamguard.evaluate.transfer import HELDOUT_SETS, LENGTH, heldout_sets, length_rows
 from streamguard.provenance import git_state
 from streamguard.rundir import RunDir
 from streamguard.thresholds import run_threshold
@@ -124,6 +124,7 @@ def variants(jobs: list[tuple[str, list[dict[str, Any]]]]) -> list[tuple[str, li
     """Per job variant, each run's model rows; then the length baseline (evaluate/transfer.py LENGTH, the same in
     every run of the job) as a variant of its own."""
     out = [(lever, [[r for r in res["rows"] if r["model"] != LENGTH] for res in results]) for lever, results in jobs]
+    out = [(lever, runs) for lever, runs in out if any(runs)]
     length = [[r for r in res["rows"] if r["model"] == LENGTH] for _, results in jobs for res in results]
     return out + [("function length alone (baseline)", [rows]) for rows in length if rows][:1]
 
@@ -188,6 +189,9 @@ def main() -> None:
     ap.add_argument("--job", action="append", default=[], metavar="LEVERS=TRANSFER_JSON_GLOB")
     ap.add_argument("--heldout-data", type=Path, default=None,
                     help="the job's processed held-out folder, for rows over held-out predictions files")
+    ap.add_argument("--train-data", type=Path, default=None,
+                    help="the job's processed train folder: with --heldout-data, adds the length baseline to the "
+                         "job table (for results written before the job reported it)")
     ap.add_argument("--out", type=Path, required=True,
                     help="writes OUT.json and OUT.md (the tables), and OUT.png (the job variants' ROC-AUC) with --job")
     args = ap.parse_args()
@@ -204,6 +208,8 @@ def main() -> None:
         if not paths:
             raise SystemExit(f"--job {spec}: no file matches")
         jobs.append((lever, [json.loads(Path(p).read_text()) for p in paths]))
+    if args.train_data and args.heldout_data and jobs:
+        jobs.append(("length", [{"rows": length_rows(args.train_data, args.heldout_data)}]))
     text = "\n\n".join(([table(rows)] if rows else []) + ([job_table(jobs)] if jobs else []))
     jobs_rows = {k: [r["rows"] for r in v] for k, v in jobs}
     args.out.with_suffix(".json").write_text(json.dumps({"git": git_state(), "rows": rows, "jobs": jobs_rows},

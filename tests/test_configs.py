@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streamguard.config import GNNConfig, LexicalConfig, TransformerConfig, load_config
+from streamguard.config import FuseConfig, GNNConfig, LexicalConfig, TransformerConfig, load_config
 from streamguard.errors import UserError
 from streamguard.pipeline import load_steps
 from streamguard.pretrain.train import PretrainConfig
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if not p.name.startswith("pipeline-"))
 PIPELINES = sorted((ROOT / "configs").glob("pipeline-*.yaml"))
 CLASSES = {"gnn": GNNConfig, "transformer": TransformerConfig, "lexical": LexicalConfig,
-           "pretrain": PretrainConfig}
+           "pretrain": PretrainConfig, "fusion": FuseConfig}
 
 
 def _class_of(path: Path) -> type:
